@@ -1,0 +1,678 @@
+"""
+LLaMA 3.2 in one file: the model, Hugging Face checkpoints in and out, and the tokenizer.
+
+Read it top to bottom:
+  1. ModelArgs: the configuration, named presets, reading and writing a HF config.json.
+  2. The pieces of a block: RMSNorm, RoPE with llama3 frequency scaling, grouped-query Attention,
+     the SwiGLU FeedForward.
+  3. Llama: embedding -> n_layers blocks -> norm -> output. forward() takes a block_hook, the one place
+     where the rest of the project (the reasoning layer) reaches into the network; generate() uses a KV cache.
+  4. Loading and saving checkpoints in Hugging Face layout (config.json + safetensors).
+  5. Tokenizer: LLaMA 3's BPE on tiktoken, a byte-level tokenizer that needs no file, or a SentencePiece model.
+  6. A demo: `python model.py`.
+
+Parameter names are Meta's (tok_embeddings, layers.0.attention.wq, feed_forward.w1, ...), as in the paper's
+code and llama2.c; section 4 holds the table that maps them to Hugging Face's names.
+"""
+
+import base64
+import copy
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# -----------------------------------------------------------------------------
+# 1. Configuration
+
+
+@dataclass
+class RopeScaling:
+    """LLaMA 3.1+ "llama3" RoPE scaling: stretch the slow rotations so a model trained on
+    original_max_position_embeddings tokens works on `factor` times as many (see rope_inv_freq)."""
+
+    factor: float = 32.0
+    low_freq_factor: float = 1.0
+    high_freq_factor: float = 4.0
+    original_max_position_embeddings: int = 8192
+
+
+@dataclass
+class ModelArgs:
+    dim: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    n_kv_heads: int = 2  # grouped-query attention: n_heads / n_kv_heads query heads share one key/value head
+    vocab_size: int = 512
+    ffn_hidden_dim: int = 384
+    norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    rope_scaling: Optional[RopeScaling] = None  # None: plain RoPE. A dict is turned into a RopeScaling.
+    max_seq_len: int = 512
+    tie_embeddings: bool = True  # the output projection reuses the embedding table (LLaMA 3.2 1B and 3B do)
+
+    def __post_init__(self):
+        if isinstance(self.rope_scaling, dict):
+            self.rope_scaling = RopeScaling(**self.rope_scaling)
+        if self.dim % self.n_heads or (self.dim // self.n_heads) % 2:
+            raise ValueError(f"dim {self.dim} must split into {self.n_heads} heads of an even size")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_heads {self.n_heads} must be a multiple of n_kv_heads {self.n_kv_heads}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+    @classmethod
+    def preset(cls, name: str) -> "ModelArgs":
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset '{name}'; the presets are: {', '.join(PRESETS)}")
+        return copy.deepcopy(PRESETS[name])
+
+    @classmethod
+    def from_hf_config(cls, config: dict) -> "ModelArgs":
+        """Read a Hugging Face LLaMA config.json (already parsed into a dict)."""
+
+        def need(key):
+            if key not in config:
+                raise ValueError(f"config.json has no '{key}', which a LLaMA config needs")
+            return config[key]
+
+        if config.get("model_type", "llama") != "llama":
+            raise ValueError(f"config.json describes a '{config['model_type']}' model, not 'llama'")
+        for key, supported in (("hidden_act", "silu"), ("attention_bias", False), ("mlp_bias", False)):
+            if config.get(key, supported) != supported:
+                raise ValueError(f"config.json sets {key}={config[key]!r}; this LLaMA supports only {supported!r}")
+        # transformers < 5 (and Meta's published configs) write rope_theta and rope_scaling at the top level;
+        # transformers >= 5 writes both into rope_parameters. Read either.
+        rope = dict(config.get("rope_scaling") or {})
+        rope.update(config.get("rope_parameters") or {})
+        rope_theta = rope.get("rope_theta", config.get("rope_theta", 10000.0))
+        rope_type = rope.get("rope_type", rope.get("type", "default"))
+        if rope_type == "llama3":
+            missing = [k for k in ("factor", "low_freq_factor", "high_freq_factor") if k not in rope]
+            if missing:
+                raise ValueError(f"config.json's llama3 rope scaling lacks {', '.join(missing)}")
+            rope_scaling = RopeScaling(
+                factor=float(rope["factor"]),
+                low_freq_factor=float(rope["low_freq_factor"]),
+                high_freq_factor=float(rope["high_freq_factor"]),
+                # like HF: with no original length given, the model's own max length is the original one
+                original_max_position_embeddings=int(
+                    rope.get("original_max_position_embeddings", need("max_position_embeddings"))
+                ),
+            )
+        elif rope_type in ("default", None):
+            rope_scaling = None
+        else:
+            raise ValueError(f"config.json asks for rope_type '{rope_type}'; supported: 'llama3' or none")
+        dim, n_heads = need("hidden_size"), need("num_attention_heads")
+        if config.get("head_dim") not in (None, dim // n_heads):
+            raise ValueError(f"config.json sets head_dim {config['head_dim']}; this LLaMA needs hidden_size/heads")
+        # Defaults for absent keys are HF LlamaConfig's, since that is what HF would run.
+        return cls(
+            dim=dim,
+            n_layers=need("num_hidden_layers"),
+            n_heads=n_heads,
+            n_kv_heads=config.get("num_key_value_heads") or n_heads,
+            vocab_size=need("vocab_size"),
+            ffn_hidden_dim=need("intermediate_size"),
+            norm_eps=float(config.get("rms_norm_eps", 1e-6)),
+            rope_theta=float(rope_theta),
+            rope_scaling=rope_scaling,
+            max_seq_len=config.get("max_position_embeddings", 2048),
+            tie_embeddings=config.get("tie_word_embeddings", False),
+        )
+
+    def to_hf_config(self) -> dict:
+        """The config.json that HF transformers reads back (the format of Meta's published 3.2 configs)."""
+        rope_scaling = None if self.rope_scaling is None else {"rope_type": "llama3", **asdict(self.rope_scaling)}
+        return {
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "hidden_size": self.dim,
+            "num_hidden_layers": self.n_layers,
+            "num_attention_heads": self.n_heads,
+            "num_key_value_heads": self.n_kv_heads,
+            "head_dim": self.head_dim,
+            "intermediate_size": self.ffn_hidden_dim,
+            "vocab_size": self.vocab_size,
+            "rms_norm_eps": self.norm_eps,
+            "rope_theta": self.rope_theta,
+            "rope_scaling": rope_scaling,
+            "max_position_embeddings": self.max_seq_len,
+            "tie_word_embeddings": self.tie_embeddings,
+            "hidden_act": "silu",
+            "attention_bias": False,
+            "mlp_bias": False,
+        }
+
+
+_LLAMA32 = dict(
+    vocab_size=128256,
+    norm_eps=1e-5,
+    rope_theta=500000.0,
+    rope_scaling=RopeScaling(factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                             original_max_position_embeddings=8192),
+    max_seq_len=131072,
+    tie_embeddings=True,
+)
+PRESETS = {
+    "llama-3.2-1b": ModelArgs(dim=2048, n_layers=16, n_heads=32, n_kv_heads=8, ffn_hidden_dim=8192, **_LLAMA32),
+    "llama-3.2-3b": ModelArgs(dim=3072, n_layers=28, n_heads=24, n_kv_heads=8, ffn_hidden_dim=8192, **_LLAMA32),
+    # LLaMA 3.2's shape at CPU size, with the byte tokenizer's 512 ids: trains from scratch in minutes.
+    "tiny": ModelArgs(dim=128, n_layers=4, n_heads=4, n_kv_heads=2, ffn_hidden_dim=384, vocab_size=512,
+                      norm_eps=1e-5, rope_theta=10000.0, rope_scaling=None, max_seq_len=512, tie_embeddings=True),
+}
+
+# -----------------------------------------------------------------------------
+# 2. The pieces of a transformer block
+
+
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x^2) + eps) * weight. Computed in float32 whatever the weights' dtype, as Meta and HF do."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x32.type_as(x)
+
+
+def rope_inv_freq(head_dim: int, theta: float, scaling: Optional[RopeScaling] = None) -> torch.Tensor:
+    """How fast each pair of channels rotates with position: theta^(-2i/head_dim), i = 0 .. head_dim/2 - 1.
+
+    llama3 scaling (LLaMA 3.1 and 3.2) looks at each pair's wavelength 2pi/freq, in tokens:
+      - longer than original/low_freq_factor: it never completed a turn in training; slow it by `factor`
+        so that `factor` times longer contexts map onto angles the model has seen (interpolation);
+      - shorter than original/high_freq_factor: it encodes local order only; leave it alone;
+      - in between: blend the two, linearly in original/wavelen.
+    Meta's reference model.py hard-codes factor 8 (LLaMA 3.1); LLaMA 3.2 uses 32, so every number comes from
+    the config here.
+    """
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim))  # [head_dim/2]
+    if scaling is None:
+        return inv_freq
+    original = scaling.original_max_position_embeddings
+    wavelen = 2 * math.pi / inv_freq
+    smooth = (original / wavelen - scaling.low_freq_factor) / (scaling.high_freq_factor - scaling.low_freq_factor)
+    blended = (1 - smooth) * inv_freq / scaling.factor + smooth * inv_freq
+    return torch.where(
+        wavelen > original / scaling.low_freq_factor,
+        inv_freq / scaling.factor,
+        torch.where(wavelen < original / scaling.high_freq_factor, inv_freq, blended),
+    )
+
+
+def apply_rope(x, cos, sin):
+    """Rotate channel pairs by position * inv_freq: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin).
+
+    The pairs are (i, i + head_dim/2), the "rotate-half" convention. Meta's original weights pair adjacent
+    channels (2i, 2i+1); Hugging Face's conversion permuted the rows of wq and wk so that rotate-half gives
+    the same attention scores. We use rotate-half, so HF checkpoints load as they are, with no un-permuting
+    (and a checkpoint we save is an ordinary HF one).
+    """
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+
+class Attention(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = args.n_heads, args.n_kv_heads, args.head_dim
+        self.wq = nn.Linear(args.dim, args.n_heads * args.head_dim, bias=False)
+        self.wk = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=False)
+        self.wv = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=False)
+        self.wo = nn.Linear(args.n_heads * args.head_dim, args.dim, bias=False)
+        # The KV cache: None except inside Llama.generate, which sets both to [B, n_kv_heads, max_len, head_dim].
+        self.cache_k = None
+        self.cache_v = None
+
+    def forward(self, x, cos, sin, start_pos: int):
+        B, T, _ = x.shape
+        q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # [B, H, T, hd]
+        k = self.wk(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # [B, KV, T, hd]
+        v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # [B, KV, T, hd]
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if self.cache_k is not None:
+            # Generation: remember this step's keys and values, attend over every position so far.
+            self.cache_k[:B, :, start_pos : start_pos + T] = k
+            self.cache_v[:B, :, start_pos : start_pos + T] = v
+            k = self.cache_k[:B, :, : start_pos + T]  # [B, KV, S, hd], S = start_pos + T
+            v = self.cache_v[:B, :, : start_pos + T]
+        S = k.shape[2]
+        # Causal: query t (at position start_pos + t) sees keys 0 .. start_pos + t. Without cached keys that is
+        # the usual triangle; one new query sees everything; a chunk after a cached prefix needs a shifted mask.
+        mask = None
+        if 1 < T < S:
+            mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)  # [T, S]
+        # enable_gqa: each key/value head serves n_heads / n_kv_heads query heads without being copied.
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=(T > 1 and T == S),
+                                           enable_gqa=self.n_kv_heads != self.n_heads)  # [B, H, T, hd]
+        return self.wo(y.transpose(1, 2).reshape(B, T, -1))  # [B, T, D]
+
+
+class FeedForward(nn.Module):
+    """SwiGLU: w2(silu(w1 x) * w3 x). w1 is HF's gate_proj, w3 its up_proj, w2 its down_proj."""
+
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.w1 = nn.Linear(args.dim, args.ffn_hidden_dim, bias=False)
+        self.w2 = nn.Linear(args.ffn_hidden_dim, args.dim, bias=False)
+        self.w3 = nn.Linear(args.dim, args.ffn_hidden_dim, bias=False)
+
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm residual block: h = x + attention(norm(x)); out = h + feed_forward(norm(h))."""
+
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.attention_norm = RMSNorm(args.dim, args.norm_eps)
+        self.attention = Attention(args)
+        self.ffn_norm = RMSNorm(args.dim, args.norm_eps)
+        self.feed_forward = FeedForward(args)
+
+    def forward(self, x, cos, sin, start_pos: int):
+        h = x + self.attention(self.attention_norm(x), cos, sin, start_pos)
+        return h + self.feed_forward(self.ffn_norm(h))
+
+
+# -----------------------------------------------------------------------------
+# 3. The model
+
+BlockHook = Callable[[int, torch.Tensor], torch.Tensor]  # (block index, h [B, T, D]) -> h [B, T, D]
+
+
+class Llama(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.args = args
+        self.tok_embeddings = nn.Embedding(args.vocab_size, args.dim)
+        self.layers = nn.ModuleList(TransformerBlock(args) for _ in range(args.n_layers))
+        self.norm = RMSNorm(args.dim, args.norm_eps)
+        self.output = nn.Linear(args.dim, args.vocab_size, bias=False)
+        if args.tie_embeddings:
+            self.output.weight = self.tok_embeddings.weight
+        # Not saved: recomputed from the config, so a checkpoint holds weights only.
+        self.register_buffer("inv_freq", rope_inv_freq(args.head_dim, args.rope_theta, args.rope_scaling),
+                             persistent=False)
+        # GPT-2 / nanoGPT init for training from scratch; the projections into the residual stream get
+        # 1/sqrt(2 n_layers) of it, so that the stream's variance does not grow with depth.
+        for name, p in self.named_parameters():
+            if p.dim() == 2:
+                std = 0.02 / math.sqrt(2 * args.n_layers) if name.endswith(("wo.weight", "w2.weight")) else 0.02
+                nn.init.normal_(p, mean=0.0, std=std)
+
+    def rope(self, start_pos: int, T: int, dtype):
+        """cos and sin of the angles for positions start_pos .. start_pos+T-1, each [T, head_dim]."""
+        positions = torch.arange(start_pos, start_pos + T, device=self.inv_freq.device, dtype=torch.float)
+        angles = torch.outer(positions, self.inv_freq)  # [T, hd/2]
+        angles = torch.cat((angles, angles), dim=-1)  # [T, hd]: channels i and i + hd/2 share an angle
+        return angles.cos().to(dtype), angles.sin().to(dtype)
+
+    def blocks(self, h, start_pos: int = 0, block_hook: Optional[BlockHook] = None):
+        """Run every block on the residual stream h [B, T, D]; block_hook(i, h) replaces h after block i."""
+        cos, sin = self.rope(start_pos, h.shape[1], h.dtype)
+        for i, layer in enumerate(self.layers):
+            h = layer(h, cos, sin, start_pos)
+            if block_hook is not None:
+                h = block_hook(i, h)
+        return h
+
+    def forward(self, tokens, start_pos: int = 0, block_hook: Optional[BlockHook] = None):
+        """tokens [B, T] at positions start_pos .. start_pos+T-1 -> logits [B, T, vocab] in the weights' dtype.
+
+        block_hook, if given, is called as h = block_hook(i, h) after block i (0-based) for every block:
+        the way to insert a layer after a block, or to read the hidden state there.
+        start_pos > 0 only makes sense inside generate(), where the KV cache holds the earlier positions.
+        """
+        h = self.tok_embeddings(tokens)  # [B, T, D]
+        h = self.blocks(h, start_pos, block_hook)
+        return self.output(self.norm(h))  # [B, T, vocab]
+
+    def hidden_states(self, tokens) -> list:
+        """The residual stream after the embedding and after each block: n_layers + 1 tensors [B, T, D].
+        The last one is before the final norm (HF's output_hidden_states puts the norm into its last entry)."""
+        states = [self.tok_embeddings(tokens)]
+
+        def record(i, h):
+            states.append(h)
+            return h
+
+        self.blocks(states[0], 0, record)
+        return states
+
+    @torch.no_grad()
+    def generate(self, tokens, max_new_tokens: int, temperature: float = 0.0, top_k: Optional[int] = None,
+                 eos_id: Optional[int] = None, use_cache: bool = True,
+                 block_hook: Optional[BlockHook] = None) -> list:
+        """Continue each prompt. Returns list[list[int]]: the new tokens only, one list per prompt, at most
+        max_new_tokens each, cut before eos_id (eos itself is not included).
+
+        tokens: a LongTensor [B, T] or a list of token lists, which may differ in length. As in Meta's reference,
+        decoding starts at the shortest prompt's length and a longer prompt's own tokens overwrite the model's
+        guesses until it runs out: right padding with no attention mask, exact because attention is causal.
+        temperature 0 is greedy (argmax); otherwise sample from softmax(logits / temperature), over the top_k
+        most likely tokens if top_k is set. use_cache=False recomputes the whole sequence at each step: slow,
+        and here to show that the cache changes nothing. With the cache, block_hook sees only the new positions.
+        """
+        prompts = tokens.tolist() if isinstance(tokens, torch.Tensor) else [list(p) for p in tokens]
+        B = len(prompts)
+        min_len, max_len = min(len(p) for p in prompts), max(len(p) for p in prompts)
+        if min_len == 0 or max_len >= self.args.max_seq_len:
+            raise ValueError(f"prompts must hold 1 to {self.args.max_seq_len - 1} tokens (max_seq_len)")
+        total = min(max_len + max_new_tokens, self.args.max_seq_len)
+        device = self.tok_embeddings.weight.device
+        seq = torch.zeros(B, total, dtype=torch.long, device=device)  # [B, total]
+        is_prompt = torch.zeros(B, total, dtype=torch.bool, device=device)  # [B, total]
+        for b, p in enumerate(prompts):
+            seq[b, : len(p)] = torch.tensor(p, dtype=torch.long)
+            is_prompt[b, : len(p)] = True
+        done = torch.zeros(B, dtype=torch.bool, device=device)  # [B]
+        if use_cache:
+            self._setup_cache(B, total)
+        try:
+            fed = 0  # positions already in the KV cache
+            for pos in range(min_len, total):
+                if use_cache:
+                    logits = self(seq[:, fed:pos], start_pos=fed, block_hook=block_hook)[:, -1]  # [B, vocab]
+                    fed = pos
+                else:
+                    logits = self(seq[:, :pos], block_hook=block_hook)[:, -1]  # [B, vocab]
+                next_token = sample(logits, temperature, top_k)  # [B]
+                next_token = torch.where(is_prompt[:, pos], seq[:, pos], next_token)
+                seq[:, pos] = next_token
+                if eos_id is not None:
+                    done |= ~is_prompt[:, pos] & (next_token == eos_id)
+                if done.all():
+                    break
+        finally:
+            self._setup_cache(None, None)
+        out = []
+        for b, p in enumerate(prompts):
+            new = seq[b, len(p) : pos + 1].tolist()[:max_new_tokens]
+            if eos_id is not None and eos_id in new:
+                new = new[: new.index(eos_id)]
+            out.append(new)
+        return out
+
+    def _setup_cache(self, batch_size, max_len):
+        """Give every attention layer an empty KV cache; batch_size None removes the caches."""
+        w = self.tok_embeddings.weight
+        for layer in self.layers:
+            a = layer.attention
+            shape = (batch_size, a.n_kv_heads, max_len, a.head_dim)
+            a.cache_k = None if batch_size is None else torch.zeros(shape, dtype=w.dtype, device=w.device)
+            a.cache_v = None if batch_size is None else torch.zeros(shape, dtype=w.dtype, device=w.device)
+
+    @classmethod
+    def from_pretrained(cls, path: str, device="cpu", dtype: Optional[torch.dtype] = None) -> "Llama":
+        """Load a Hugging Face layout directory; see section 4."""
+        return load_pretrained(cls, path, device, dtype)
+
+    def save_pretrained(self, path: str, dtype: Optional[torch.dtype] = None) -> None:
+        """Write config.json + model.safetensors in Hugging Face layout; see section 4."""
+        save_pretrained(self, path, dtype)
+
+
+def sample(logits, temperature: float, top_k: Optional[int]):
+    """logits [B, vocab] -> next token [B]: argmax at temperature 0, else a draw from the tempered softmax."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]  # [B, 1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return torch.multinomial(F.softmax(logits, dim=-1), num_samples=1).squeeze(-1)
+
+
+# -----------------------------------------------------------------------------
+# 4. Checkpoints in Hugging Face layout
+#
+# A directory holds config.json and either model.safetensors or model.safetensors.index.json, whose
+# "weight_map" names the shard file of every tensor. A safetensors file is an 8-byte header length, a JSON
+# header (name -> dtype, shape, byte range) and the raw bytes; safe_open maps it into memory, so get_tensor
+# costs no copy until the tensor is converted or read.
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded as this model; the message names the file, tensor and shapes."""
+
+
+# Our names (Meta's) -> Hugging Face's, inside block i ("layers.{i}." <-> "model.layers.{i}.") and outside.
+HF_BLOCK_NAMES = {
+    "attention_norm.weight": "input_layernorm.weight",
+    "attention.wq.weight": "self_attn.q_proj.weight",
+    "attention.wk.weight": "self_attn.k_proj.weight",
+    "attention.wv.weight": "self_attn.v_proj.weight",
+    "attention.wo.weight": "self_attn.o_proj.weight",
+    "ffn_norm.weight": "post_attention_layernorm.weight",
+    "feed_forward.w1.weight": "mlp.gate_proj.weight",
+    "feed_forward.w2.weight": "mlp.down_proj.weight",
+    "feed_forward.w3.weight": "mlp.up_proj.weight",
+}
+HF_OTHER_NAMES = {
+    "tok_embeddings.weight": "model.embed_tokens.weight",
+    "norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+}
+
+
+def hf_name(name: str) -> str:
+    """Our parameter name -> Hugging Face's: layers.3.attention.wq.weight -> model.layers.3.self_attn.q_proj.weight."""
+    if name in HF_OTHER_NAMES:
+        return HF_OTHER_NAMES[name]
+    _, i, rest = name.split(".", 2)
+    return f"model.layers.{i}.{HF_BLOCK_NAMES[rest]}"
+
+
+def _open_safetensors(file: str):
+    from safetensors import safe_open
+
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"checkpoint file {file} does not exist")
+    try:
+        return safe_open(file, framework="pt", device="cpu")
+    except Exception as e:  # safetensors raises its own SafetensorError on a bad header or a short file
+        raise CheckpointError(f"{file} is not a readable safetensors file (truncated or corrupt?): {e}") from e
+
+
+def load_pretrained(cls, path: str, device="cpu", dtype: Optional[torch.dtype] = None) -> Llama:
+    """Build the model on the meta device (no memory), then give it the checkpoint's tensors one by one, so
+    the weights exist once. dtype None keeps the checkpoint's (that of its embedding table)."""
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"checkpoint directory {path} does not exist")
+    config_file = os.path.join(path, "config.json")
+    if not os.path.isfile(config_file):
+        raise FileNotFoundError(f"{path} has no config.json, so it is not a Hugging Face checkpoint")
+    with open(config_file) as f:
+        args = ModelArgs.from_hf_config(json.load(f))
+    index_file = os.path.join(path, "model.safetensors.index.json")
+    if os.path.isfile(index_file):
+        with open(index_file) as f:
+            files = sorted(set(json.load(f)["weight_map"].values()))
+    elif os.path.isfile(os.path.join(path, "model.safetensors")):
+        files = ["model.safetensors"]
+    else:
+        raise FileNotFoundError(f"{path} has neither model.safetensors nor model.safetensors.index.json")
+
+    with torch.device("meta"):
+        model = cls(args)
+    expected = {hf_name(name): (name, p.shape) for name, p in model.state_dict().items()}  # HF name -> ours
+    if args.tie_embeddings:
+        expected.pop("lm_head.weight")
+    state = {}
+    for file in files:
+        file = os.path.join(path, file)
+        with _open_safetensors(file) as f:
+            for key in f.keys():
+                # Old HF checkpoints store the RoPE buffer, which we recompute; a tied model's copy of the
+                # embedding as lm_head is ignored, as HF itself does.
+                if key.endswith("rotary_emb.inv_freq") or (key == "lm_head.weight" and args.tie_embeddings):
+                    continue
+                if key not in expected:
+                    raise CheckpointError(f"{file}: unexpected tensor '{key}', which this LLaMA "
+                                          f"({args.n_layers} layers) has no place for")
+                name, shape = expected[key]
+                file_shape = tuple(f.get_slice(key).get_shape())
+                if file_shape != tuple(shape):
+                    raise CheckpointError(f"{file}: tensor '{key}' has shape {file_shape}, but config.json "
+                                          f"implies {tuple(shape)}")
+                state[name] = f.get_tensor(key)  # backed by the mapped file: no copy yet
+    missing = [key for key, (name, _) in expected.items() if name not in state]
+    if missing:
+        raise CheckpointError(f"{path}: missing tensor(s) {', '.join(missing[:5])}"
+                              + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+    dtype = dtype or state["tok_embeddings.weight"].dtype
+    for name in state:  # one tensor at a time, so a converted copy of the whole model never sits beside the file
+        state[name] = state[name].to(device=device, dtype=dtype)
+    if args.tie_embeddings:
+        state["output.weight"] = state["tok_embeddings.weight"]
+    model.load_state_dict(state, assign=True)
+    if args.tie_embeddings:  # assign=True made two Parameters of the one tensor; make them one again
+        model.output.weight = model.tok_embeddings.weight
+    model.register_buffer("inv_freq", rope_inv_freq(args.head_dim, args.rope_theta, args.rope_scaling).to(device),
+                          persistent=False)
+    return model
+
+
+def save_pretrained(model: Llama, path: str, dtype: Optional[torch.dtype] = None) -> None:
+    """config.json + model.safetensors with HF's names, loadable by LlamaForCausalLM.from_pretrained.
+    A tied model stores no lm_head.weight, as HF does."""
+    from safetensors.torch import save_file
+
+    os.makedirs(path, exist_ok=True)
+    state = {}
+    for name, p in model.state_dict().items():
+        if name == "output.weight" and model.args.tie_embeddings:
+            continue
+        state[hf_name(name)] = p.detach().to(device="cpu", dtype=dtype or p.dtype).contiguous()
+    config = model.args.to_hf_config()
+    config["torch_dtype"] = str(dtype or model.tok_embeddings.weight.dtype).removeprefix("torch.")
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    save_file(state, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
+
+
+# -----------------------------------------------------------------------------
+# 5. Tokenizer
+
+# LLaMA 3's pre-tokenizer: split text into words, numbers of up to 3 digits, punctuation runs and whitespace
+# before BPE merges within each piece (from Meta's llama-models tokenizer.py).
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+# LLaMA 3's 256 special tokens, in id order after the ordinary tokens.
+_NAMED_SPECIAL = ["<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
+                  "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>", "<|step_id|>", "<|start_header_id|>",
+                  "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>", "<|python_tag|>", "<|image|>"]
+SPECIAL_TOKENS = _NAMED_SPECIAL + [f"<|reserved_special_token_{i}|>" for i in range(2, 256 - len(_NAMED_SPECIAL) + 2)]
+
+
+class Tokenizer:
+    """Text <-> token ids, one interface over three kinds of vocabulary:
+
+    - Tokenizer(): bytes. Token id = byte value 0..255, then LLaMA 3's 256 special tokens at 256..511
+      (bos 256, eos 257): vocab 512, the tiny preset's. Needs no file.
+    - Tokenizer("tokenizer.model") with LLaMA 3's file (lines "base64-bytes rank"): the real BPE on tiktoken,
+      special tokens at 128000..128255 (bos 128000, eos 128001).
+    - Tokenizer("tokenizer.model") with a SentencePiece model (LLaMA 1/2's, a protobuf): opened with
+      sentencepiece; its own bos/eos; allowed_special does not apply.
+    The file's kind is found from its content, not its name.
+    """
+
+    def __init__(self, path: Optional[str] = None):
+        self.sp = None  # a SentencePieceProcessor when the file is one
+        if path is None:
+            ranks = {bytes([i]): i for i in range(256)}  # no merges: BPE over single bytes is the bytes
+            self._build_tiktoken("bytes", ranks)
+            return
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"tokenizer file {path} does not exist")
+        with open(path, "rb") as f:
+            data = f.read()
+        ranks = _read_bpe_ranks(data)
+        if ranks is not None:
+            self._build_tiktoken(os.path.basename(path), ranks)
+            return
+        import sentencepiece
+
+        try:
+            self.sp = sentencepiece.SentencePieceProcessor(model_proto=data)
+        except Exception:  # sentencepiece raises RuntimeError or its own parse errors
+            raise ValueError(f"{path} is not a tokenizer: neither LLaMA 3's tiktoken BPE file "
+                             f"(base64 token + rank per line) nor a SentencePiece model") from None
+        self.special_tokens = {}
+        self.bos_id, self.eos_id, self.n_words = self.sp.bos_id(), self.sp.eos_id(), self.sp.vocab_size()
+
+    def _build_tiktoken(self, name: str, ranks: dict):
+        import tiktoken
+
+        self.special_tokens = {token: len(ranks) + i for i, token in enumerate(SPECIAL_TOKENS)}
+        self.model = tiktoken.Encoding(name=name, pat_str=LLAMA3_SPLIT, mergeable_ranks=ranks,
+                                       special_tokens=self.special_tokens)
+        self.n_words = len(ranks) + len(SPECIAL_TOKENS)
+        self.bos_id = self.special_tokens["<|begin_of_text|>"]
+        self.eos_id = self.special_tokens["<|end_of_text|>"]
+
+    @property
+    def vocab_size(self) -> int:
+        return self.n_words
+
+    def encode(self, text: str, bos: bool = False, eos: bool = False, allowed_special=frozenset()) -> list:
+        """text -> ids, with bos/eos added if asked. Special-token text such as "<|eot_id|>" becomes its one id
+        only if allowed_special names it (a set of strings, or "all"); otherwise it is encoded as ordinary text,
+        as Meta's tokenizer does, so user text cannot forge a special token."""
+        if self.sp is not None:
+            ids = self.sp.encode(text)
+        else:
+            ids = self.model.encode(text, allowed_special=allowed_special, disallowed_special=())
+        return [self.bos_id] * bos + ids + [self.eos_id] * eos
+
+    def decode(self, ids) -> str:
+        """ids -> text; bytes that are not valid UTF-8 (e.g. half a character) become U+FFFD."""
+        ids = [int(i) for i in ids]
+        if self.sp is not None:
+            return self.sp.decode(ids)
+        return self.model.decode(ids, errors="replace")
+
+
+def _read_bpe_ranks(data: bytes) -> Optional[dict]:
+    """Parse LLaMA 3's tokenizer.model, one "base64-token rank" per line; None if the data is not that."""
+    ranks = {}
+    try:
+        for line in data.decode("ascii").splitlines():
+            if line:
+                token, rank = line.split()
+                ranks[base64.b64decode(token, validate=True)] = int(rank)
+    except ValueError:  # UnicodeDecodeError, a line that does not split in two, bad base64, a rank not an int
+        return None
+    return ranks or None
+
+
+# -----------------------------------------------------------------------------
+# 6. Demo: an untrained tiny model continues a prompt (gibberish: the point is that everything runs).
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    tokenizer = Tokenizer()
+    model = Llama(ModelArgs.preset("tiny")).eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    prompt = "The Fibonacci numbers are"
+    ids = tokenizer.encode(prompt, bos=True)
+    new = model.generate([ids], max_new_tokens=20, temperature=0.8, top_k=50, eos_id=tokenizer.eos_id)[0]
+    print(f"tiny LLaMA, {n_params / 1e6:.2f}M parameters, byte tokenizer (vocab {tokenizer.vocab_size})")
+    print(f"prompt: {prompt!r} -> {ids}")
+    print(f"new tokens: {new}")
+    print(f"decoded: {tokenizer.decode(new)!r}")
