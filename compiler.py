@@ -28,6 +28,7 @@ argument registers, its base address and its length; `len(a)` reads the second o
 import ast
 import inspect
 import textwrap
+import warnings
 from dataclasses import dataclass, field
 
 # -----------------------------------------------------------------------------
@@ -142,6 +143,8 @@ class Program:
             ops.append(reg(ins.b) if ins.b is not None else f"#{ins.imm}")
         elif ins.op == "const":
             ops.append(str(ins.imm))
+        elif ins.op == "store":
+            ops.append(reg(ins.b))
         if ins.target is not None:
             ops.append(f"@{ins.target}")
         return f"{ins.op:<8} {', '.join(ops)}"
@@ -252,7 +255,9 @@ def _drop_docstring(body):
 def parse(src):
     """Pass 1: source text -> ast.Module, with the docstrings of the module and its functions dropped."""
     try:
-        module = ast.parse(src)
+        with warnings.catch_warnings():  # e.g. invalid escapes in strings, which validate rejects anyway
+            warnings.simplefilter("ignore")
+            module = ast.parse(src)
     except (ValueError, RecursionError, MemoryError) as e:  # null bytes; absurdly deep nesting
         raise CompileError(f"cannot parse the source: {e}") from None
     module.body = _drop_docstring(module.body)
@@ -291,7 +296,7 @@ def validate(module, V):
                     raise _error(f"the constant {node.value} is too large: values are ints in [0, {V})", node)
             if isinstance(node, (ast.For, ast.While)) and node.orelse:
                 raise _error(f"{name.lower()} ... else is not supported: use a flag variable", node)
-            if isinstance(node, ast.Expr) and not isinstance(node.value, ast.Call):
+            if isinstance(node, ast.Expr) and type(node.value).__name__ in _ALLOWED - {"Call"}:
                 raise _error("only calls may stand alone as statements; this expression has no effect", node)
             children = [node.target, node.value] if isinstance(node, ast.AnnAssign) else ast.iter_child_nodes(node)
             stack.extend((c, at) for c in reversed(list(children)) if c is not None)
@@ -596,12 +601,10 @@ class _Lowerer:
         c = self.fold(index)
         if c is not None:
             return self.emit("add", dst=dst, a=base, imm=c) if c else self.emit("mov", dst=dst, a=base)
-        if not isinstance(index, ast.Name):
-            self.value(index, dst)
-            index = (dst, None)
-        else:
-            index = (self.int_reg(index), None)
-        self.emit("add", dst=dst, a=base, b=index[0])
+        if isinstance(index, ast.Name) or getattr(getattr(index, "func", None), "id", None) == "len":
+            return self.emit("add", dst=dst, a=base, b=self.operand(index)[0])
+        self.value(index, dst)
+        self.emit("add", dst=dst, a=base, b=dst)
 
     def negative_index(self, index):
         """c for an index written -c with a nonzero constant c (Python's from-the-end indexing), else 0."""
@@ -683,9 +686,11 @@ class _Lowerer:
             self.items.append(skip)
         elif isinstance(node, ast.Compare):
             x, y = self.operands([node.left, node.comparators[0]])
+            self.depth = mark  # the operands are read by the comparison itself: its result may reuse them
             self.branch_cmp(_CMPOPS[type(node.ops[0])], x, y, label, when)
         else:
             r, _ = self.operand(node, volatile=True)
+            self.depth = mark
             if when:
                 t = self.temp()
                 self.emit("eq", dst=t, a=r, imm=0)
@@ -743,6 +748,10 @@ class _Lowerer:
             self.emit("ret", a=A0)
         elif isinstance(s, ast.Expr):
             self.call(s.value) if getattr(s.value.func, "id", None) in self.table else self.value(s.value, self.temp())
+        elif isinstance(s, ast.If) and not s.orelse and isinstance(s.body[0], (ast.Break, ast.Continue)):
+            if not self.loops:
+                raise _error(f"'{type(s.body[0]).__name__.lower()}' outside a loop", s.body[0])
+            self.branch_if(s.test, self.loops[-1][isinstance(s.body[0], ast.Break)], True)  # if c: break
         elif isinstance(s, ast.If):
             orelse, end = _Label(), _Label()
             self.branch_if(s.test, orelse, False)
@@ -786,6 +795,7 @@ class _Lowerer:
     def assign(self, target, opd):
         """target = operand, for a variable or a list element."""
         r, c = opd
+        mark = self.depth
         if isinstance(target, ast.Subscript):
             if r is None:
                 r = self.temp()
@@ -798,6 +808,7 @@ class _Lowerer:
             self.emit("const", dst=dst, imm=c) if r is None else dst != r and self.emit("mov", dst=dst, a=r)
         else:
             raise _error(f"cannot assign to {type(target).__name__}: assign to a variable or a[i]", target)
+        self.depth = mark
 
     def assign_tuple(self, target, value):
         """a, b = x, y: every value is evaluated before anything is assigned, as in Python. A constant, or
@@ -925,6 +936,10 @@ def simplify(items):
                     out[i] = None
                     break
                 j += 1
+            prev = out[i - 1] if i else None  # mov x, y right after mov y, x (or mov x, x) changes nothing
+            if isinstance(it, Instr) and it.op == "mov" and (it.a == it.dst or isinstance(prev, Instr) and
+                                                             (prev.op, prev.dst, prev.a) == ("mov", it.a, it.dst)):
+                out[i] = None
         out = [it for it in out if it is not None]
         changed = changed or len(out) != len(items)
         items = out

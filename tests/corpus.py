@@ -269,8 +269,8 @@ def last_index(a, x):
         if a[i] == x:
             return i
     return len(a)
-''', "last_index", lambda r: (ints(r, r.randrange(0, 20), 0, 6), r.randrange(0, 7)),
-        lambda r: (ints(r, r.randrange(0, 4), 0, 3), r.randrange(0, 3))),
+''', "last_index", lambda r: (ints(r, r.randrange(1, 20), 0, 6), r.randrange(0, 7)),
+        lambda r: (ints(r, r.randrange(1, 4), 0, 3), r.randrange(0, 3))),
 
     Case("ranges", '''
 def ranges(n, m):
