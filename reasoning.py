@@ -112,6 +112,9 @@ def apply_op(name, p, q, support=None):
 
 WRITES = ("const", "mov", *PRIMITIVES, "load")  # opcodes that write r[dst] and go on to the next line
 SUPPORT_MAX = 8  # without gradients, ops on operands with at most this many live values use the table
+# Below this running mass an example counts as halted: its state is not renormalised further, so that
+# float round-off (e.g. the FFT's, ~1e-7) on a halted example's pc is never blown up into a full state.
+MIN_MASS = 1e-6
 
 
 @dataclass
@@ -166,6 +169,8 @@ class Machine(nn.Module):
         self.register_buffer("writes", torch.tensor([float(op in WRITES) for op in self.ops]))
         self.register_buffer("steps_on", torch.tensor([float(op in WRITES or op == "store") for op in self.ops]))
         self.prims = [op for op in self.ops if op in PRIMITIVES]
+        tables = torch.stack([op_table(op, V) for op in self.prims]) if self.prims else torch.zeros(0, V, V)
+        self.register_buffer("tables", tables.long(), persistent=False)  # [n_prims, V, V] for one-hot operands
 
     # --- program tensors -------------------------------------------------------
 
@@ -239,7 +244,7 @@ class Machine(nn.Module):
             halted = halted + h
         go = pc - stop  # [B, L] joint mass that runs on
         mass = go.sum(-1, keepdim=True)
-        cond = go / mass.clamp_min(1e-30)  # [B, L] the pc of the running mass, normalised
+        cond = go / mass.clamp_min(MIN_MASS)  # [B, L] the pc of the running mass, normalised
         w, a_sel, b_sel, W, y_imm = (cond @ f["mix"]).split(f["sizes"], -1)
         xy = torch.bmm(torch.stack([a_sel, b_sel], 1), regs)  # [B, 2, V]
         x, y = xy[:, 0], xy[:, 1] + y_imm  # first operand r[a]; second r[b] or the immediate
@@ -253,12 +258,19 @@ class Machine(nn.Module):
                         f"of n_cells={self.N} cells")
         # The value written to r[dst], conditional on a write: a mixture of the ops' results.
         val = x.new_zeros(B, self.V)
+        prims = [op for op in self.prims if on(op)]
+        if prims and fast and self._one_hot(x) and self._one_hot(y):
+            # Both operands one-hot: the table's sum has a single term, out = one_hot(T[a, b]). Exact.
+            j = [self.prims.index(op) for op in prims]
+            outs = F.one_hot(self.tables[j][:, x.argmax(-1), y.argmax(-1)], self.V).to(x.dtype)  # [n, B, V]
+            val = val + (w[:, [self.col[op] for op in prims]].T[..., None] * outs).sum(0)
+            prims = []
         support = None
-        if fast and self.prims:
+        if prims and fast:  # the second operand's live values; few of them: the table restricted is exact
             live_y = (y.amax(0) > 0).nonzero()[:, 0]
             support = live_y if len(live_y) <= SUPPORT_MAX else None
         for op in self.ops:
-            if op not in WRITES or not on(op):
+            if op not in WRITES or not on(op) or (op in PRIMITIVES and op not in prims):
                 continue
             if op == "const":
                 out = y
@@ -269,7 +281,7 @@ class Machine(nn.Module):
             else:
                 out = apply_op(op, x, y, support)
             val = val + wt(op)[:, None] * out
-        val = val / (w @ self.writes).clamp_min(1e-30)[:, None]
+        val = val / (w @ self.writes).clamp_min(MIN_MASS)[:, None]
         new_regs = regs + W[..., None] * (val[:, None] - regs)
         new_pc = pc.new_zeros(pc.shape)
         if calls and on("call"):  # push (registers, line after the call) at sp; sp += 1
@@ -283,7 +295,7 @@ class Machine(nn.Module):
             up = torch.cat([sp[:, :1] * 0, sp[:, :-2], sp[:, -2:].sum(-1, keepdim=True)], -1)  # full stays full
             sp = sp + c[:, None] * (up - sp)
         if calls and on("ret"):  # pop: restore registers except a0 := r[a]; jump to the return line; sp -= 1
-            pop = (pc @ is_ret)[:, None] / mass.clamp_min(1e-30) * sp[:, 1:]  # [B, D] P(pop slot d-1)
+            pop = (pc @ is_ret)[:, None] / mass.clamp_min(MIN_MASS) * sp[:, 1:]  # [B, D] P(pop slot d-1)
             q = pop.sum(-1)[:, None, None]  # P(this step pops)
             restored = torch.bmm(pop[:, None], saved.flatten(2)).view_as(regs)  # [B, R, V], mass q
             restored = restored + self.e_a0[:, None] * (q * x[:, None] - restored)
@@ -302,6 +314,12 @@ class Machine(nn.Module):
         else:
             new_pc = new_pc + F.pad((go * f["seq"])[:, :-1], (1, 0)) + (go * jumps) @ f["target"]
         return new_pc, new_regs, mem, saved, ret_to, sp, halted, value, mem_out
+
+    @staticmethod
+    def _one_hot(x):
+        """Is every row of x [B, V] one-hot or all zero (a halted example's)?"""
+        top = x.amax(-1)
+        return bool((((top == 1) & (x.sum(-1) == 1)) | ((top == 0) & (x.sum(-1) == 0))).all())
 
     def _check(self, pc, bad, message):
         if bad.any():

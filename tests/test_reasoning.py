@@ -1,0 +1,492 @@
+"""Tests for reasoning.py: the differentiable register machine against independent references.
+
+The references are the Python functions in compiler.PRIMITIVES (for the ops), CPython (for whole
+programs) and `Program.run` (the reference interpreter). Programs are hand-assembled here so that this
+file does not depend on the compiler passes; the compiled corpus (tests/corpus.py) is used too when present.
+"""
+
+import random
+
+import pytest
+import torch
+
+from compiler import PRIMITIVES, ExecutionError, Function, Instr, Param, Program
+from reasoning import FAST_FORMS, Machine, apply_op, apply_table, op_table
+
+# -----------------------------------------------------------------------------
+# A tiny assembler, so the test programs read like the disassembly: `label: op operands`.
+# Operands: rN (register), aN (argument window), #k (immediate), @label (line), k (const's value).
+
+
+def assemble(text, params, n_regs, n_args, V=128):
+    """Returns a Program; `params` maps each function label to its parameter list ('xs[]' for a list)."""
+    arg_regs = list(range(n_regs - n_args, n_regs))
+    lines, labels = [], {}
+    for raw in text.strip().splitlines():
+        raw = raw.split(";")[0].strip()
+        if raw.endswith(":"):
+            labels[raw[:-1]] = len(lines)
+        elif raw:
+            lines.append(raw)
+    reg = lambda s: arg_regs[int(s[1:])] if s[0] == "a" else int(s[1:])
+    instructions = []
+    for i, line in enumerate(lines):
+        op, _, rest = line.partition(" ")
+        args = [s.strip() for s in rest.split(",") if s.strip()]
+        ins = Instr(op, lineno=i + 1)
+        regs = [reg(s) for s in args if s[0] in "ra"]
+        for s in args:
+            if s[0] == "#" or s.isdigit():
+                ins.imm = int(s.lstrip("#"))
+            elif s[0] == "@":
+                ins.target = labels[s[1:]]
+        if op in ("const", "load", "mov") or op in PRIMITIVES:
+            ins.dst, *rest_regs = regs
+            ins.a = rest_regs[0] if rest_regs else None
+            ins.b = rest_regs[1] if len(rest_regs) > 1 else None
+        elif op == "store":
+            ins.a, ins.b = regs
+        elif op in ("branch", "ret"):
+            ins.a = regs[0]
+        instructions.append(ins)
+    functions = {name: Function(name, labels[name], [Param(p.rstrip("[]"), p.endswith("[]")) for p in ps])
+                 for name, ps in params.items()}
+    return Program(instructions, functions, n_regs, arg_regs, V)
+
+
+LIBRARY = """
+fib:                    ; fib(n): recursive
+    mov r0, a0
+    lt r1, r0, #2
+    branch r1, @fib_rec
+    ret r0
+fib_rec:
+    sub r1, r0, #1
+    mov a0, r1
+    call @fib
+    mov r2, a0
+    sub r1, r0, #2
+    mov a0, r1
+    call @fib
+    add r1, r2, a0
+    ret r1
+isort:                  ; isort(xs): insertion sort in place, returns the number of swaps
+    mov r0, a0
+    mov r1, a1
+    const r2, 1
+    const r9, 0
+isort_outer:
+    lt r3, r2, r1
+    branch r3, @isort_done
+    mov r4, r2
+isort_inner:
+    gt r3, r4, #0
+    branch r3, @isort_next
+    add r5, r0, r4
+    sub r6, r5, #1
+    load r7, r6
+    load r8, r5
+    gt r3, r7, r8
+    branch r3, @isort_next
+    store r6, r8
+    store r5, r7
+    add r9, r9, #1
+    sub r4, r4, #1
+    jump @isort_inner
+isort_next:
+    add r2, r2, #1
+    jump @isort_outer
+isort_done:
+    ret r9
+gcd:                    ; gcd(a, b): Euclid with mod
+    mov r0, a0
+    mov r1, a1
+gcd_loop:
+    branch r1, @gcd_end
+    mod r2, r0, r1
+    mov r0, r1
+    mov r1, r2
+    jump @gcd_loop
+gcd_end:
+    ret r0
+fibmap:                 ; fibmap(xs): xs[i] = fib(xs[i]) for each i; returns the sum of the results
+    mov r0, a0
+    mov r1, a1
+    const r2, 0
+    const r4, 0
+fibmap_loop:
+    lt r3, r2, r1
+    branch r3, @fibmap_end
+    add r5, r0, r2
+    load r6, r5
+    mov a0, r6
+    call @fib
+    store r5, a0
+    add r4, r4, a0
+    add r2, r2, #1
+    jump @fibmap_loop
+fibmap_end:
+    ret r4
+second:                 ; second(a, b): b, by `halt` (which returns a0)
+    mov r0, a0
+    mov a0, a1
+    mov a1, r0
+    halt
+alu:                    ; alu(a, b): every primitive, with register and immediate operands
+    mov r0, a0
+    mov r1, a1
+    mul r2, r0, r1
+    floordiv r3, r0, r1
+    add r2, r2, r3
+    mod r3, r0, r1
+    add r2, r2, r3
+    min r3, r0, r1
+    add r2, r2, r3
+    max r3, r0, r1
+    add r2, r2, r3
+    lt r3, r0, r1
+    add r2, r2, r3
+    le r3, r0, r1
+    mul r3, r3, #2
+    add r2, r2, r3
+    gt r3, r0, r1
+    mul r3, r3, #4
+    add r2, r2, r3
+    ge r3, r0, r1
+    mul r3, r3, #8
+    add r2, r2, r3
+    eq r3, r0, r1
+    mul r3, r3, #16
+    add r2, r2, r3
+    ne r3, r0, r1
+    mul r3, r3, #32
+    add r2, r2, r3
+    and r3, r0, r1
+    mul r3, r3, #64
+    add r2, r2, r3
+    or r3, r0, r1
+    mul r3, r3, #3
+    add r2, r2, r3
+    sub r2, r2, r0
+    floordiv r3, r0, #3
+    add r2, r2, r3
+    mod r3, r0, #5
+    add r2, r2, r3
+    mul r3, r1, #7
+    add r2, r2, r3
+    lt r3, r0, #64
+    add r2, r2, r3
+    const r3, 130
+    add r2, r2, r3
+    ret r2
+peek:                   ; peek(i): memory[i]
+    load r0, a0
+    ret r0
+"""
+PARAMS = {"fib": ["n"], "isort": ["xs[]"], "gcd": ["a", "b"], "fibmap": ["xs[]"], "second": ["a", "b"],
+          "alu": ["a", "b"], "peek": ["i"]}
+
+
+# CPython references, with values wrapped into [0, V) like the machine's.
+def py_fib(n):
+    return n if n < 2 else (py_fib(n - 1) + py_fib(n - 2)) % 128
+
+
+def py_isort(xs):
+    swaps = 0
+    for i in range(1, len(xs)):
+        j = i
+        while j > 0 and xs[j - 1] > xs[j]:
+            xs[j - 1], xs[j] = xs[j], xs[j - 1]
+            swaps, j = swaps + 1, j - 1
+    return swaps % 128
+
+
+def py_gcd(a, b):
+    while b:
+        a, b = b, a % b
+    return a
+
+
+def py_fibmap(xs):
+    xs[:] = [py_fib(x) for x in xs]
+    return sum(xs) % 128
+
+
+def py_alu(a, b):
+    f = lambda op, x, y: PRIMITIVES[op](x, y, 128)
+    t = a * b + f("floordiv", a, b) + f("mod", a, b) + min(a, b) + max(a, b) + (a < b) + 2 * (a <= b)
+    t += 4 * (a > b) + 8 * (a >= b) + 16 * (a == b) + 32 * (a != b) + 64 * (bool(a) and bool(b))
+    t += 3 * (bool(a) or bool(b)) - a + a // 3 + a % 5 + 7 * b + (a < 64) + 130
+    return t % 128
+
+
+CASES = {  # name: (CPython reference, small random arguments)
+    "fib": (py_fib, lambda rng: [rng.randint(0, 7)]),
+    "isort": (py_isort, lambda rng: [[rng.randrange(128) for _ in range(rng.randint(0, 6))]]),
+    "gcd": (py_gcd, lambda rng: [rng.randrange(128), rng.randrange(128)]),
+    "fibmap": (py_fibmap, lambda rng: [[rng.randint(0, 5) for _ in range(rng.randint(0, 3))]]),
+    "second": (lambda a, b: b, lambda rng: [rng.randrange(128), rng.randrange(128)]),
+    "alu": (py_alu, lambda rng: [rng.randrange(128), rng.randrange(128)]),
+    "peek": (lambda i: 0, lambda rng: [rng.randrange(128)]),
+}
+
+
+@pytest.fixture(scope="module")
+def library():
+    return assemble(LIBRARY, PARAMS, n_regs=12, n_args=2)
+
+
+@pytest.fixture(scope="module")
+def machine(library):
+    return Machine(library)
+
+
+def copy_args(args):
+    return [list(x) if isinstance(x, list) else x for x in args]
+
+
+# -----------------------------------------------------------------------------
+# 1. The operation library.
+
+
+def random_dist(*shape, dtype=torch.float64, gen=None):
+    x = torch.rand(*shape, dtype=dtype, generator=gen) ** 4  # peaky, with some near-zero entries
+    return x / x.sum(-1, keepdim=True)
+
+
+@pytest.mark.parametrize("name", sorted(FAST_FORMS))
+def test_fast_form_equals_table_on_random_distributions(name):
+    gen = torch.Generator().manual_seed(0)
+    for V in (8, 128):
+        p, q = random_dist(16, V, gen=gen), random_dist(16, V, gen=gen)
+        torch.testing.assert_close(FAST_FORMS[name](p, q), apply_table(op_table(name, V), p, q), atol=1e-12, rtol=0)
+        # the table is bilinear, and so must the fast form be: unnormalised inputs too
+        torch.testing.assert_close(FAST_FORMS[name](3 * p, q / 2), apply_table(op_table(name, V), 3 * p, q / 2),
+                                   atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(PRIMITIVES))
+def test_op_on_one_hot_inputs_is_the_python_function(name):
+    V = 16
+    a, b = torch.meshgrid(torch.arange(V), torch.arange(V), indexing="ij")
+    a, b = a.flatten(), b.flatten()
+    p, q = (torch.nn.functional.one_hot(x, V).double() for x in (a, b))
+    expected = torch.tensor([PRIMITIVES[name](int(x), int(y), V) for x, y in zip(a, b)])
+    for out in (apply_op(name, p, q), apply_table(op_table(name, V), p, q)):
+        assert (out.argmax(-1) == expected).all()
+        torch.testing.assert_close(out, torch.nn.functional.one_hot(expected, V).double(), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(PRIMITIVES))
+def test_immediate_operand_gather_equals_table(name):
+    # a one-hot second operand (an immediate) needs only its column of the table: a gather of p
+    V, gen = 32, torch.Generator().manual_seed(1)
+    p = random_dist(4, V, gen=gen)
+    for k in (0, 1, 5, V - 1):
+        q = torch.zeros(4, V, dtype=torch.float64)
+        q[:, k] = 1
+        support = torch.tensor([k])
+        torch.testing.assert_close(apply_op(name, p, q, support), apply_table(op_table(name, V), p, q), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(PRIMITIVES))
+def test_op_gradcheck(name):
+    gen = torch.Generator().manual_seed(2)
+    p, q = random_dist(2, 8, gen=gen).requires_grad_(), random_dist(2, 8, gen=gen).requires_grad_()
+    assert torch.autograd.gradcheck(lambda p, q: apply_op(name, p, q), (p, q))
+
+
+# -----------------------------------------------------------------------------
+# 2. Exact execution on one-hot states.
+
+
+def test_recursive_fib_to_depth_12(machine, library):
+    for n in (10, 12):
+        assert machine.run("fib", n) == library.run("fib", n) == py_fib(n)
+
+
+def test_every_program_matches_cpython_and_the_interpreter_in_mixed_batches(machine, library):
+    rng = random.Random(0)
+    names = [name for name in CASES for _ in range(50)]
+    rng.shuffle(names)
+    args_list = [CASES[name][1](rng) for name in names]
+    for start in range(0, len(names), 175):  # mixed batches: different programs and inputs per row
+        names_b, args_b = names[start:start + 175], args_list[start:start + 175]
+        machine_args = [copy_args(a) for a in args_b]
+        got = machine.run_batch(names_b, machine_args)
+        for name, args, machine_a, result in zip(names_b, args_b, machine_args, got):
+            interp_args, python_args = copy_args(args), copy_args(args)
+            assert result == library.run(name, *interp_args) == CASES[name][0](*python_args), (name, args)
+            assert machine_a == interp_args == python_args, (name, args)  # lists mutated as CPython does
+
+
+def test_run_mutates_lists_in_place(machine):
+    xs = [5, 3, 9, 1, 3]
+    assert machine.run("isort", xs) == py_isort([5, 3, 9, 1, 3])
+    assert xs == [1, 3, 3, 5, 9]
+
+
+def test_compiled_corpus_matches_cpython():
+    corpus = pytest.importorskip("corpus", reason="tests/corpus.py has not landed yet")
+    compiler = pytest.importorskip("compiler")
+    if not hasattr(compiler, "compile_source"):
+        pytest.skip("compiler.compile_source has not landed yet")
+    rng = random.Random(1)
+    for entry in corpus.CORPUS:
+        program = compiler.compile_source(entry.source)
+        namespace = {}
+        exec(entry.source, namespace)
+        machine = Machine(program)
+        args_list = [list(entry.small_gen(rng)) for _ in range(50)]
+        machine_args = [copy_args(a) for a in args_list]
+        got = machine.run_batch([entry.entry] * len(args_list), machine_args)
+        for args, machine_a, result in zip(args_list, machine_args, got):
+            python_args = copy_args(args)
+            assert result == program.run(entry.entry, *copy_args(args)), (entry.name, args)
+            assert result == namespace[entry.entry](*python_args) % program.n_values, (entry.name, args)
+            assert machine_a == python_args, (entry.name, args)
+
+
+def test_adaptive_halting_runs_each_example_to_its_own_end(machine, library):
+    names, args = ["fib", "fib", "gcd", "second"], [[2], [7], [84, 36], [1, 2]]
+    steps = [library.run(n, *a, return_steps=True)[1] for n, a in zip(names, args)]
+    assert len(set(steps)) == 4
+    pc, regs, mem, _ = machine.init_state(names, args)
+    with torch.no_grad():
+        out = machine(pc, regs, mem)
+    assert out.value.argmax(-1).tolist() == [1, 13, 12, 2]
+    assert out.steps == max(steps)
+    assert torch.allclose(out.halted, torch.ones(4))
+
+
+def test_trainable_program_at_high_sharpness_still_runs_exactly(library):
+    machine = Machine(library, trainable=True, sharpness=60.0)
+    assert {n for n, _ in machine.named_parameters()} == {"op", "dst", "a", "b", "use_imm", "imm", "target"}
+    assert machine.run("fib", 5) == 5 and machine.run("gcd", 12, 18) == 6
+
+
+# -----------------------------------------------------------------------------
+# 3. Gradients.
+
+
+SMALL = """
+gcd:
+    mov r0, a0
+    mov r1, a1
+gcd_loop:
+    branch r1, @gcd_end
+    mod r2, r0, r1
+    mov r0, r1
+    mov r1, r2
+    jump @gcd_loop
+gcd_end:
+    ret r0
+sumfib:                 ; fib(memory[0]) + fib(memory[1]) with a recursive call
+    const r3, 0
+    load r0, r3
+    mov a0, r0
+    call @fib
+    mov r1, a0
+    const r3, 1
+    load r0, r3
+    mov a0, r0
+    call @fib
+    add r1, r1, a0
+    store r3, r1
+    ret r1
+fib:
+    mov r0, a0
+    lt r1, r0, #2
+    branch r1, @fib_rec
+    ret r0
+fib_rec:
+    sub r1, r0, #1
+    mov a0, r1
+    call @fib
+    mov r2, a0
+    sub r1, r0, #2
+    mov a0, r1
+    call @fib
+    add r1, r2, a0
+    ret r1
+"""
+
+
+def small_machine(**kw):
+    program = assemble(SMALL, {"gcd": ["a", "b"], "sumfib": [], "fib": ["n"]}, n_regs=6, n_args=2, V=8)
+    return Machine(program, n_cells=4, max_depth=4, **kw).double()
+
+
+def soft_inputs(machine, names, args, gen, noise=0.2):
+    pc, regs, mem, _ = machine.init_state(names, args)
+    smooth = lambda x: (x + noise * random_dist(*x.shape, gen=gen)) / (1 + noise)
+    return pc.double(), smooth(regs.double()), smooth(mem.double())
+
+
+def test_whole_program_gradcheck_wrt_inputs():
+    gen = torch.Generator().manual_seed(3)
+    machine = small_machine()
+    pc, regs, mem = soft_inputs(machine, ["gcd", "sumfib"], [[6, 4], []], gen)
+    mem[1] = machine.one_hot([2, 3, 0, 0]).double() * 0.9 + 0.1 / 8
+    regs.requires_grad_(), mem.requires_grad_()
+    pc = (0.9 * pc + 0.1 * machine.entry_pc(["sumfib", "gcd"]).double()).requires_grad_()
+
+    def run(pc, regs, mem):
+        out = machine(pc, regs, mem, max_steps=40, eps=-1, checkpoint_every=16)  # eps < 0: all 40 steps
+        return out.value, out.memory
+    assert torch.autograd.gradcheck(run, (pc, regs, mem))
+
+
+def test_whole_program_gradcheck_wrt_program_logits():
+    gen = torch.Generator().manual_seed(4)
+    machine = small_machine(trainable=True, sharpness=4.0)
+    pc, regs, mem = soft_inputs(machine, ["gcd"], [[6, 4]], gen)
+    names = [n for n, _ in machine.named_parameters()]
+
+    def run(*params):
+        out = torch.func.functional_call(machine, dict(zip(names, params)), (pc, regs, mem),
+                                         dict(max_steps=25, eps=-1))
+        return out.value
+    params = tuple(p.detach().clone().requires_grad_() for p in machine.parameters())
+    assert torch.autograd.gradcheck(run, params, fast_mode=True)
+
+
+def test_gradients_reach_inputs_after_hundreds_of_steps(library):
+    machine = Machine(library)
+    names, args = ["fib", "fib"], [[8], [7]]
+    pc, regs, mem, _ = machine.init_state(names, args)
+    regs = (0.95 * regs + 0.05 / 128).requires_grad_()  # soft arguments
+    out = machine(pc, regs, mem, max_steps=600, checkpoint_every=64)
+    assert out.steps >= 300
+    loss = -(out.value[0, 21] + out.value[1, 13]).clamp_min(1e-30).log()
+    loss.backward()
+    norm = regs.grad.norm().item()
+    print(f"steps {out.steps}, p(correct) {out.value[0, 21].item():.3f} {out.value[1, 13].item():.3f}, "
+          f"|d loss / d registers| = {norm:.3g}")
+    assert torch.isfinite(regs.grad).all() and norm > 0
+
+
+# -----------------------------------------------------------------------------
+# 4. Errors a student will meet.
+
+
+def test_errors_name_the_problem(library, machine):
+    with pytest.raises(ValueError, match="n_regs=4 is too small"):
+        Machine(library, n_regs=4)
+    with pytest.raises(ValueError, match="n_cells=200 must be in"):
+        Machine(library, n_cells=200)
+    with pytest.raises(ExecutionError, match="unknown function 'fibonacci'"):
+        machine.run("fibonacci", 3)
+    with pytest.raises(ExecutionError, match=r"200 is not an int in \[0, 128\)"):
+        machine.run("fib", 200)
+    with pytest.raises(ValueError, match=r"values must be ints in \[0, V=128\)"):
+        machine.one_hot([3, 128])
+    with pytest.raises(ExecutionError, match="memory address 20 is past the last of n_cells=16 cells"):
+        Machine(library, n_cells=16).run("peek", 20)
+    with pytest.raises(ExecutionError, match="call depth limit: more than max_depth=3"):
+        Machine(library, max_depth=3).run("fib", 6)
+    with pytest.raises(ExecutionError, match="step limit: fib did not halt within max_steps=100"):
+        machine.run("fib", 10, max_steps=100)
+    with pytest.raises(ValueError, match="expected pc"):
+        machine(torch.zeros(1, 3), torch.zeros(1, 12, 128), torch.zeros(1, 128, 128))
