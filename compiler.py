@@ -542,7 +542,7 @@ class _Lowerer:
                     self.binary(_CMPOPS[type(op)], dst, left, right)
                     break
                 x = left if isinstance(left, tuple) else self.operand(left, volatile=not self.has_call(right))
-                left = self.operand(right, volatile=not any(map(self.has_call, nxt)))
+                left = self.operand(right, volatile=not nxt)  # a middle operand is read twice: not in a0
                 self.alu(_CMPOPS[type(op)], dst, x, left)
                 if nxt:
                     self.emit("branch", a=dst, target=end)
