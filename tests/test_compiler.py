@@ -2,6 +2,7 @@
 a CompileError at the right place; garbage never crashes the compiler; the disassembly and the
 interpreter's limits say what they should."""
 
+import ast
 import copy
 import random
 import re
@@ -338,3 +339,118 @@ FIB = CORPUS[0].source
 def test_interpreter_limits_raise_execution_error_naming_the_limit(call, words):
     with pytest.raises(ExecutionError, match=re.escape(words)):
         call()
+
+
+# -- differential: random programs against CPython running the same source with wrap-around ints ------
+
+class Mod(int):
+    """An int with the machine's arithmetic: every result wraps mod V; // and % by zero give 0."""
+    def __new__(cls, v):
+        return super().__new__(cls, int(v) % V)
+
+    def _op(f):
+        return lambda s, o: Mod(f(int(s), int(o)))
+
+    __add__ = __radd__ = _op(lambda a, b: a + b)
+    __mul__ = __rmul__ = _op(lambda a, b: a * b)
+    __sub__, __rsub__ = _op(lambda a, b: a - b), _op(lambda a, b: b - a)
+    __floordiv__, __rfloordiv__ = _op(lambda a, b: a // b if b else 0), _op(lambda a, b: b // a if a else 0)
+    __mod__, __rmod__ = _op(lambda a, b: a % b if b else 0), _op(lambda a, b: b % a if a else 0)
+    __neg__, __pos__ = lambda s: Mod(-int(s)), lambda s: s
+
+
+class WrapInts(ast.NodeTransformer):
+    """Rewrite a program so CPython computes with `Mod`: constants, comparisons, `not`, loop variables.
+    A negative constant range stop (range(n, -1, -1)) keeps Python's meaning, as the compiler does."""
+    def wrap(self, node):
+        return ast.Call(ast.Name("Mod", ast.Load()), [node], [])
+
+    def visit_Constant(self, node):
+        return self.wrap(node) if type(node.value) is int else node
+
+    def visit_Compare(self, node):
+        return self.wrap(self.generic_visit(node))
+
+    def visit_UnaryOp(self, node):
+        node = self.generic_visit(node)
+        return self.wrap(node) if isinstance(node.op, ast.Not) else node
+
+    def visit_For(self, node):
+        args, signed = node.iter.args, lambda n: isinstance(n, ast.UnaryOp) and isinstance(n.operand, ast.Constant)
+        keep = {i: copy.deepcopy(n) for i, n in enumerate(args) if i and signed(n)}  # signed stop and step
+        node = self.generic_visit(node)
+        args[:] = [keep.get(i, n) for i, n in enumerate(args)]
+        node.iter = ast.Call(ast.Name("map", ast.Load()), [ast.Name("Mod", ast.Load()), node.iter], [])
+        return node
+
+
+def random_expr(rng, depth=0):
+    e = lambda: random_expr(rng, depth + 1)
+    forms = [lambda: rng.choice("xyzw"), lambda: str(rng.choice([0, 1, 2, 3, 7, 100, 127])),
+             lambda: f"a[{rng.choice('xyzw')} % 4]", lambda: f"-{rng.choice(['1', '3', 'x', '(y + 1)'])}",
+             lambda: f"({e()} {rng.choice(['+', '-', '*', '//', '%'])} {e()})",
+             lambda: f"({e()} {rng.choice(['<', '<=', '>', '>=', '==', '!='])} {e()})",
+             lambda: f"({e()} < {e()} <= {e()})", lambda: f"({e()} {rng.choice(['and', 'or'])} {e()})",
+             lambda: f"(not {e()})", lambda: f"({e()} if {e()} else {e()})",
+             lambda: f"{rng.choice(['min', 'max'])}({e()}, {e()})", lambda: f"g({e()}, {e()})",
+             lambda: f"h(a, {e()})", lambda: f"a[{e()} % 4]"]
+    return rng.choice(forms[:4] if depth >= 3 else forms)()
+
+
+def random_block(rng, indent, depth=0, in_loop=False):
+    e, p, lines = lambda: random_expr(rng), "    " * indent, []
+    for _ in range(rng.randrange(1, 4)):
+        kind = rng.randrange(10 if depth < 2 else 5)
+        v, s = rng.choice("xyzw"), rng.randrange(1, 4)
+        if kind == 0:
+            lines.append(f"{p}{v} = {e()}")
+        elif kind == 1:
+            lines.append(f"{p}{v} {rng.choice(['+=', '-=', '*=', '//=', '%='])} {e()}")
+        elif kind == 2:
+            lines.append(f"{p}a[{e()} % 4] {rng.choice(['=', '+='])} {e()}")
+        elif kind == 3:
+            lines.append(f"{p}{v}, {rng.choice('xyzw')} = {e()}, {e()}")
+        elif kind == 4:
+            lines.append(f"{p}h(a, {e()})")
+        elif kind == 5:
+            lines += [f"{p}if {e()}:", *random_block(rng, indent + 1, depth + 1, in_loop)]
+            lines += [f"{p}else:", *random_block(rng, indent + 1, depth + 1, in_loop)] if rng.random() < .5 else []
+        elif kind == 6:
+            bounds = rng.choice([f"{e()} % 6", f"{e()} % 3, {e()} % 9", f"{e()}, {e()}, {s}", f"{e()}, {e()}, -{s}",
+                                 f"{e()} % 9, -1, -{s}", f"{e()} % 4, 9, {s}"])
+            lines += [f"{p}for {v} in range({bounds}):", *random_block(rng, indent + 1, depth + 1, True)]
+        elif kind == 7:
+            lines += [f"{p}c{indent} = 0", f"{p}while c{indent} < {s} and {e()}:", f"{p}    c{indent} += 1",
+                      *random_block(rng, indent + 1, depth + 1, True)]
+        elif kind == 8 and in_loop:
+            lines.append(f"{p}{rng.choice(['break', 'continue'])}")
+        else:
+            lines.append(f"{p}return {e()}")
+    return lines
+
+
+def random_program(rng):
+    return "\n".join(["def g(u, v):", "    return u * 3 + v", "def h(b, i):", "    b[i % 4] += 1",
+                      "    return b[(i + 1) % 4]", "def f(x, y, a):", "    z, w = a[0] * 0, 5",
+                      *random_block(rng, 1), f"    return {random_expr(rng)}"]) + "\n"
+
+
+def test_random_programs_match_cpython_with_wrapping_ints():
+    rng, checked = random.Random(7), 0
+    for _ in range(300):
+        src = random_program(rng)
+        try:
+            program = compile_source(src, max_regs=64)
+        except CompileError as e:
+            assert "descending range" in str(e)  # range(..., -3, -1) could count below 0
+            continue
+        namespace = {"Mod": Mod}
+        exec(compile(ast.fix_missing_locations(WrapInts().visit(ast.parse(src))), "<wrapped>", "exec"), namespace)
+        for _ in range(3):
+            x, y, a = rng.randrange(V), rng.randrange(V), [rng.randrange(V) for _ in range(4)]
+            theirs = [Mod(v) for v in a]
+            want = int(namespace["f"](Mod(x), Mod(y), theirs))
+            assert program.run("f", x, y, a, max_steps=100_000) == want, src
+            assert a == theirs, src
+            checked += 1
+    assert checked > 600
