@@ -6,8 +6,9 @@ programs that the differentiable machine in reasoning.py runs inside the network
 
 1. the value model and the primitive operations (the machine's lookup tables are built from these),
 2. the program format (the IR): `Instr`, `Function`, `Program`, and its printed disassembly,
-3. the compiler passes over Python's `ast`: parse and validate, allocate registers, lower, resolve labels,
-4. the reference interpreter, `Program.run`, which *defines* what the IR means.
+3. the compiler passes over Python's `ast`: parse, validate, resolve, allocate, lower, simplify, emit;
+   `compile_source(src)` and `compile_functions(*fns)` run them,
+4. the reference interpreter, `execute` behind `Program.run`, which *defines* what the IR means.
 
 Value model. Every value is an integer in [0, V), V = `n_values` (default 128, as in the paper).
 Arithmetic wraps modulo V; comparisons give 0 or 1. `a // 0` and `a % 0` are 0 (a machine cannot raise).
@@ -196,42 +197,31 @@ class Program:
 # checked (CPython would raise). Functions without a `return` return 0. `min`/`max` of two or more ints
 # map to the ALU primitives; `x if c else y` works too.
 
-_UNSUPPORTED = {  # ast node class -> what a student should write instead
-    "Import": "imports are not supported: a program can call only the functions compiled with it",
-    "ImportFrom": "imports are not supported: a program can call only the functions compiled with it",
-    "ClassDef": "classes are not supported: write top-level functions over ints and lists",
-    "FunctionDef": "nested functions are not supported: define every function at the top level",
-    "AsyncFunctionDef": "async functions are not supported: use a plain top-level def",
-    "Lambda": "lambdas are not supported: define a top-level function with def",
-    "Global": "global variables are not supported: pass values as arguments and return results",
-    "Nonlocal": "nonlocal variables are not supported: pass values as arguments and return results",
-    "Try": "try/except is not supported: the machine has no exceptions", "TryStar": "try/except* is not supported",
-    "Raise": "raise is not supported: the machine has no exceptions; return a flag value instead",
-    "Assert": "assert is not supported: the machine has no exceptions; return a flag value instead",
-    "With": "with statements are not supported", "AsyncWith": "async with is not supported",
-    "AsyncFor": "async for is not supported: use for i in range(...)", "Await": "await is not supported",
-    "Delete": "del is not supported: lists keep their length; overwrite elements with a[i] = x",
-    "Yield": "generators (yield) are not supported: return a value", "YieldFrom": "yield from is not supported",
-    "Match": "match statements are not supported: use if/elif/else",
-    "List": "list literals are not supported: lists come in as arguments and change in place",
-    "ListComp": "list comprehensions are not supported: fill a list argument with a for loop",
-    "Dict": "dicts are not supported: values are ints and lists of ints", "Set": "sets are not supported",
-    "DictComp": "dict comprehensions are not supported", "SetComp": "set comprehensions are not supported",
-    "GeneratorExp": "generator expressions are not supported: write a for loop",
-    "Attribute": "attributes and methods (x.y) are not supported: lists support a[i], a[i] = x and len(a)",
-    "Starred": "star-arguments (*x) are not supported: pass arguments by position",
-    "keyword": "keyword arguments are not supported: pass arguments by position",
-    "Slice": "slices (a[i:j]) are not supported: index one element at a time",
-    "NamedExpr": "the walrus operator (:=) is not supported: assign in a statement of its own",
-    "JoinedStr": "f-strings are not supported: values are ints in [0, V)",
-    "Div": "true division (/) is not supported: use // (values are ints)",
-    "Pow": "** is not supported: multiply in a loop", "MatMult": "@ is not supported",
-    "BitAnd": "bitwise & is not supported: use + - * // %", "BitOr": "bitwise | is not supported: use + - * // %",
-    "BitXor": "bitwise ^ is not supported: use + - * // %", "Invert": "bitwise ~ is not supported: use + - * // %",
-    "LShift": "<< is not supported: multiply by a power of two", "RShift": ">> is not supported: use //",
-    "Is": "is is not supported: compare values with ==", "IsNot": "is not is not supported: compare values with !=",
-    "In": "in is not supported: write a loop that searches", "NotIn": "not in is not supported: write a loop that searches",
-}
+_UNSUPPORTED = {name: message for names, message in [  # ast node classes -> what a student should write instead
+    ("Import ImportFrom", "imports are not supported: a program can call only the functions compiled with it"),
+    ("ClassDef", "classes are not supported: write top-level functions over ints and lists"),
+    ("FunctionDef AsyncFunctionDef", "nested functions are not supported: define every function at the top level"),
+    ("Lambda", "lambdas are not supported: define a top-level function with def"),
+    ("Global Nonlocal", "global/nonlocal variables are not supported: pass values as arguments, return results"),
+    ("Try TryStar Raise Assert", "try/raise/assert are not supported: the machine has no exceptions; return a flag"),
+    ("With AsyncWith Await AsyncFor", "with/async are not supported: use plain statements and for i in range(...)"),
+    ("Delete", "del is not supported: lists keep their length; overwrite elements with a[i] = x"),
+    ("Yield YieldFrom", "generators (yield) are not supported: return a value"),
+    ("Match", "match statements are not supported: use if/elif/else"),
+    ("List Dict Set", "list literals, dicts and sets are not supported: lists come in as arguments"),
+    ("ListComp DictComp SetComp GeneratorExp", "comprehensions are not supported: fill a list argument in a for loop"),
+    ("Attribute", "attributes and methods (x.y) are not supported: lists support a[i], a[i] = x and len(a)"),
+    ("Starred", "star-arguments (*x) are not supported: pass arguments by position"),
+    ("keyword", "keyword arguments are not supported: pass arguments by position"),
+    ("Slice", "slices (a[i:j]) are not supported: index one element at a time"),
+    ("NamedExpr", "the walrus operator (:=) is not supported: assign in a statement of its own"),
+    ("JoinedStr", "f-strings are not supported: values are ints in [0, V)"),
+    ("Div", "true division (/) is not supported: use // (values are ints)"),
+    ("Pow MatMult", "** and @ are not supported: multiply in a loop"),
+    ("BitAnd BitOr BitXor Invert LShift RShift", "bitwise operators are not supported: use + - * // %"),
+    ("Is IsNot", "is / is not are not supported: compare values with == and !="),
+    ("In NotIn", "in / not in are not supported: write a loop that searches"),
+] for name in names.split()}
 _ALLOWED = set("""Return Assign AugAssign AnnAssign For While If Expr Pass Break Continue BoolOp BinOp UnaryOp
     IfExp Compare Call Constant Name Subscript Tuple Load Store And Or Add Sub Mult FloorDiv Mod Not USub UAdd
     Lt LtE Gt GtE Eq NotEq""".split())

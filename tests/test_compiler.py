@@ -214,7 +214,7 @@ UNSUPPORTED = [  # (source, line, column, words the message contains)
     ("def f(x):\n    return x[1:2]", 2, 13, "slices"),
     ("x = 3\ndef f():\n    return 1", 1, 0, "top level"),
     ("def f(x, *rest):\n    return x", 1, 0, "positional"),
-    ("def f(x):\n    return x if x in (1, 2) else 0", 2, 16, "in is not supported"),
+    ("def f(x):\n    return x if x in (1, 2) else 0", 2, 16, "not in are not supported"),
     ("def f(x):\n    assert x\n    return x", 2, 4, "assert"),
     ("def f(x):\n    return f", 2, 11, "used as a value"),
     ("def f(x):\n    return range(x)", 2, 11, "for loop"),
