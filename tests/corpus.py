@@ -4,7 +4,8 @@ Each `Case` is a program's source, the function to call, and two input generator
 `small_gen(rng)`, returning a tuple of arguments (ints and lists of ints). Inputs are chosen so that
 CPython's values never leave [0, V) = [0, 128) and nothing divides by zero: then CPython, `Program.run`
 and the tensor machine must all agree exactly. `gen` inputs run in under ~5,000 machine steps,
-`small_gen` inputs in under ~300 (for the expensive tensor machine).
+`small_gen` inputs in under ~300 (for the expensive tensor machine). Every entry function returns an
+int (a helper may return nothing: on the machine that is 0, in CPython None).
 """
 
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ def insertion_sort(a):
             a[j] = a[j - 1]
             j -= 1
         a[j] = key
+    return len(a)
 ''', "insertion_sort", lambda r: (ints(r, r.randrange(0, 12), 0, V),), lambda r: (ints(r, r.randrange(0, 4), 0, V),)),
 
     Case("bubble_sort", '''
@@ -83,6 +85,7 @@ def selection_sort(a):
             if a[j] < a[best]:
                 best = j
         a[i], a[best] = a[best], a[i]
+    return len(a)
 ''', "selection_sort", lambda r: (ints(r, r.randrange(0, 10), 0, V),), lambda r: (ints(r, r.randrange(0, 4), 0, V),)),
 
     Case("gcd", '''
@@ -250,6 +253,7 @@ def quicksort(a, lo, hi):
 
 def sort(a):
     quicksort(a, 0, len(a))
+    return len(a)
 ''', "sort", lambda r: (ints(r, r.randrange(0, 12), 0, V),), lambda r: (ints(r, r.randrange(0, 3), 0, V),)),
 
     Case("even_odd", '''
