@@ -20,6 +20,7 @@ import copy
 import json
 import math
 import os
+import re
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
@@ -384,7 +385,7 @@ class Llama(nn.Module):
         if use_cache:
             self._setup_cache(B, total)
         try:
-            fed = 0  # positions already in the KV cache
+            fed, pos = 0, min_len - 1  # fed: positions already in the KV cache
             for pos in range(min_len, total):
                 if use_cache:
                     logits = self(seq[:, fed:pos], start_pos=fed, block_hook=block_hook)[:, -1]  # [B, vocab]
@@ -637,7 +638,9 @@ class Tokenizer:
         if self.sp is not None:
             ids = self.sp.encode(text)
         else:
-            ids = self.model.encode(text, allowed_special=allowed_special, disallowed_special=())
+            ids = []
+            for piece in _split_long_runs(text):
+                ids += self.model.encode(piece, allowed_special=allowed_special, disallowed_special=())
         return [self.bos_id] * bos + ids + [self.eos_id] * eos
 
     def decode(self, ids) -> str:
@@ -646,6 +649,15 @@ class Tokenizer:
         if self.sp is not None:
             return self.sp.decode(ids)
         return self.model.decode(ids, errors="replace")
+
+
+def _split_long_runs(text: str, limit: int = 25_000) -> list:
+    """Cut text inside runs of more than `limit` whitespace (or non-whitespace) characters, every `limit`
+    characters, and nowhere else: tiktoken's split regex runs out of stack on longer runs. This is where
+    Meta's tokenizer.py cuts too, so ids stay equal to Meta's."""
+    cuts = [m.start() + k for m in re.finditer(r"\s{%d,}|\S{%d,}" % (limit + 1, limit + 1), text)
+            for k in range(limit, len(m.group()), limit)]
+    return [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
 
 
 def _read_bpe_ranks(data: bytes) -> Optional[dict]:

@@ -283,6 +283,7 @@ def test_kv_cache_generation_is_exact():
     batch = torch.tensor([[3, 1, 4, 1], [5, 9, 2, 6]])
     assert model.generate(batch, max_new_tokens=5) == [greedy_reference(model, p, 5) for p in batch.tolist()]
     assert all(layer.attention.cache_k is None for layer in model.layers)  # generate cleans up
+    assert model.generate([[1, 2], [3]], max_new_tokens=0) == [[], []]
 
 
 @torch.no_grad()
@@ -363,6 +364,7 @@ TEXTS = [
     "Größenwahn, naïve café; Здравствуй, мир; 你好，世界; こんにちは; مرحبا بالعالم; नमस्ते",
     "def fib(n):\n    if n < 2:\n        return n\n\treturn fib(n - 1) + fib(n - 2)  # {'a': [1, 2]}\r\n",
     "emoji 😀👍🏽 👨‍👩‍👧‍👦 🇫🇷 and trailing spaces   \n\n",
+    "runs longer than tiktoken's regex can take: " + " " * 60_001 + "x" * 30_000 + " end",
 ]
 
 
