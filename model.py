@@ -306,9 +306,9 @@ class Llama(nn.Module):
         self.output = nn.Linear(args.dim, args.vocab_size, bias=False)
         if args.tie_embeddings:
             self.output.weight = self.tok_embeddings.weight
-        # Not saved: recomputed from the config, so a checkpoint holds weights only.
-        self.register_buffer("inv_freq", rope_inv_freq(args.head_dim, args.rope_theta, args.rope_scaling),
-                             persistent=False)
+        # A plain float32 tensor, not a buffer: model.to(torch.bfloat16) must not round the RoPE frequencies,
+        # and a checkpoint holds weights only. rope() moves it to the weights' device.
+        self.inv_freq = rope_inv_freq(args.head_dim, args.rope_theta, args.rope_scaling)  # [head_dim/2]
         # GPT-2 / nanoGPT init for training from scratch; the projections into the residual stream get
         # 1/sqrt(2 n_layers) of it, so that the stream's variance does not grow with depth.
         for name, p in self.named_parameters():
@@ -318,7 +318,10 @@ class Llama(nn.Module):
 
     def rope(self, start_pos: int, T: int, dtype):
         """cos and sin of the angles for positions start_pos .. start_pos+T-1, each [T, head_dim]."""
-        positions = torch.arange(start_pos, start_pos + T, device=self.inv_freq.device, dtype=torch.float)
+        device = self.tok_embeddings.weight.device
+        if self.inv_freq.device != device:
+            self.inv_freq = self.inv_freq.to(device)
+        positions = torch.arange(start_pos, start_pos + T, device=device, dtype=torch.float)
         angles = torch.outer(positions, self.inv_freq)  # [T, hd/2]
         angles = torch.cat((angles, angles), dim=-1)  # [T, hd]: channels i and i + hd/2 share an angle
         return angles.cos().to(dtype), angles.sin().to(dtype)
@@ -544,8 +547,7 @@ def load_pretrained(cls, path: str, device="cpu", dtype: Optional[torch.dtype] =
     model.load_state_dict(state, assign=True)
     if args.tie_embeddings:  # assign=True made two Parameters of the one tensor; make them one again
         model.output.weight = model.tok_embeddings.weight
-    model.register_buffer("inv_freq", rope_inv_freq(args.head_dim, args.rope_theta, args.rope_scaling).to(device),
-                          persistent=False)
+    model.inv_freq = rope_inv_freq(args.head_dim, args.rope_theta, args.rope_scaling).to(device)  # was on meta
     return model
 
 

@@ -150,6 +150,17 @@ def test_bf16_checkpoint(tmp_path):
 
 
 @torch.no_grad()
+def test_casting_the_model_keeps_rope_in_float32(tmp_path):
+    # model.to(bfloat16) (as a training script might do) must not round the RoPE frequencies to 8 bits:
+    # it then equals loading the checkpoint in bf16.
+    hf_model(tie=True).save_pretrained(tmp_path)
+    cast = Llama.from_pretrained(str(tmp_path)).to(torch.bfloat16)
+    assert cast.inv_freq.dtype == torch.float32
+    tokens = random_tokens()
+    assert torch.equal(cast(tokens), Llama.from_pretrained(str(tmp_path), dtype=torch.bfloat16)(tokens))
+
+
+@torch.no_grad()
 def test_hidden_states_match_hf(tmp_path):
     hf = hf_model(tie=True)
     hf.save_pretrained(tmp_path)
