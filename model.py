@@ -493,6 +493,14 @@ def _open_safetensors(file: str):
         raise CheckpointError(f"{file} is not a readable safetensors file (truncated or corrupt?): {e}") from e
 
 
+def _read_json(file: str) -> dict:
+    try:
+        with open(file) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{file} is not valid JSON: {e}") from None
+
+
 def load_pretrained(cls, path: str, device="cpu", dtype: Optional[torch.dtype] = None) -> Llama:
     """Build the model on the meta device (no memory), then give it the checkpoint's tensors one by one, so
     the weights exist once. dtype None keeps the checkpoint's (that of its embedding table)."""
@@ -501,12 +509,13 @@ def load_pretrained(cls, path: str, device="cpu", dtype: Optional[torch.dtype] =
     config_file = os.path.join(path, "config.json")
     if not os.path.isfile(config_file):
         raise FileNotFoundError(f"{path} has no config.json, so it is not a Hugging Face checkpoint")
-    with open(config_file) as f:
-        args = ModelArgs.from_hf_config(json.load(f))
+    args = ModelArgs.from_hf_config(_read_json(config_file))
     index_file = os.path.join(path, "model.safetensors.index.json")
     if os.path.isfile(index_file):
-        with open(index_file) as f:
-            files = sorted(set(json.load(f)["weight_map"].values()))
+        weight_map = _read_json(index_file).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise CheckpointError(f"{index_file} has no 'weight_map' (tensor name -> shard file)")
+        files = sorted(set(weight_map.values()))
     elif os.path.isfile(os.path.join(path, "model.safetensors")):
         files = ["model.safetensors"]
     else:

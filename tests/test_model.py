@@ -483,6 +483,11 @@ def test_loading_errors_name_the_problem(tmp_path, checkpoint):
     wrong = {**state, "model.layers.2.self_attn.k_proj.weight": torch.zeros(64, 64)}
     with pytest.raises(CheckpointError, match=r"'model.layers.2.self_attn.k_proj.weight' has shape \(64, 64\).*\(32, 64\)"):
         Llama.from_pretrained(write_checkpoint(tmp_path / "s", wrong, config))
+    broken_json = write_checkpoint(tmp_path / "j", state, config)
+    with open(os.path.join(broken_json, "config.json"), "w") as f:
+        f.write('{"hidden_size": 64,')
+    with pytest.raises(CheckpointError, match="config.json is not valid JSON"):
+        Llama.from_pretrained(broken_json)
     with pytest.raises(ValueError, match="rope_type 'longrope'"):
         bad_rope = {**config, "rope_parameters": {"rope_type": "longrope", "rope_theta": 1e4}}
         Llama.from_pretrained(write_checkpoint(tmp_path / "r", state, bad_rope))
