@@ -110,6 +110,37 @@ def apply_op(name, p, q, support=None):
 # -----------------------------------------------------------------------------
 # 2. The machine.
 
+
+def _blend(t, w, new, fast, add=False):
+    """t + w (new - t), or t + w new if add: a write with probability w.
+
+    w [B] or [B, K] covers t's leading dims; new has t's shape or size 1 in dim 1 (broadcast over K).
+    Without gradients (fast) it works in place and only where w != 0. (index_select/index_copy_, not
+    t[idx]: on CPU, advanced indexing can cost milliseconds even for a few rows.)
+    """
+    shape = (*w.shape, *[1] * (t.dim() - w.dim()))
+    if not fast:
+        return t + w.view(shape) * (new if add else new - t)
+    idx = w.flatten().nonzero()[:, 0]  # entries of t's leading dims that get written
+    if len(idx):
+        flat = t.view(-1, *t.shape[w.dim():])
+        if w.dim() == 2 and new.shape[1] == 1:
+            n = new[:, 0].index_select(0, idx // w.shape[1])
+        else:
+            n = new.reshape(flat.shape).index_select(0, idx)
+        old = flat.index_select(0, idx)
+        wi = w.flatten().index_select(0, idx).view(-1, *shape[w.dim():])
+        flat.index_copy_(0, idx, old + wi * (n if add else n - old))
+    return t
+
+
+def _read(sel, regs):
+    """sum_r sel[b, r] regs[b, r, :]: a register read mixed over registers, sel [B, R] -> [B, V].
+
+    Written as a product and a sum, not a bmm: with K = R this small, CPU bmm can cost milliseconds.
+    """
+    return (sel[..., None] * regs).sum(-2)
+
 WRITES = ("const", "mov", *PRIMITIVES, "load")  # opcodes that write r[dst] and go on to the next line
 SUPPORT_MAX = 8  # without gradients, ops on operands with at most this many live values use the table
 # Below this running mass an example counts as halted: its state is not renormalised further, so that
@@ -224,45 +255,50 @@ class Machine(nn.Module):
     def _step(self, f, state, fast, check):
         """One instruction, as an expectation over the pc (mean field on soft states, exact on one-hot).
 
-        fast (no gradients): blends whose weight is exactly zero for the whole batch are skipped, and
-        ops whose operands have few live values use the exact gather path; both change no value.
+        fast (no gradients): sums and blends skip their terms that are exactly zero (a one-hot pc turns
+        `p @ field` into a row gather, one-hot operands turn an op into one table lookup, and blends
+        touch only the entries whose weight is nonzero, in place); none of this changes a value.
         check (hard runs): raise ExecutionError where `Program.run` would.
         """
         pc, regs, mem, saved, ret_to, sp, halted, value, mem_out = state
-        B, is_ = pc.shape[0], f["is"]
-        calls = "call" in self.col
-        s0 = sp[:, :1] if calls else pc.new_ones(B, 1)  # [B, 1] P(stack empty): a ret there halts
-        zero = pc.new_zeros(self.L)
+        B, is_, zero = pc.shape[0], f["is"], pc.new_zeros(self.L)
         is_ret, is_halt = is_.get("ret", zero), is_.get("halt", zero)
+        calls = "call" in self.col
+        line = pc.argmax(-1) if fast and self._one_hot(pc) else None  # [B] the line, for a hard pc
+        if line is None:
+            mm, read = (lambda p, M: p @ M), _read
+        else:  # p lives on the pc's line only: p @ M = p.sum() M[line]; a hard field row picks one register
+            mm = lambda p, M: M[line] * p.sum(-1, keepdim=True)
+            read = (lambda sel, regs: _read(sel, regs)) if self.trainable else \
+                (lambda sel, regs: regs[torch.arange(B), sel.argmax(-1)] * sel.sum(-1, keepdim=True))
+        s0 = sp[:, :1] if calls else pc.new_ones(B, 1)  # [B, 1] P(stack empty): a ret there halts
         # Halting: `ret a` on an empty stack returns r[a]; `halt` returns r[a0].
         stop = pc * (is_halt + is_ret * s0)  # [B, L] joint mass that halts now
         h = stop.sum(-1)  # [B]
         if not fast or h.max() > 0:
-            res = (pc * is_ret) @ f["a"] * s0 + (pc @ is_halt)[:, None] * self.e_a0  # [B, R]
-            value = value + torch.bmm(res[:, None], regs)[:, 0]
-            mem_out = mem_out + h[:, None, None] * mem
+            res = mm(pc * is_ret, f["a"]) * s0 + (pc @ is_halt)[:, None] * self.e_a0  # [B, R]
+            value = value + _read(res, regs)
+            mem_out = _blend(mem_out, h, mem, fast, add=True)
             halted = halted + h
         go = pc - stop  # [B, L] joint mass that runs on
         mass = go.sum(-1, keepdim=True)
         cond = go / mass.clamp_min(MIN_MASS)  # [B, L] the pc of the running mass, normalised
-        w, a_sel, b_sel, W, y_imm = (cond @ f["mix"]).split(f["sizes"], -1)
-        xy = torch.bmm(torch.stack([a_sel, b_sel], 1), regs)  # [B, 2, V]
-        x, y = xy[:, 0], xy[:, 1] + y_imm  # first operand r[a]; second r[b] or the immediate
+        w, a_sel, b_sel, W, y_imm = mm(cond, f["mix"]).split(f["sizes"], -1)
+        x, y = read(a_sel, regs), read(b_sel, regs) + y_imm  # operands: r[a]; r[b] or the immediate
         live = (w.amax(0) > 0).tolist() if fast else [True] * len(self.ops)
         on = lambda op: op in self.col and live[self.col[op]]
         wt = lambda op: w[:, self.col[op]]
         addr, off = x[:, :self.N], x[:, self.N:].sum(-1)  # addresses >= N do not exist
         if check:
-            bad = (wt("load") if "load" in self.col else 0) + (wt("store") if "store" in self.col else 0)
-            self._check(pc, bad * off > 0.5, lambda b: f"memory address {int(x[b].argmax())} is past the last "
-                        f"of n_cells={self.N} cells")
+            bad = sum(wt(op) for op in ("load", "store") if op in self.col) * off > 0.5
+            self._check(pc, bad, lambda b: f"memory address {int(x[b].argmax())} is past the last of n_cells={self.N} cells")
         # The value written to r[dst], conditional on a write: a mixture of the ops' results.
         val = x.new_zeros(B, self.V)
         prims = [op for op in self.prims if on(op)]
         if prims and fast and self._one_hot(x) and self._one_hot(y):
-            # Both operands one-hot: the table's sum has a single term, out = one_hot(T[a, b]). Exact.
-            j = [self.prims.index(op) for op in prims]
-            outs = F.one_hot(self.tables[j][:, x.argmax(-1), y.argmax(-1)], self.V).to(x.dtype)  # [n, B, V]
+            # Both operands one-hot: the table's sum has a single term, out = one_hot(T[a, b]).
+            j = torch.tensor([self.prims.index(op) for op in prims])[:, None]
+            outs = F.one_hot(self.tables[j, x.argmax(-1), y.argmax(-1)], self.V).to(x.dtype)  # [n, B, V]
             val = val + (w[:, [self.col[op] for op in prims]].T[..., None] * outs).sum(0)
             prims = []
         support = None
@@ -282,38 +318,47 @@ class Machine(nn.Module):
                 out = apply_op(op, x, y, support)
             val = val + wt(op)[:, None] * out
         val = val / (w @ self.writes).clamp_min(MIN_MASS)[:, None]
-        new_regs = regs + W[..., None] * (val[:, None] - regs)
-        new_pc = pc.new_zeros(pc.shape)
-        if calls and on("call"):  # push (registers, line after the call) at sp; sp += 1
-            c = wt("call")
-            if check:
-                self._check(pc, c * sp[:, -1] > 0.5, lambda b: f"call depth limit: more than max_depth={self.D} nested calls")
-            push = c[:, None] * sp[:, :-1]  # [B, D] P(this call writes slot d)
-            saved = saved + push[..., None, None] * (regs[:, None] - saved)
-            back = F.pad((cond * is_["call"])[:, :-1], (1, 0))  # [B, L] line after the call, mass c
-            ret_to = ret_to + sp[:, :-1, None] * (back[:, None] - c[:, None, None] * ret_to)
-            up = torch.cat([sp[:, :1] * 0, sp[:, :-2], sp[:, -2:].sum(-1, keepdim=True)], -1)  # full stays full
-            sp = sp + c[:, None] * (up - sp)
-        if calls and on("ret"):  # pop: restore registers except a0 := r[a]; jump to the return line; sp -= 1
-            pop = (pc @ is_ret)[:, None] / mass.clamp_min(MIN_MASS) * sp[:, 1:]  # [B, D] P(pop slot d-1)
-            q = pop.sum(-1)[:, None, None]  # P(this step pops)
-            restored = torch.bmm(pop[:, None], saved.flatten(2)).view_as(regs)  # [B, R, V], mass q
-            restored = restored + self.e_a0[:, None] * (q * x[:, None] - restored)
-            new_regs = new_regs + restored - q * regs
-            new_pc = new_pc + torch.bmm((pop * mass)[:, None], ret_to)[:, 0]
-            sp = sp + F.pad(pop, (0, 1)) - q[:, :, 0] * sp
+        new_pc, popped = pc.new_zeros(pc.shape), None
+        if calls:  # every stack update reads the stack as it was before this step
+            new_sp = sp
+            if on("ret"):  # pop: registers come back except a0 := r[a]; jump to the return line; sp -= 1
+                pop = (pc @ is_ret)[:, None] / mass.clamp_min(MIN_MASS) * sp[:, 1:]  # [B, D] P(pop slot d-1)
+                q = pop.sum(-1)  # [B] P(this step pops)
+                rows = q.nonzero()[:, 0] if fast else slice(None)
+                take = (lambda t: t.index_select(0, rows)) if fast else (lambda t: t)
+                qr = take(q)[:, None, None]
+                restored = torch.bmm(take(pop)[:, None], take(saved).flatten(2)).view(-1, self.R, self.V)  # mass q
+                restored = restored + self.e_a0[:, None] * (qr * take(x)[:, None] - restored)
+                popped = (rows, restored - qr * take(regs))  # the change to the registers
+                new_pc = new_pc + torch.bmm((pop * mass)[:, None], ret_to)[:, 0]
+                new_sp = new_sp + F.pad(pop, (0, 1)) - q[:, None] * sp
+            if on("call"):  # push (registers, line after the call) at sp; sp += 1
+                c = wt("call")
+                if check:
+                    self._check(pc, c * sp[:, -1] > 0.5, lambda b: f"call depth limit: more than max_depth={self.D} nested calls")
+                push = c[:, None] * sp[:, :-1]  # [B, D] P(this call writes slot d)
+                back = F.pad((cond * is_["call"])[:, :-1], (1, 0)) / c.clamp_min(MIN_MASS)[:, None]  # [B, L]
+                saved = _blend(saved, push, regs[:, None], fast)
+                ret_to = _blend(ret_to, push, back[:, None], fast)
+                up = torch.cat([sp[:, :1] * 0, sp[:, :-2], sp[:, -2:].sum(-1, keepdim=True)], -1)  # full stays full
+                new_sp = new_sp + c[:, None] * (up - sp)
+            sp = new_sp
         if on("store"):  # memory[r[a]] = r[b]
-            st = wt("store")[:, None] * addr  # [B, N] P(this step writes cell n)
-            mem = mem + st[..., None] * (y[:, None] - mem)
+            mem = _blend(mem, wt("store")[:, None] * addr, y[:, None], fast)
+        regs = _blend(regs, W, val[:, None], fast)
+        if popped is not None:
+            rows, change = popped
+            if fast:
+                regs.index_copy_(0, rows, regs.index_select(0, rows) + change)
+            else:
+                regs = regs + change
         # Next line: branch jumps when r[a] == 0; jump and call jump; the rest go on to line + 1.
         z = x[:, :1]  # [B, 1] P(r[a] == 0)
         jumps = is_.get("jump", zero) + is_.get("call", zero)
-        if "branch" in self.col:
-            new_pc = new_pc + F.pad((go * (f["seq"] + is_["branch"] * (1 - z)))[:, :-1], (1, 0))
-            new_pc = new_pc + (go * (jumps + is_["branch"] * z)) @ f["target"]
-        else:
-            new_pc = new_pc + F.pad((go * f["seq"])[:, :-1], (1, 0)) + (go * jumps) @ f["target"]
-        return new_pc, new_regs, mem, saved, ret_to, sp, halted, value, mem_out
+        is_branch = is_.get("branch", zero)
+        new_pc = new_pc + F.pad((go * (f["seq"] + is_branch * (1 - z)))[:, :-1], (1, 0))
+        new_pc = new_pc + mm(go * (jumps + is_branch * z), f["target"])
+        return new_pc, regs, mem, saved, ret_to, sp, halted, value, mem_out
 
     @staticmethod
     def _one_hot(x):
@@ -356,8 +401,10 @@ class Machine(nn.Module):
         ret_to[..., 0] = 1  # [B, D, L]
         sp = zeros(D + 1)
         sp[:, 0] = 1  # [B, D + 1] empty stack
-        state = (pc, registers, memory, saved, ret_to, sp, zeros(), zeros(self.V), zeros(self.N, self.V))
         fast = not torch.is_grad_enabled()
+        if fast:  # the fast path updates the state in place
+            registers, memory = registers.clone(), memory.clone()
+        state = (pc, registers, memory, saved, ret_to, sp, zeros(), zeros(self.V), zeros(self.N, self.V))
         chunk = checkpoint_every if (checkpoint_every and not fast) else max_steps
         steps = 0
         while steps < max_steps and state[6].min() < 1 - eps:
