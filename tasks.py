@@ -1,0 +1,382 @@
+"""
+Algorithmic tasks: prompts, answers, splits, and the library programs that solve them.
+
+Read it in three parts:
+
+1. The library: plain Python functions that `compiler.py` turns into one register-machine program. They
+   work on the machine's memory as a *text tape*: the reasoning layer copies the prompt's characters (as
+   ASCII values) into memory cells 0, 1, 2, ... followed by a 0 (NUL). Each task's entry point parses its
+   numbers from that text, computes, prints its answer as ASCII digits into memory, ends it with a NUL and
+   returns the address where the answer text starts. The reasoning layer reads the answer back from there.
+   So the network only has to choose the right entry point and pass the text through; the algorithm and
+   the number formatting run exactly, for any length that fits the memory.
+2. The tasks: a seeded prompt/answer generator per task, several phrasings (some held out for testing), a
+   training range and harder splits that need more computation than anything seen in training.
+3. `solve_with_library`, which runs an entry point on a prompt in plain Python: the tests use it to check
+   that every split's prompts and answers fit the tape and that the library really solves them.
+
+Splits: `train` (training phrasings and range), `test` (same range, held-out phrasings), and harder ones
+with the *training* phrasings, so that they measure depth/length generalisation alone.
+"""
+
+import random
+from dataclasses import dataclass
+
+from compiler import compile_functions
+
+N_VALUES = 128  # values are ASCII characters or small integers
+N_CELLS = N_VALUES - 1  # memory cells; one fewer than V so that len(tape) is itself a value
+
+# -----------------------------------------------------------------------------
+# 1. The library. Character codes: NUL 0, space 32, '0'..'9' 48..57.
+
+
+def text_end(m, i):
+    """Index of the NUL that ends the text at or after i."""
+    while i < len(m) and m[i] != 0:
+        i += 1
+    return i
+
+
+def next_number(m, i):
+    """Index of the next digit at or after i, or of the NUL that ends the text."""
+    while i < len(m) and m[i] != 0 and not 48 <= m[i] <= 57:
+        i += 1
+    return i
+
+
+def number_end(m, i):
+    """Index just past the run of digits that starts at i."""
+    while i < len(m) and 48 <= m[i] <= 57:
+        i += 1
+    return i
+
+
+def parse_number(m, i):
+    """The value of the decimal number whose first digit is at i (wraps modulo V like all arithmetic)."""
+    x = 0
+    while i < len(m) and 48 <= m[i] <= 57:
+        x = x * 10 + m[i] - 48
+        i += 1
+    return x
+
+
+def print_number(m, p, x):
+    """Write x in decimal at m[p], m[p+1], ...; return the index after the last digit."""
+    if x >= 100:
+        m[p] = 48 + x // 100
+        p += 1
+    if x >= 10:
+        m[p] = 48 + x // 10 % 10
+        p += 1
+    m[p] = 48 + x % 10
+    return p + 1
+
+
+def fib(n):
+    if n < 2:
+        return n
+    return fib(n - 1) + fib(n - 2)
+
+
+def fib_task(m):
+    n = parse_number(m, next_number(m, 0))
+    start = text_end(m, 0) + 1
+    end = print_number(m, start, fib(n))
+    m[end] = 0
+    return start
+
+
+def insertion_sort(a, lo, hi):
+    """Sort a[lo:hi] in place."""
+    for i in range(lo + 1, hi):
+        x = a[i]
+        j = i
+        while j > lo and a[j - 1] > x:
+            a[j] = a[j - 1]
+            j -= 1
+        a[j] = x
+
+
+def parse_list(m):
+    """Replace the text by the numbers in it, m[0], m[1], ...; return how many there are.
+
+    In place is safe: the k-th number is written at k, never past the text still to be read.
+    """
+    n = 0
+    i = next_number(m, 0)
+    while i < len(m) and m[i] != 0:
+        x = parse_number(m, i)
+        i = next_number(m, number_end(m, i))
+        m[n] = x
+        n += 1
+    return n
+
+
+def sort_task(m):
+    """Parse the list, move it to the top of memory, sort it there, print it from address 0."""
+    n = parse_list(m)
+    top = len(m) - n
+    k = n
+    while k > 0:  # copy downwards: the target is never below the source
+        k -= 1
+        m[top + k] = m[k]
+    insertion_sort(m, top, len(m))
+    p = 0
+    for k in range(top, len(m)):
+        if k > top:
+            m[p] = 32
+            p += 1
+        p = print_number(m, p, m[k])
+    m[p] = 0
+    return 0
+
+
+def add_task(m):
+    """Schoolbook addition of two decimal numbers of any length, digit by digit with a carry.
+
+    The sum is written right to left, ending just before a NUL at `last`; it starts where it stops.
+    """
+    i = next_number(m, 0)
+    a_end = number_end(m, i)
+    j = next_number(m, a_end)
+    b_end = number_end(m, j)
+    p = a_end - i
+    if b_end - j > p:
+        p = b_end - j
+    p = text_end(m, b_end) + 2 + p  # room for the longer number and a final carry
+    m[p] = 0
+    carry = 0
+    while a_end > i or b_end > j or carry > 0:
+        s = carry
+        if a_end > i:
+            a_end -= 1
+            s += m[a_end] - 48
+        if b_end > j:
+            b_end -= 1
+            s += m[b_end] - 48
+        p -= 1
+        m[p] = 48 + s % 10
+        carry = s // 10
+    return p
+
+
+def gcd(a, b):
+    while b != 0:
+        t = a % b
+        a = b
+        b = t
+    return a
+
+
+def gcd_task(m):
+    i = next_number(m, 0)
+    a = parse_number(m, i)
+    j = next_number(m, number_end(m, i))
+    b = parse_number(m, j)
+    start = text_end(m, j) + 1
+    end = print_number(m, start, gcd(a, b))
+    m[end] = 0
+    return start
+
+
+LIBRARY_FUNCTIONS = (text_end, next_number, number_end, parse_number, print_number, fib, fib_task,
+                     insertion_sort, parse_list, sort_task, add_task, gcd, gcd_task)
+
+
+def compile_library():
+    """All library functions compiled into one program; each task's `entry` is a function in it."""
+    return compile_functions(*LIBRARY_FUNCTIONS, n_values=N_VALUES)
+
+
+# -----------------------------------------------------------------------------
+# 2. Tasks.
+
+
+def fibonacci(n):
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
+
+
+def digits(rng, n_digits):
+    first = str(rng.randint(1, 9)) if n_digits > 1 else str(rng.randint(0, 9))
+    return int(first + "".join(str(rng.randint(0, 9)) for _ in range(n_digits - 1)))
+
+
+@dataclass
+class Task:
+    """A task: its library entry point, phrasings, and a sampler per split.
+
+    `splits` maps a split name to `(sample, phrasings)`: `sample(rng)` returns the task's numbers and
+    `phrasings` are templates filled by `format`. `enumerate_split` lists every prompt of a small split
+    (fib has only a few distinct inputs, and its table reports how many distinct prompts it tested).
+    """
+
+    name: str
+    entry: str
+    train_phrasings: list
+    test_phrasings: list
+    ranges: dict  # split -> parameters for `sample`
+    eval_n: dict  # split -> number of test examples
+
+    def sample(self, rng, split):
+        raise NotImplementedError
+
+    def phrasings(self, split):
+        return self.test_phrasings if split == "test" else self.train_phrasings
+
+    def example(self, rng, split):
+        """One (prompt, answer) pair of `split`."""
+        if split not in self.ranges:
+            raise ValueError(f"task {self.name!r} has no split {split!r}; its splits are {list(self.ranges)}")
+        values, answer = self.sample(rng, split)
+        return rng.choice(self.phrasings(split)).format(**values), answer
+
+    def examples(self, split, n=None, seed=0):
+        """A fixed, seeded list of (prompt, answer) pairs for evaluation."""
+        rng = random.Random(f"{self.name}/{split}/{seed}")
+        return [self.example(rng, split) for _ in range(n or self.eval_n[split])]
+
+    @property
+    def splits(self):
+        return list(self.ranges)
+
+
+class FibTask(Task):
+    def sample(self, rng, split):
+        lo, hi = self.ranges[split]
+        n = rng.randint(lo, hi)
+        return {"n": n}, str(fibonacci(n))
+
+    def examples(self, split, n=None, seed=0):
+        """Every distinct prompt of the split: there are only a few."""
+        if split not in self.ranges:
+            raise ValueError(f"task {self.name!r} has no split {split!r}; its splits are {list(self.ranges)}")
+        lo, hi = self.ranges[split]
+        return [(p.format(n=k), str(fibonacci(k))) for k in range(lo, hi + 1) for p in self.phrasings(split)]
+
+
+class SortTask(Task):
+    def sample(self, rng, split):
+        lo, hi = self.ranges[split]
+        xs = [rng.randint(0, 99) for _ in range(rng.randint(lo, hi))]
+        return {"xs": " ".join(map(str, xs)), "cs": ",".join(map(str, xs))}, " ".join(map(str, sorted(xs)))
+
+
+class AddTask(Task):
+    def sample(self, rng, split):
+        lo, hi = self.ranges[split]
+        a, b = digits(rng, rng.randint(lo, hi)), digits(rng, rng.randint(lo, hi))
+        return {"a": a, "b": b}, str(a + b)
+
+
+class GcdTask(Task):
+    def sample(self, rng, split):
+        lo, hi = self.ranges[split]
+        a, b = rng.randint(lo, hi), rng.randint(lo, hi)
+        return {"a": a, "b": b}, str(_gcd(a, b))
+
+
+def _gcd(a, b):
+    while b:
+        a, b = b, a % b
+    return a
+
+
+TASKS = {
+    # fib(11) = 89 is the largest Fibonacci number below V = 128: the deeper split goes that far.
+    "fib": FibTask("fib", "fib_task",
+                   ["fib({n})=", "fibonacci({n}) =", "What is fib of {n}?", "F({n})="],
+                   ["Fibonacci number {n}:", "fib {n} ->"],
+                   {"train": (0, 7), "test": (0, 7), "deeper": (8, 11)}, {}),
+    "sort": SortTask("sort", "sort_task",
+                     ["sort {xs}=", "sorted([{cs}]) =", "Sort: {xs}?", "order {xs}:"],
+                     ["Sort these: {xs} ->", "ascending [{cs}]:"],
+                     {"train": (1, 8), "test": (1, 8), "2x": (9, 16), "4x": (17, 32)},
+                     {"test": 200, "2x": 200, "4x": 100}),
+    "add": AddTask("add", "add_task",
+                   ["{a}+{b}=", "add {a} {b}=", "What is {a} plus {b}?", "sum of {a} and {b}:"],
+                   ["{a} + {b} =", "Add {a} to {b}:"],
+                   {"train": (1, 8), "test": (1, 8), "16d": (16, 16), "32d": (32, 32)},
+                   {"test": 200, "16d": 100, "32d": 100}),
+    "gcd": GcdTask("gcd", "gcd_task",
+                   ["gcd({a},{b})=", "gcd of {a} and {b}?", "GCD {a} {b}:"],
+                   ["greatest common divisor of {a}, {b}:", "gcd[{a} {b}] ="],
+                   {"train": (1, 63), "test": (1, 63), "larger": (64, 127)},
+                   {"test": 200, "larger": 200}),
+}
+
+
+class AllTask:
+    """Every task mixed: the model must choose the program from the prompt. Splits are `task/split`."""
+
+    name = "all"
+
+    def __init__(self, tasks):
+        self.tasks = tasks
+
+    @property
+    def splits(self):
+        return ["train"] + [f"{t.name}/{s}" for t in self.tasks for s in t.splits if s != "train"]
+
+    def example(self, rng, split):
+        if split == "train":
+            return rng.choice(self.tasks).example(rng, "train")
+        return self._split(split)[0].example(rng, self._split(split)[1])
+
+    def examples(self, split, n=None, seed=0):
+        task, sub = self._split(split)
+        return task.examples(sub, n, seed)
+
+    def task_of(self, split):
+        return self._split(split)[0]
+
+    def _split(self, split):
+        name, _, sub = split.partition("/")
+        for t in self.tasks:
+            if t.name == name and sub in t.ranges:
+                return t, sub
+        raise ValueError(f"task 'all' has no split {split!r}; its splits are {self.splits}")
+
+
+def get_task(name):
+    if name == "all":
+        return AllTask(list(TASKS.values()))
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS) + ['all']}")
+    return TASKS[name]
+
+
+# -----------------------------------------------------------------------------
+# 3. Running the library in plain Python on a prompt, the way the reasoning layer lays out its tape.
+
+
+def prompt_tape(prompt, n_cells=N_CELLS):
+    """The prompt's characters as memory cells, NUL-padded. Raises if they do not fit or are not ASCII."""
+    codes = list(prompt.encode("utf-8"))
+    if len(codes) >= n_cells or max(codes, default=0) >= N_VALUES:
+        raise ValueError(f"prompt {prompt!r} does not fit a tape of {n_cells} ASCII cells")
+    return codes + [0] * (n_cells - len(codes))
+
+
+def read_text(m, start):
+    """The NUL-terminated text at m[start:]."""
+    end = start
+    while end < len(m) and m[end] != 0:
+        end += 1
+    return bytes(m[start:end]).decode("ascii")
+
+
+def solve_with_library(entry, prompt, program=None):
+    """The answer text that library entry point `entry` prints for `prompt`.
+
+    With `program` (a compiled library), it runs on the reference interpreter; without, in CPython.
+    """
+    m = prompt_tape(prompt)
+    if program is None:
+        start = {f.__name__: f for f in LIBRARY_FUNCTIONS}[entry](m)
+    else:
+        start = program.run(entry, m, n_cells=N_CELLS)
+    return read_text(m, start)
