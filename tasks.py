@@ -227,15 +227,19 @@ class Task:
     def phrasings(self, split):
         return self.test_phrasings if split == "test" else self.train_phrasings
 
-    def example(self, rng, split):
-        """One (prompt, answer) pair of `split`."""
+    def check_split(self, split):
         if split not in self.ranges:
             raise ValueError(f"task {self.name!r} has no split {split!r}; its splits are {list(self.ranges)}")
+
+    def example(self, rng, split):
+        """One (prompt, answer) pair of `split`."""
+        self.check_split(split)
         values, answer = self.sample(rng, split)
         return rng.choice(self.phrasings(split)).format(**values), answer
 
     def examples(self, split, n=None, seed=0):
         """A fixed, seeded list of (prompt, answer) pairs for evaluation."""
+        self.check_split(split)
         rng = random.Random(f"{self.name}/{split}/{seed}")
         return [self.example(rng, split) for _ in range(n or self.eval_n[split])]
 
@@ -252,8 +256,7 @@ class FibTask(Task):
 
     def examples(self, split, n=None, seed=0):
         """Every distinct prompt of the split: there are only a few."""
-        if split not in self.ranges:
-            raise ValueError(f"task {self.name!r} has no split {split!r}; its splits are {list(self.ranges)}")
+        self.check_split(split)
         lo, hi = self.ranges[split]
         return [(p.format(n=k), str(fibonacci(k))) for k in range(lo, hi + 1) for p in self.phrasings(split)]
 

@@ -1,0 +1,116 @@
+"""tasks.py: the generators, their splits, and the library programs that solve them.
+
+The reference for every answer is Python itself (the generators compute answers with Python's ints,
+independently of the library); the library must reproduce them both in CPython and compiled.
+"""
+
+import random
+import re
+
+import pytest
+
+import tasks
+from tasks import TASKS, get_task, prompt_tape, solve_with_library
+
+
+@pytest.fixture(scope="module")
+def program():
+    return tasks.compile_library()
+
+
+def split_examples(task, split, n=60):
+    if split == "train":
+        rng = random.Random(1)
+        return [task.example(rng, "train") for _ in range(n)]
+    return task.examples(split)[:n]
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_library_solves_every_split_in_cpython_and_compiled(name, program):
+    task = TASKS[name]
+    for split in task.splits:
+        for prompt, answer in split_examples(task, split):
+            assert solve_with_library(task.entry, prompt) == answer, (split, prompt)
+            assert solve_with_library(task.entry, prompt, program) == answer, (split, prompt)
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_prompts_are_ascii_and_fit_the_tape_with_the_answer(name):
+    task = TASKS[name]
+    for split in task.splits:
+        for prompt, answer in split_examples(task, split, n=300):
+            prompt_tape(prompt)  # raises if it does not fit
+            assert len(prompt) + len(answer) + 2 < tasks.N_CELLS or name == "sort"
+
+
+def numbers(prompt):
+    return [int(x) for x in re.findall(r"\d+", prompt)]
+
+
+def test_harder_splits_need_more_than_training():
+    train = {name: [numbers(p) for p, _ in split_examples(TASKS[name], "train", 500)] for name in TASKS}
+    # fib: a larger n is a deeper recursion
+    assert max(n for (n,) in train["fib"]) < min(n for (n,) in (numbers(p) for p, _ in TASKS["fib"].examples("deeper")))
+    # sort: longer lists; add: more digits
+    longest = max(len(xs) for xs in train["sort"])
+    assert longest == 8
+    for split, lo in (("2x", 9), ("4x", 17)):
+        assert min(len(numbers(p)) for p, _ in TASKS["sort"].examples(split)) >= lo > longest
+    most = max(len(str(x)) for xs in train["add"] for x in xs)
+    assert most == 8
+    for split, size in (("16d", 16), ("32d", 32)):
+        assert all(len(str(x)) == size for p, _ in TASKS["add"].examples(split) for x in numbers(p))
+    assert max(x for xs in train["gcd"] for x in xs) < min(x for p, _ in TASKS["gcd"].examples("larger") for x in numbers(p))
+
+
+def template_regex(template):
+    """A phrasing template as a regex that matches exactly its prompts."""
+    fields = {"{xs}": r"\d+(?: \d+)*", "{cs}": r"\d+(?:,\d+)*", "{n}": r"\d+", "{a}": r"\d+", "{b}": r"\d+"}
+    pattern = re.escape(template)
+    for field, rx in fields.items():
+        pattern = pattern.replace(re.escape(field), rx)
+    return re.compile(pattern + "$")
+
+
+def phrasing_of(prompt):
+    """(task name, template) of every template that matches the prompt."""
+    return [(t.name, p) for t in TASKS.values() for p in t.train_phrasings + t.test_phrasings
+            if template_regex(p).match(prompt)]
+
+
+def test_test_split_uses_only_held_out_phrasings():
+    for task in TASKS.values():
+        assert not set(task.train_phrasings) & set(task.test_phrasings)
+        for prompt, _ in task.examples("test")[:100]:
+            assert [p for _, p in phrasing_of(prompt)] and all(p in task.test_phrasings for _, p in phrasing_of(prompt)), prompt
+        for prompt, _ in split_examples(task, "train", 100):
+            assert all(p in task.train_phrasings for _, p in phrasing_of(prompt)), prompt
+
+
+def test_examples_are_seeded():
+    sort = TASKS["sort"]
+    assert sort.examples("2x", n=20, seed=3) == sort.examples("2x", n=20, seed=3)
+    assert sort.examples("2x", n=20, seed=3) != sort.examples("2x", n=20, seed=4)
+    a, b = random.Random(7), random.Random(7)
+    assert [sort.example(a, "train") for _ in range(5)] == [sort.example(b, "train") for _ in range(5)]
+
+
+def test_all_mixes_every_task_and_routes_splits():
+    task = get_task("all")
+    rng = random.Random(0)
+    names = [phrasing_of(task.example(rng, "train")[0])[0][0] for _ in range(200)]
+    assert {n: names.count(n) > 20 for n in TASKS} == {n: True for n in TASKS}
+    assert "sort/4x" in task.splits and "fib/deeper" in task.splits
+    assert task.task_of("add/32d") is TASKS["add"]
+    assert task.examples("gcd/larger", n=5) == TASKS["gcd"].examples("larger", n=5)
+
+
+def test_unknown_task_or_split_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown task 'fibb'"):
+        get_task("fibb")
+    with pytest.raises(ValueError, match="no split '8x'"):
+        TASKS["sort"].examples("8x")
+    with pytest.raises(ValueError, match="no split 'fib/huge'"):
+        get_task("all").examples("fib/huge")
+    with pytest.raises(ValueError, match="does not fit"):
+        prompt_tape("x" * 200)
