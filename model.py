@@ -158,8 +158,7 @@ _LLAMA32 = dict(
     vocab_size=128256,
     norm_eps=1e-5,
     rope_theta=500000.0,
-    rope_scaling=RopeScaling(factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
-                             original_max_position_embeddings=8192),
+    rope_scaling=RopeScaling(),  # the defaults are LLaMA 3.2's: factor 32, low 1, high 4, original 8192
     max_seq_len=131072,
     tie_embeddings=True,
 )
@@ -635,8 +634,7 @@ class Tokenizer:
         self.model = tiktoken.Encoding(name=name, pat_str=LLAMA3_SPLIT, mergeable_ranks=ranks,
                                        special_tokens=self.special_tokens)
         self.n_words = len(ranks) + len(SPECIAL_TOKENS)
-        self.bos_id = self.special_tokens["<|begin_of_text|>"]
-        self.eos_id = self.special_tokens["<|end_of_text|>"]
+        self.bos_id, self.eos_id = self.special_tokens["<|begin_of_text|>"], self.special_tokens["<|end_of_text|>"]
 
     @property
     def vocab_size(self) -> int:
