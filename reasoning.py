@@ -337,9 +337,12 @@ class Machine(nn.Module):
                 if check:
                     self._check(pc, c * sp[:, -1] > 0.5, lambda b: f"call depth limit: more than max_depth={self.D} nested calls")
                 push = c[:, None] * sp[:, :-1]  # [B, D] P(this call writes slot d)
-                back = F.pad((cond * is_["call"])[:, :-1], (1, 0)) / c.clamp_min(MIN_MASS)[:, None]  # [B, L]
+                back = F.pad((cond * is_["call"])[:, :-1], (1, 0))  # [B, L] the line after the call, mass c
                 saved = _blend(saved, push, regs[:, None], fast)
-                ret_to = _blend(ret_to, push, back[:, None], fast)
+                if fast:  # c is one of 0, 1 where push != 0 in a hard run
+                    ret_to = _blend(ret_to, push, (back / c.clamp_min(MIN_MASS)[:, None])[:, None], fast)
+                else:  # the same blend, push (back / c - ret_to), without dividing by c
+                    ret_to = ret_to + sp[:, :-1, None] * (back[:, None] - c[:, None, None] * ret_to)
                 up = torch.cat([sp[:, :1] * 0, sp[:, :-2], sp[:, -2:].sum(-1, keepdim=True)], -1)  # full stays full
                 new_sp = new_sp + c[:, None] * (up - sp)
             sp = new_sp
