@@ -1,0 +1,122 @@
+"""Speed and memory of the differentiable machine (reasoning.py) against the plain-Python interpreter.
+
+    python tests/bench_reasoning.py            # a few minutes on a 2-core CPU
+
+Throughput is examples x steps per second: the interpreter's step count of every example (the work a
+plain computer does), summed over the batch, divided by wall time. The machine runs the whole batch in
+one tensor program at V = 128 (a batch runs as long as its slowest example, which the count does not
+reward). "no grad": `Machine.run_batch` on one-hot inputs (the exact fast path). "fwd+bwd": a soft
+forward with gradients (mean field, FFT/cumsum op forms, checkpointing every 64 steps) and a backward
+pass from the log-probability of the right answers to the input registers. Every figure is also given as a
+ratio against `Program.run` on the same examples, timed in the same run.
+
+Peak memory of a backward pass through 1,000 steps: each configuration runs in a fresh subprocess, and
+the figure is the growth of its peak resident set size (getrusage ru_maxrss) over the forward+backward,
+i.e. what autograd (and checkpointing) keep alive.
+"""
+
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import torch
+
+from compiler import compile_source
+from corpus import CORPUS
+from reasoning import Machine
+
+SOURCES = {case.entry: case.source for case in CORPUS if case.name in ("fib_recursive", "insertion_sort")}
+
+
+def workload(task, B, rng):
+    """(program, entry, args_list): recursive fib(7) or insertion sort of 8 random values, B times."""
+    entry = "fib" if task == "fib" else "insertion_sort"
+    program = compile_source(SOURCES[entry])
+    if task == "fib":
+        args = [[7] for _ in range(B)]
+    else:
+        args = [[[rng.randrange(128) for _ in range(8)]] for _ in range(B)]
+    return program, entry, args
+
+
+def copy_args(args):
+    return [list(x) if isinstance(x, list) else x for x in args]
+
+
+def interpreter(program, entry, args_list):
+    """(examples x steps, seconds) of Program.run on the same examples."""
+    t, work = time.perf_counter(), 0
+    for args in args_list:
+        work += program.run(entry, *copy_args(args), return_steps=True)[1]
+    return work, time.perf_counter() - t
+
+
+def machine_no_grad(machine, entry, args_list):
+    t = time.perf_counter()
+    machine.run_batch([entry] * len(args_list), [copy_args(a) for a in args_list])
+    return time.perf_counter() - t
+
+
+def machine_backward(machine, program, entry, args_list, max_steps=10_000, checkpoint_every=64):
+    """Soft forward + backward; returns (seconds, steps, gradient norm)."""
+    pc, regs, mem, _ = machine.init_state([entry] * len(args_list), [copy_args(a) for a in args_list])
+    regs.requires_grad_()
+    t = time.perf_counter()
+    out = machine(pc, regs, mem, max_steps=max_steps, checkpoint_every=checkpoint_every)
+    answers = torch.tensor([program.run(entry, *copy_args(a)) for a in args_list])
+    loss = -out.value.gather(1, answers[:, None]).clamp_min(1e-30).log().mean()
+    loss.backward()
+    return time.perf_counter() - t, out.steps, regs.grad.norm().item()
+
+
+def peak_memory(B, checkpoint_every):
+    """Run in a subprocess: extra peak RSS (MiB) of forward+backward through 1,000 steps of fib."""
+    program = compile_source(SOURCES["fib"])
+    machine = Machine(program)
+    pc, regs, mem, _ = machine.init_state(["fib"] * B, [[12]] * B)  # fib(12) needs > 1,000 steps
+    regs.requires_grad_()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = machine(pc, regs, mem, max_steps=1000, checkpoint_every=checkpoint_every)
+    (out.value.sum() + out.memory.sum()).backward()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert out.steps == 1000
+    return (after - before) / 1024
+
+
+def main():
+    rng = random.Random(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'task':<6} {'B':>4} {'mode':<8} {'steps':>6} {'machine ex*steps/s':>19} {'interp ex*steps/s':>18} {'ratio':>7}")
+    for task in ("fib", "sort"):
+        for B in (1, 32, 256):
+            program, entry, args = workload(task, B, rng)
+            machine = Machine(program)
+            machine_no_grad(machine, entry, args[:2])  # warm up (tables, allocator)
+            work, t_interp = interpreter(program, entry, args)
+            rate_interp = work / t_interp
+            t = machine_no_grad(machine, entry, args)
+            steps = max(program.run(entry, *copy_args(a), return_steps=True)[1] for a in args)
+            print(f"{task:<6} {B:>4} {'no grad':<8} {steps:>6} {work / t:>19,.0f} {rate_interp:>18,.0f} {work / t / rate_interp:>7.3f}")
+            if B <= 32 or task == "sort":
+                t, steps, norm = machine_backward(machine, program, entry, args)
+                print(f"{task:<6} {B:>4} {'fwd+bwd':<8} {steps:>6} {work / t:>19,.0f} {rate_interp:>18,.0f} "
+                      f"{work / t / rate_interp:>7.3f}   |grad| {norm:.3g}")
+    print("peak memory of forward+backward through 1,000 steps of recursive fib (V=128, R=3, D=16, N=128):")
+    for B, ckpt in [(32, None), (32, 64), (32, 32)]:
+        cmd = [sys.executable, __file__, "--memory", str(B), str(ckpt)]
+        mib = float(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+        print(f"  B={B:<3} checkpoint_every={str(ckpt):<5} {mib:8.0f} MiB")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--memory":
+        print(peak_memory(int(sys.argv[2]), None if sys.argv[3] == "None" else int(sys.argv[3])))
+    else:
+        main()

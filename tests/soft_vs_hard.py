@@ -1,0 +1,40 @@
+"""How far the soft (mean-field) machine drifts from the hard one as its inputs get less certain.
+
+    python tests/soft_vs_hard.py
+
+The argument n of recursive Fibonacci is given as a one-hot distribution smoothed by epsilon,
+(1 - eps) one_hot(n) + eps / V. A perfect probabilistic machine would return fib(n) with probability at
+least 1 - eps (the other inputs' answers carry the rest). The mean-field machine mixes operands across
+program lines and drops correlations between registers, so its error grows with eps and with the
+number of steps (deeper recursion). Printed: steps run, total variation distance between the soft
+output and the hard answer's one-hot, and the probability of the right answer.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import torch
+
+from compiler import compile_source
+from corpus import CORPUS
+from reasoning import Machine
+
+program = compile_source(next(case.source for case in CORPUS if case.name == "fib_recursive"))
+machine = Machine(program)
+V = program.n_values
+
+print(f"{'n':>2} {'hard steps':>10} {'eps':>6} {'soft steps':>10} {'halted':>7} {'TV(soft, hard)':>15} {'p(fib(n))':>10}")
+for n in range(4, 9):
+    answer, hard_steps = program.run("fib", n, return_steps=True)
+    assert machine.run("fib", n) == answer
+    for eps in (1e-3, 1e-2, 1e-1):
+        pc, regs, mem, _ = machine.init_state(["fib"], [[n]])
+        regs = (1 - eps) * regs + eps / V  # every register smoothed; a0 carries n
+        with torch.no_grad():
+            out = machine(pc, regs, mem, max_steps=4 * hard_steps)
+        p = out.value[0] / out.halted[0]  # the output distribution given halting
+        tv = 0.5 * (p - torch.nn.functional.one_hot(torch.tensor(answer), V)).abs().sum().item()
+        print(f"{n:>2} {hard_steps:>10} {eps:>6g} {out.steps:>10} {out.halted[0].item():>7.4f} {tv:>15.4f} {p[answer].item():>10.4f}")
