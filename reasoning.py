@@ -5,7 +5,7 @@ Read it top to bottom:
 
 1. the operation library: every primitive of compiler.PRIMITIVES as a lookup table applied to
    distributions, `out[k] = sum over a, b with T[a, b] = k of p(a) q(b)`, and faster equal forms
-   (FFT convolution for add/sub, cumulative sums for comparisons and min/max);
+   (a circulant matrix for add/sub, cumulative sums for comparisons and min/max);
 2. `Machine`: a compiled `Program` turned into one-hot field matrices (opcode, dst, a, b, imm, target),
    one step of the machine as an expectation over the program counter, and the adaptive loop that runs
    until the machine has halted;
@@ -70,6 +70,19 @@ def apply_table(T, p, q, support=None):
     return p.new_zeros(B, V).scatter_add(1, T.reshape(1, -1).expand(B, -1), joint)
 
 
+def _circular(p, q, sign):
+    """add (sign +1) or sub (-1): out[k] = sum_a p(a) q(sign (k - a) mod V), a circular convolution.
+
+    q is gathered into its circulant matrix [B, V, V] and multiplied by p. An FFT would be O(V log V)
+    but leaves ~1e-7 round-off on exact zeros, and the mean-field stack amplifies any error on the
+    pc step after step (see tests/soft_vs_hard.py); this form is exact on one-hot inputs.
+    """
+    V = p.shape[-1]
+    k = torch.arange(V, device=p.device)
+    index = (sign * (k[None, :] - k[:, None])) % V  # [a, k] -> b with a + b = k (or a - b = k)
+    return torch.bmm(p[:, None], q[:, index])[:, 0]
+
+
 def _bit(p1, p, q):
     """A comparison's output: mass p1 on the value 1, the rest of the joint mass |p| |q| on 0."""
     total = p.sum(-1) * q.sum(-1)
@@ -82,10 +95,9 @@ def _at_least(p):
 
 
 # Each equals apply_table(op_table(name, V), p, q) for any non-negative p, q (tests/test_reasoning.py).
-# add/sub are circular convolution/correlation: (a + b) mod V is a shift, so the FFT diagonalises it.
 FAST_FORMS = {
-    "add": lambda p, q: torch.fft.irfft(torch.fft.rfft(p) * torch.fft.rfft(q), n=p.shape[-1]),
-    "sub": lambda p, q: torch.fft.irfft(torch.fft.rfft(p) * torch.fft.rfft(q).conj(), n=p.shape[-1]),
+    "add": lambda p, q: _circular(p, q, +1),
+    "sub": lambda p, q: _circular(p, q, -1),
     "lt": lambda p, q: _bit((q * (p.cumsum(-1) - p)).sum(-1), p, q),  # P(a < b) = sum_b q(b) P(a <= b - 1)
     "le": lambda p, q: _bit((q * p.cumsum(-1)).sum(-1), p, q),
     "gt": lambda p, q: _bit((p * (q.cumsum(-1) - q)).sum(-1), p, q),
@@ -144,7 +156,7 @@ def _read(sel, regs):
 WRITES = ("const", "mov", *PRIMITIVES, "load")  # opcodes that write r[dst] and go on to the next line
 SUPPORT_MAX = 8  # without gradients, ops on operands with at most this many live values use the table
 # Below this running mass an example counts as halted: its state is not renormalised further, so that
-# float round-off (e.g. the FFT's, ~1e-7) on a halted example's pc is never blown up into a full state.
+# float round-off on a halted example's pc is never blown up into a full state.
 MIN_MASS = 1e-6
 
 

@@ -367,6 +367,16 @@ def test_compiled_corpus_matches_cpython_in_mixed_batches():
             assert machine_a == python_args, (case.name, args)
 
 
+def test_soft_path_with_gradients_is_exact_on_one_hot_inputs(machine, library):
+    # the forward used for training (table/circulant/cumsum op forms, dense blends) on hard inputs
+    names, args = ["fib", "isort", "gcd", "alu"], [[6], [[9, 4, 7, 1]], [84, 36], [100, 7]]
+    pc, regs, mem, _ = machine.init_state(names, [copy_args(a) for a in args])
+    out = machine(pc, regs.requires_grad_(), mem)
+    expected = [library.run(n, *copy_args(a)) for n, a in zip(names, args)]
+    torch.testing.assert_close(out.value, machine.one_hot(expected), atol=1e-6, rtol=0)
+    assert out.memory[1, :4].argmax(-1).tolist() == [1, 4, 7, 9]
+
+
 def test_adaptive_halting_runs_each_example_to_its_own_end(machine, library):
     names, args = ["fib", "fib", "gcd", "second"], [[2], [7], [84, 36], [1, 2]]
     steps = [library.run(n, *a, return_steps=True)[1] for n, a in zip(names, args)]
