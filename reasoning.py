@@ -27,7 +27,10 @@ every write is a convex blend weighted by the probability that it happens. On a 
 exactly one instruction of `Program.run`. On a soft state it is a *mean-field approximation*: operands
 and fields are mixed before the op is applied (E[f(x, y)] is replaced by f(E x, E y) over lines), and
 correlations between registers, memory, the stack pointer and the pc are dropped (each is kept as its
-own marginal). The registers, memory and stack describe the running mass only (they are conditional on
+own marginal). This approximation is unstable over long runs: a small error on the pc or a register
+(soft inputs, round-off) grows geometrically with the steps, and so do gradients at one-hot inputs
+(tests/soft_vs_hard.py measures it). Long programs therefore want one-hot (hard) executions, e.g. one per
+candidate argument value, weighted by the argument's distribution. The registers, memory and stack describe the running mass only (they are conditional on
 not having halted); the mass that halts at a step leaves the pc, and its return value and memory are
 added to the outputs weighted by that mass, which makes the outputs the expectation over halting time.
 
