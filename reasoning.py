@@ -456,3 +456,326 @@ class Machine(nn.Module):
     def run(self, name, *args, max_steps=10_000):
         """`Program.run(name, *args)` on the tensor machine: same result, lists mutated the same way."""
         return self.run_batch([name], [args], max_steps)[0]
+
+    # --- the hard path: one-hot states kept as integers --------------------------
+
+    def list_registers(self, B, base, length):
+        """Integer registers [B, R] holding one list argument (base address, length) in a0, a1."""
+        regs = torch.zeros(B, self.R, dtype=torch.long, device=self.e_a0.device)
+        regs[:, self.arg_regs[0]], regs[:, self.arg_regs[1]] = base, length
+        return regs
+
+    def _program_arrays(self, device):
+        """The program as integer arrays over its lines, for `run_hard`."""
+        ins = self.program.instructions
+        col = lambda key: torch.tensor([getattr(i, key) or 0 for i in ins], device=device)
+        return {"op": torch.tensor([OPCODES.index(i.op) for i in ins], device=device),
+                "prim": torch.tensor([self.prims.index(i.op) if i.op in PRIMITIVES else 0 for i in ins], device=device),
+                "imm": torch.tensor([(i.imm or 0) % self.V for i in ins], device=device),
+                "use_imm": torch.tensor([i.b is None for i in ins], device=device),
+                "dst": col("dst"), "a": col("a"), "b": col("b"), "target": col("target")}
+
+    @torch.no_grad()
+    def run_hard(self, pc, registers, memory, max_steps=10_000):
+        """The machine on one-hot states with every distribution stored as its one value: pc [B] (a line),
+        registers [B, R], memory [B, N] (ints). Equal to `forward` on one-hot inputs (a test checks it)
+        and far cheaper: a step is a few dozen integer ops whatever B is. Ops are the same tables.
+
+        Returns (value [B], memory [B, N], halted [B] bool, steps). An example that reaches an address past
+        memory or a call past max_depth stops without halting, like one that runs out of steps.
+        """
+        P, OP = self._program_arrays(pc.device), {name: i for i, name in enumerate(OPCODES)}
+        B, R, N, D, a0 = pc.shape[0], self.R, self.N, self.D, self.arg_regs[0]
+        rows = torch.arange(B, device=pc.device)
+        regs, mem = registers.clone(), memory.clone()
+        saved = torch.zeros(B, D, R, dtype=torch.long, device=pc.device)  # the call stack
+        ret_to = torch.zeros(B, D, dtype=torch.long, device=pc.device)
+        sp = torch.zeros(B, dtype=torch.long, device=pc.device)
+        running = torch.ones(B, dtype=torch.bool, device=pc.device)
+        halted, value, steps = torch.zeros_like(running), torch.zeros_like(sp), 0
+        while steps < max_steps and bool(running.any()):
+            steps += 1
+            op, a, dst = P["op"][pc], P["a"][pc], P["dst"][pc]
+            is_ = lambda name: (op == OP[name]) & running
+            x = regs[rows, a]
+            y = torch.where(P["use_imm"][pc], P["imm"][pc], regs[rows, P["b"][pc]])
+            bad = (is_("load") | is_("store")) & (x >= N)
+            cell = x.clamp(max=N - 1)
+            # every writing op's result at once; the line's opcode picks one
+            val = self.tables[P["prim"][pc], x, y] if self.prims else x
+            val = torch.where(op == OP["const"], P["imm"][pc], val)
+            val = torch.where(op == OP["mov"], x, val)
+            val = torch.where(op == OP["load"], mem[rows, cell], val)
+            writes = (op <= OP["load"]) & running & ~bad  # const, mov, the primitives, load
+            regs[rows, dst] = torch.where(writes, val, regs[rows, dst])
+            mem[rows, cell] = torch.where(is_("store") & ~bad, y, mem[rows, cell])
+            nxt = torch.where(is_("jump") | (is_("branch") & (x == 0)), P["target"][pc], pc + 1)
+            call = is_("call")
+            bad = bad | (call & (sp >= D))
+            call = call & ~bad
+            slot = sp.clamp(max=D - 1)
+            saved[rows, slot] = torch.where(call[:, None], regs, saved[rows, slot])
+            ret_to[rows, slot] = torch.where(call, pc + 1, ret_to[rows, slot])
+            sp = sp + call.long()
+            nxt = torch.where(call, P["target"][pc], nxt)
+            ret, halt = is_("ret"), is_("halt")
+            stop = (ret & (sp == 0)) | halt
+            value = torch.where(ret & (sp == 0), x, torch.where(halt, regs[:, a0], value))
+            pop = ret & (sp > 0)  # restore the caller's registers, a0 := the returned value
+            top = (sp - 1).clamp(min=0)
+            restored = saved[rows, top].clone()
+            restored[:, a0] = x
+            regs = torch.where(pop[:, None], restored, regs)
+            nxt = torch.where(pop, ret_to[rows, top], nxt)
+            sp = sp - pop.long()
+            halted = halted | stop
+            running = running & ~stop & ~bad
+            pc = torch.where(running, nxt, pc)
+        return value, mem, halted, steps
+
+
+# -----------------------------------------------------------------------------
+# 4. The reasoning layer: how the transformer calls the library (DESIGN.md section 6).
+
+
+def token_characters(tokenizer, vocab_size, n_values):
+    """For each token id, its characters as values (a tuple), or () for a token that is not text
+    made of characters below `n_values` (special tokens, non-ASCII pieces): such tokens write nothing."""
+    specials = set(tokenizer.special_tokens.values())
+    table = []
+    for i in range(vocab_size):
+        if i in specials or i >= tokenizer.vocab_size:
+            chars = b""
+        elif tokenizer.sp is not None:
+            chars = b"" if tokenizer.sp.is_control(i) else tokenizer.sp.id_to_piece(i).replace("\u2581", " ").encode()
+        else:
+            chars = tokenizer.model.decode_single_token_bytes(i)
+        table.append(tuple(chars) if all(c < n_values for c in chars) else ())
+    return table
+
+
+GAIN_SCALE = 30.0
+MIN_CHOICE = 1e-3
+
+
+class ReasoningLayer(nn.Module):
+    """Connects a transformer to a `Machine` running the compiled library.
+
+    It sits after one transformer block. For each example, at the *call position* (the last prompt token):
+
+    - choose: a linear head on the call position's hidden state (plus the prompt's mean hidden state, which
+      makes the choice depend on the words of the request more than on how it ends: a tiny model
+      generalises to unseen phrasings better so) gives a distribution over the library's entry points. It is the machine's initial program counter, so choosing a program
+      and running it are one mechanism.
+    - write: every prompt position writes its token's characters into memory, as a *text tape* (see
+      tasks.py). A gate head decides whether a position writes; the cell address is the number of
+      characters that the open gates before it wrote, so a tape of any length is laid out exactly.
+      The address uses the hard decision gate > 1/2; the gate starts open. The value written is the
+      character itself (a fixed table): a learned value head would only learn the characters it saw.
+    - run: the entry point gets the whole memory as its list argument `m` (base 0, length `n_cells`).
+    - read back: the program returns the address where its answer text starts. The position that has
+      emitted `o` answer characters since the call attends to the cells `start + o, ..., start + o + K-1`
+      (K: the longest token, 1 for bytes): the attention weights are the machine's distribution over
+      `start`, shifted by `o`. The query is fixed, so the alignment holds for answers longer than any in
+      training. Each read cell is embedded as the model's own output vector of that character's token
+      (NUL: end-of-text) and added to the residual stream through a projection and a gain, both
+      initialised to zero: a pretrained LLaMA starts out unchanged.
+
+    How gradients cross the machine (`grad`):
+    - "enumerate" (the default): every entry point runs on the same tape in one batch, on the machine's
+      exact hard path; the read-backs are mixed by the choice probabilities. This is the exact
+      expectation over the program choice, so the choice head gets exact gradients, and it needs no
+      derivative through the machine's steps, which is what makes CPU training fast. The tape is hard
+      (gates thresholded), so the gate head gets no gradient in this mode and stays open.
+    - "mean_field": one soft run of the differentiable machine with the pc in superposition over the
+      entry points, the tape written with the soft gate weights; gradients flow through every step of
+      the machine into the choice and gate heads. Slower by orders of magnitude on a CPU.
+    A program that has not halted within `max_steps` (`max_steps_train` while training: a program run on
+    another task's prompt may take very long, e.g. fib of a list's first number) contributes nothing.
+    """
+
+    def __init__(self, dim, machine, entries, token_chars, char_token_ids, grad="enumerate", max_steps=20_000,
+                 max_steps_train=3_000, gate_bias=6.0):
+        super().__init__()
+        if grad not in ("enumerate", "mean_field"):
+            raise ValueError(f"grad must be 'enumerate' or 'mean_field', got {grad!r}")
+        self.machine, self.entries, self.grad = machine, list(entries), grad
+        self.max_steps, self.max_steps_train = max_steps, max_steps_train
+        V = machine.V
+        self.choose = nn.Linear(dim, len(self.entries))
+        self.gate = nn.Linear(dim, 1)
+        nn.init.zeros_(self.gate.weight)
+        nn.init.constant_(self.gate.bias, gate_bias)  # open: a fresh layer copies the whole prompt
+        self.K = max(1, max(len(c) for c in token_chars))
+        chars = torch.zeros(len(token_chars), self.K, dtype=torch.long)
+        for i, c in enumerate(token_chars):
+            chars[i, :len(c)] = torch.tensor(c, dtype=torch.long)
+        self.register_buffer("token_chars", chars, persistent=False)  # [vocab, K]
+        self.register_buffer("token_len", torch.tensor([len(c) for c in token_chars]), persistent=False)  # [vocab]
+        self.register_buffer("entry_lines", torch.tensor([machine.program.functions[e].entry for e in self.entries]),
+                             persistent=False)  # [E]
+        self.register_buffer("char_token_ids", torch.tensor(char_token_ids), persistent=False)  # [V]
+        # What is read goes into the residual stream two ways, both zero at the start: a learned projection,
+        # and a learned gain on the read character's own output-token vector (see read_back).
+        self.out_proj = nn.Linear(self.K * dim, dim, bias=False)
+        nn.init.zeros_(self.out_proj.weight)
+        self.gain = nn.Parameter(torch.zeros(()))
+
+    # -- write ---------------------------------------------------------------
+
+    def write_tape(self, h, tokens, call_pos):
+        """The prompt's characters laid out from cell 0: (cells [B, N] ints, gate [B, T], places).
+
+        `places` lists (t, k, cell [B], weight [B]) for every character written, for the soft tape.
+        """
+        B, T = tokens.shape
+        N = self.machine.N
+        pos = torch.arange(T, device=tokens.device)
+        length = self.token_len[tokens] * (pos[None] <= call_pos[:, None])  # [B, T] characters each writes
+        gate = torch.sigmoid(self.gate(h).squeeze(-1).float()) * (length > 0)  # [B, T]
+        written = length * (gate > 0.5)
+        address = torch.cumsum(written, 1) - written  # [B, T] the cell of each token's first character
+        k = torch.arange(self.K, device=tokens.device)
+        cell = address[..., None] + k  # [B, T, K]
+        ok = (k < written[..., None]) & (cell < N)
+        cells = torch.zeros(B, N + 1, dtype=torch.long, device=tokens.device)  # one spare cell for the misses
+        cells.scatter_(1, torch.where(ok, cell, N).flatten(1), (self.token_chars[tokens] * ok).flatten(1))
+        return cells[:, :N], gate, (cell, ok | ((k < length[..., None]) & (cell < N)))
+
+    def soft_tape(self, tokens, gate, cell, ok):
+        """Memory [B, N, V] as written with the soft gate weights: a later write to a cell wins."""
+        B, T = tokens.shape
+        V, N = self.machine.V, self.machine.N
+        memory = F.one_hot(torch.zeros(B, N, dtype=torch.long, device=tokens.device), V).to(gate.dtype)
+        rows = torch.arange(B, device=tokens.device)
+        for t in range(T):
+            for k in range(self.K):
+                if not ok[:, t, k].any():
+                    continue
+                w = (gate[:, t] * ok[:, t, k])[:, None]  # [B, 1]
+                c = cell[:, t, k].clamp(max=N - 1)
+                new = F.one_hot(self.token_chars[tokens[:, t], k], V).to(gate.dtype)
+                memory = memory.index_put((rows, c), (1 - w) * memory[rows, c] + w * new)
+        return memory
+
+    # -- run -----------------------------------------------------------------
+
+    def run(self, h, tokens, call_pos, max_steps):
+        """Choose, write, run. Returns the cache that `read_back` uses and `forward` reuses."""
+        B = tokens.shape[0]
+        E, N, V = len(self.entries), self.machine.N, self.machine.V
+        prompt = (torch.arange(h.shape[1], device=h.device)[None] <= call_pos[:, None]).to(h.dtype)  # [B, T]
+        h_mean = (h * prompt[..., None]).sum(1) / prompt.sum(1, keepdim=True)  # [B, D] the prompt's average
+        choice = torch.softmax(self.choose(h[torch.arange(B), call_pos] + h_mean).float(), -1)  # [B, E]
+        cells, gate, (cell, ok) = self.write_tape(h, tokens, call_pos)
+        if self.grad == "enumerate":  # each program on the hard tape, all (program, example) pairs in one batch
+            # A pair whose choice probability is below MIN_CHOICE is not run: it would add almost nothing.
+            e, b = (choice.T > MIN_CHOICE).nonzero(as_tuple=True)  # [P] pairs to run
+            regs = self.machine.list_registers(len(b), base=0, length=N)
+            value, memory, halted, steps = self.machine.run_hard(self.entry_lines[e], regs, cells[b], max_steps)
+            start = torch.zeros(E, B, dtype=torch.long, device=h.device)
+            out_cells = torch.zeros(E, B, N, dtype=torch.long, device=h.device)
+            done = torch.zeros(E, B, dtype=torch.bool, device=h.device)
+            start[e, b], out_cells[e, b], done[e, b] = value, memory, halted
+            return {"choice": choice, "gate": gate, "steps": steps, "start": start, "cells": out_cells, "halted": done}
+        memory = self.soft_tape(tokens, gate, cell, ok)
+        pc = choice @ F.one_hot(self.entry_lines, self.machine.L).to(choice.dtype)  # [B, L] superposition
+        regs = self.machine.one_hot(self.machine.list_registers(B, base=0, length=N))
+        out = self.machine(pc, regs, memory, max_steps=max_steps)
+        return {"choice": choice, "gate": gate, "steps": out.steps, "value": out.value, "memory": out.memory}
+
+    # -- read back -----------------------------------------------------------
+
+    def offsets(self, tokens, call_pos):
+        """[B, T, K]: the cells after `start` that each position reads: answer characters emitted so far."""
+        pos = torch.arange(tokens.shape[1], device=tokens.device)
+        emitted = torch.cumsum(self.token_len[tokens] * (pos[None] > call_pos[:, None]), 1)  # [B, T]
+        return emitted[..., None] + torch.arange(self.K, device=tokens.device)
+
+    def read_back(self, run, tokens, call_pos, token_vectors):
+        """The embedding of what each position reads, [B, T, K, D].
+
+        A character is embedded as its token's row of `token_vectors`, the model's output head (the
+        token embeddings, when tied; NUL as end-of-text). So reading a character and predicting it share
+        one vector: a gain learned on the characters seen in training carries over to every other one.
+        """
+        off = self.offsets(tokens, call_pos)
+        E_val = token_vectors[self.char_token_ids]  # [V, D]
+        N = self.machine.N
+        if "cells" in run:  # hard: each program's start and memory are ints; mix by the choice
+            emb = 0
+            for e in range(len(self.entries)):
+                where = run["start"][e][:, None, None] + off  # [B, T, K]
+                char = run["cells"][e].gather(1, where.clamp(max=N - 1).flatten(1)).view_as(where) * (where < N)
+                w = run["choice"][:, e] * run["halted"][e]  # [B]
+                emb = emb + w[:, None, None, None] * E_val[char]
+            return emb
+        # soft: the read distribution of offset d is sum_s p(start = s) memory[s + d] (NUL past the end)
+        value, memory = run["value"], run["memory"]
+        B, V = value.shape
+        D = int(off.max()) + 1
+        nul = F.one_hot(torch.zeros(B, V + D - N, dtype=torch.long, device=value.device), V).to(memory.dtype)
+        cells = torch.cat([memory, nul], 1)  # [B, V + D, V]
+        d, c = torch.arange(D, device=value.device), torch.arange(V + D, device=value.device)
+        src = c[None, :] - d[:, None]  # [D, V + D]: shifted[b, d, c] = p(start = c - d)
+        shifted = value[:, src.clamp(0, V - 1)] * ((src >= 0) & (src < V))  # [B, D, V + D]
+        at_offset = torch.bmm(shifted, cells)  # [B, D, V]
+        read = at_offset[torch.arange(B, device=value.device)[:, None, None], off]  # [B, T, K, V]
+        return read @ E_val.to(read.dtype)
+
+    def forward(self, h, tokens, call_pos, token_vectors, cache=None):
+        """h [B, T, D] -> (h plus what the positions from the call on read back, the machine's run).
+
+        Pass the returned run back as `cache` while the prompt is unchanged (greedy decoding)."""
+        max_steps = self.max_steps if not self.training else min(self.max_steps, self.max_steps_train)
+        run = self.run(h, tokens, call_pos, max_steps) if cache is None else cache
+        emb = self.read_back(run, tokens, call_pos, token_vectors).to(h.dtype)  # [B, T, K, D]
+        # The gain path adds the read character's vector at the residual stream's scale (RMS 1); the gain
+        # is stored divided by GAIN_SCALE so that Adam, which moves a parameter by about lr per step,
+        # can move this single number far enough within a short run.
+        unit = emb[:, :, 0] * torch.rsqrt(token_vectors.float().pow(2).mean().to(h.dtype))
+        delta = self.out_proj(emb.flatten(2)) + GAIN_SCALE * self.gain * unit  # [B, T, D]
+        after = torch.arange(tokens.shape[1], device=h.device)[None] >= call_pos[:, None]  # [B, T]
+        return h + delta * after[..., None], run
+
+
+class AugmentedLlama(nn.Module):
+    """A `Llama` with a `ReasoningLayer` after block `layer_after` (default: the middle block).
+
+    With `entries=None` it is the plain LLaMA (the `--baseline`), so both are trained and evaluated by the
+    same code. `forward(tokens, call_pos, cache=None) -> (logits, cache)`: the cache holds the machine's
+    run, which depends on the prompt only, so greedy decoding runs the machine once per prompt.
+    """
+
+    def __init__(self, llama, tokenizer, program=None, entries=None, layer_after=None, grad="enumerate",
+                 max_steps=20_000, max_steps_train=3_000, n_cells=None, max_depth=16, trainable_library=False):
+        super().__init__()
+        self.llama = llama
+        self.layer_after = llama.args.n_layers // 2 - 1 if layer_after is None else layer_after
+        if not 0 <= self.layer_after < llama.args.n_layers:
+            raise ValueError(f"layer_after={self.layer_after}: the model has blocks 0..{llama.args.n_layers - 1}")
+        self.layer = None
+        if entries is not None:
+            V = program.n_values
+            machine = Machine(program, n_cells=n_cells, max_depth=max_depth, trainable=trainable_library)
+            chars = token_characters(tokenizer, llama.args.vocab_size, V)
+            char_ids = [tokenizer.eos_id] + [_token_of_char(tokenizer, c) for c in range(1, V)]
+            self.layer = ReasoningLayer(llama.args.dim, machine, entries, chars, char_ids, grad, max_steps,
+                                        max_steps_train)
+
+    def forward(self, tokens, call_pos, cache=None):
+        if self.layer is None:
+            return self.llama(tokens), None
+        run = {}
+
+        def hook(i, h):
+            if i == self.layer_after:
+                h, run["cache"] = self.layer(h, tokens, call_pos, self.llama.output.weight, cache)
+            return h
+
+        return self.llama(tokens, block_hook=hook), run["cache"]
+
+
+def _token_of_char(tokenizer, c):
+    ids = tokenizer.encode(chr(c))
+    return ids[0] if len(ids) == 1 else tokenizer.eos_id

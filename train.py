@@ -28,7 +28,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_model, save_model
 
 from model import Llama, ModelArgs, PRESETS, Tokenizer
 from reasoning import AugmentedLlama
@@ -44,8 +44,9 @@ def get_args(argv=None):
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda when present)")
     p.add_argument("--dtype", default="auto", help="float32 or bfloat16 autocast (auto: bfloat16 on cuda)")
     p.add_argument("--batch_size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--min_lr", type=float, default=2e-4)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-2 with --train "
+                   "interface, which trains few parameters; 2e-3 with --train all)")
+    p.add_argument("--min_lr", type=float, default=None, help="final learning rate (default: lr / 10)")
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--iters", type=int, default=200)
     p.add_argument("--weight_decay", type=float, default=0.1)
@@ -56,8 +57,9 @@ def get_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out_dir", default=None, help="default: out/<task>[-baseline]")
     p.add_argument("--resume", action="store_true", help="continue from out_dir's latest checkpoint")
-    p.add_argument("--train", default="all", choices=["all", "interface"],
-                   help="all parameters, or only the reasoning layer (choice, gates, read-back)")
+    p.add_argument("--train", default="interface", choices=["interface", "all"],
+                   help="only the interface (the reasoning layer and the final norm's weight, the logit scale) "
+                        "or every parameter; --baseline always trains every parameter")
     p.add_argument("--library", default="frozen", choices=["frozen", "trainable"],
                    help="keep the compiled programs fixed, or train their logits too")
     p.add_argument("--layer_after", type=int, default=None, help="block the reasoning layer follows (default: middle)")
@@ -65,31 +67,25 @@ def get_args(argv=None):
                    help="how gradients cross the machine: exact expectation over the program choice on the "
                         "hard machine, or one soft differentiable run (see reasoning.ReasoningLayer)")
     p.add_argument("--max_steps", type=int, default=20_000, help="machine steps before a run counts as not halted")
+    p.add_argument("--max_steps_train", type=int, default=3_000, help="the same while training")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = get_args(argv)
+    if args.baseline:
+        args.train = "all"
+    args.lr = args.lr or (1e-2 if args.train == "interface" else 2e-3)
+    args.min_lr = args.min_lr or args.lr / 10
     torch.manual_seed(args.seed)
-    task = get_task(args.task)
     out_dir = args.out_dir or os.path.join("out", args.task + ("-baseline" if args.baseline else ""))
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     dtype = ("bfloat16" if device.startswith("cuda") else "float32") if args.dtype == "auto" else args.dtype
     autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=dtype == "bfloat16")
-
-    # ---- model -------------------------------------------------------------
-    if args.init:
-        llama = Llama.from_pretrained(args.init, device=device, dtype=torch.float32)
-        tok_path = os.path.join(args.init, "original", "tokenizer.model")
-        tokenizer = Tokenizer(tok_path if os.path.exists(tok_path) else None)
-    else:
-        llama = Llama(ModelArgs.preset(args.preset)).to(device)
-        tokenizer = Tokenizer()
-    if tokenizer.vocab_size > llama.args.vocab_size:
-        sys.exit(f"error: the tokenizer has {tokenizer.vocab_size} tokens, the model only {llama.args.vocab_size}")
-    model = AugmentedLlama(llama, tokenizer, compile_library(), None if args.baseline else task_entries(task),
-                           layer_after=args.layer_after, grad=args.grad, max_steps=args.max_steps,
-                           n_cells=N_CELLS, trainable_library=args.library == "trainable").to(device)
+    try:
+        task, tokenizer, model = build(args, device)
+    except (ValueError, FileNotFoundError) as e:  # unknown task or preset, not a LLaMA checkpoint, ...
+        sys.exit(f"error: {e}")
     params = select_parameters(model, args)
     print(f"{sum(p.numel() for p in params):,} trainable parameters; "
           f"{'baseline' if args.baseline else 'augmented'} on {device} ({dtype})")
@@ -144,6 +140,27 @@ def main(argv=None):
     return results
 
 
+def build(args, device):
+    """The task, the tokenizer and the model: a LLaMA (a preset from scratch, or --init's checkpoint with
+    its tokenizer if the directory has Meta's original/tokenizer.model, else the byte tokenizer), with the
+    reasoning layer unless --baseline."""
+    task = get_task(args.task)
+    if args.init:
+        llama = Llama.from_pretrained(args.init, device=device, dtype=torch.float32)
+        tok_path = os.path.join(args.init, "original", "tokenizer.model")
+        tokenizer = Tokenizer(tok_path if os.path.exists(tok_path) else None)
+    else:
+        llama = Llama(ModelArgs.preset(args.preset)).to(device)
+        tokenizer = Tokenizer()
+    if tokenizer.vocab_size > llama.args.vocab_size:
+        raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens, the model only {llama.args.vocab_size}")
+    entries = None if args.baseline else task_entries(task)
+    model = AugmentedLlama(llama, tokenizer, compile_library(), entries, layer_after=args.layer_after,
+                           grad=args.grad, max_steps=args.max_steps, max_steps_train=args.max_steps_train,
+                           n_cells=N_CELLS, trainable_library=args.library == "trainable")
+    return task, tokenizer, model.to(device)
+
+
 def task_entries(task):
     """The library entry points the choice head chooses among: every task's, for `all`."""
     tasks = getattr(task, "tasks", [task])
@@ -156,11 +173,8 @@ def select_parameters(model, args):
         if name.startswith("layer.machine."):
             p.requires_grad_(args.library == "trainable")
         elif args.train == "interface":
-            p.requires_grad_(name.startswith("layer."))
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        sys.exit("error: --train interface with --baseline leaves nothing to train")
-    return params
+            p.requires_grad_(name.startswith(("layer.", "llama.norm.")))
+    return [p for p in model.parameters() if p.requires_grad]
 
 
 def learning_rate(it, args):
@@ -275,8 +289,7 @@ def save_checkpoint(out_dir, model, optimizer, args, it):
     tmp = os.path.join(out_dir, name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, os.path.join(tmp, "model.safetensors"))
+    save_model(model, os.path.join(tmp, "model.safetensors"))  # stores tied weights once
     torch.save({"iter": it, "args": vars(args), "optimizer": optimizer.state_dict()}, os.path.join(tmp, "state.pt"))
     final = os.path.join(out_dir, name)
     shutil.rmtree(final, ignore_errors=True)
@@ -301,8 +314,7 @@ def load_checkpoint(out_dir, model, optimizer, args):
             if saved.get(k) != getattr(args, k)]
     if diff:
         sys.exit(f"error: the checkpoint in {path} is from another configuration ({'; '.join(diff)})")
-    weights = load_file(os.path.join(path, "model.safetensors"))
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+    missing, unexpected = load_model(model, os.path.join(path, "model.safetensors"), strict=False)
     if missing or unexpected:
         sys.exit(f"error: checkpoint {path} does not fit this model: missing {missing}, unexpected {unexpected}")
     optimizer.load_state_dict(state["optimizer"])

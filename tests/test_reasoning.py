@@ -525,3 +525,152 @@ def test_errors_name_the_problem(library, machine):
         machine.run("fib", 10, max_steps=100)
     with pytest.raises(ValueError, match="expected pc"):
         machine(torch.zeros(1, 3), torch.zeros(1, 12, 128), torch.zeros(1, 128, 128))
+
+
+# -----------------------------------------------------------------------------
+# The hard path and the reasoning layer.
+
+
+def test_hard_path_equals_the_interpreter_on_the_whole_corpus():
+    """run_hard keeps one-hot states as ints; it must agree with Program.run (and so with CPython and
+    the distribution machine) on every corpus program, with programs and inputs mixed in one batch."""
+    from compiler import compile_source
+    from corpus import CORPUS
+    import torch.nn.functional as F
+
+    for case in CORPUS:
+        program = compile_source(case.source)
+        machine = Machine(program, max_depth=64)  # Program.run's default depth
+        rng = random.Random(case.name)
+        inputs = [case.gen(rng) for _ in range(40)]
+        fn = program.functions[case.entry]
+        pcs, regs, mems, want = [], [], [], []
+        for args in inputs:
+            expected = [list(a) if isinstance(a, list) else a for a in args]
+            result = program.run(case.entry, *expected)
+            pc, r, m, _ = machine.init_state([case.entry], [[list(a) if isinstance(a, list) else a for a in args]])
+            pcs.append(pc.argmax(-1)), regs.append(r.argmax(-1)), mems.append(m.argmax(-1))
+            want.append((result, expected))
+        value, memory, halted, _ = machine.run_hard(torch.cat(pcs), torch.cat(regs), torch.cat(mems), 20_000)
+        assert halted.all(), case.name
+        for b, (result, expected) in enumerate(want):
+            assert int(value[b]) == result, (case.name, inputs[b])
+            lists = [x for x in expected if isinstance(x, list)]
+            flat = [v for x in lists for v in x]
+            assert memory[b, :len(flat)].tolist() == flat, (case.name, inputs[b])
+
+
+def test_hard_path_equals_the_distribution_machine_step_for_step(machine, library):
+    """Same halting steps, values and memory as the one-hot tensor machine, on the hand-assembled library."""
+    names, args = zip(*[("fib", (n,)) for n in range(8)])
+    pc, regs, mem, _ = machine.init_state(list(names), [list(a) for a in args])
+    with torch.no_grad():
+        soft = machine(pc, regs, mem, max_steps=5_000)
+    value, memory, halted, steps = machine.run_hard(pc.argmax(-1), regs.argmax(-1), mem.argmax(-1), 5_000)
+    assert steps == soft.steps and halted.all()
+    assert value.tolist() == soft.value.argmax(-1).tolist()
+    assert memory.tolist() == soft.memory.argmax(-1).tolist()
+
+
+@pytest.fixture(scope="module")
+def tiny_augmented():
+    from model import Llama, ModelArgs, Tokenizer
+    from reasoning import AugmentedLlama
+    import tasks
+
+    torch.manual_seed(0)
+    tokenizer = Tokenizer()
+    llama = Llama(ModelArgs.preset("tiny"))
+    model = AugmentedLlama(llama, tokenizer, tasks.compile_library(), ["fib_task", "sort_task", "add_task"],
+                           n_cells=tasks.N_CELLS)
+    return model, tokenizer, tasks
+
+
+def encode(tokenizer, prompts):
+    ids = [tokenizer.encode(p, bos=True) for p in prompts]
+    T = max(len(i) for i in ids)
+    tokens = torch.tensor([i + [tokenizer.eos_id] * (T - len(i)) for i in ids])
+    return tokens, torch.tensor([len(i) - 1 for i in ids])
+
+
+def test_layer_starts_as_the_plain_llama(tiny_augmented):
+    """Zero-initialised read-back: the augmented model's logits equal the LLaMA's at the start."""
+    model, tokenizer, _ = tiny_augmented
+    tokens, calls = encode(tokenizer, ["fib(7)=", "sort 3 1 2="])
+    logits, run = model(tokens, calls)
+    assert torch.equal(logits, model.llama(tokens))
+    assert run["choice"].shape == (2, 3)
+
+
+def test_tape_holds_the_prompt_text_and_the_machine_answers_from_it(tiny_augmented):
+    """The open gates lay the prompt's characters out from cell 0 (bos writes nothing); each program
+    runs on it, and reading from the returned address gives the library's answer text."""
+    model, tokenizer, tasks = tiny_augmented
+    prompts = ["fib(9)=", "sort 5 3 9 1=", "12+345="]
+    tokens, calls = encode(tokenizer, prompts)
+    h = model.llama.tok_embeddings(tokens)
+    cells, gate, _ = model.layer.write_tape(h, tokens, calls)
+    for b, p in enumerate(prompts):
+        assert cells[b].tolist() == tasks.prompt_tape(p)
+    run = model.layer.run(h, tokens, calls, max_steps=20_000)
+    for e, entry in enumerate(model.layer.entries):
+        for b, p in enumerate(prompts):
+            if run["choice"][b, e] > 1e-3:  # pairs below MIN_CHOICE are not run
+                text = tasks.read_text(run["cells"][e, b].tolist(), int(run["start"][e, b]))
+                assert text == tasks.solve_with_library(entry, p, model.layer.machine.program)
+    want = {"fib(9)=": "34", "sort 5 3 9 1=": "1 3 5 9", "12+345=": "357"}
+    for b, p in enumerate(prompts):
+        e = ["fib_task", "sort_task", "add_task"][b]
+        i = model.layer.entries.index(e)
+        assert tasks.read_text(run["cells"][i, b].tolist(), int(run["start"][i, b])) == want[p]
+
+
+def test_read_back_positions_read_successive_answer_characters(tiny_augmented):
+    """Position call + o reads cell start + o, for an answer longer than any in training: with the
+    choice on sort, it reads exactly the output vector of the answer's next character (then NUL: eos)."""
+    model, tokenizer, _ = tiny_augmented
+    prompt, answer = "sort 9 8 7 6 5 4 3 2 1 0 11 12 10 13 14 15 16 17 18 19 20=", "0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20"
+    tokens, _ = encode(tokenizer, [prompt + answer])
+    calls = torch.tensor([len(tokenizer.encode(prompt, bos=True)) - 1])
+    h = model.llama.tok_embeddings(tokens)
+    bias = model.layer.choose.bias.detach().clone()
+    with torch.no_grad():
+        model.layer.choose.bias.copy_(torch.tensor([-30.0, 30.0, -30.0]))  # choose sort_task
+        run = model.layer.run(h, tokens, calls, max_steps=20_000)
+        model.layer.choose.bias.copy_(bias)
+    E = model.llama.output.weight
+    read = model.layer.read_back(run, tokens, calls, E)[0, :, 0]  # [T, D]
+    c = int(calls[0])
+    for o, ch in enumerate(answer):
+        assert torch.allclose(read[c + o], E[model.layer.char_token_ids[ord(ch)]], atol=1e-5), o
+    assert model.layer.char_token_ids[0] == tokenizer.eos_id
+
+
+def test_mean_field_mode_sends_gradients_through_the_machine_to_the_heads():
+    """grad='mean_field': one soft run; the loss reaches the choice and gate heads through every step."""
+    from model import Llama, ModelArgs, Tokenizer
+    from reasoning import AugmentedLlama
+    from compiler import compile_source
+
+    program = compile_source('''
+def echo(m):
+    return 0
+
+def first_plus_one(m):
+    m[0] = m[0] + 1
+    return 0
+''')
+    torch.manual_seed(0)
+    tokenizer = Tokenizer()
+    args = ModelArgs.preset("tiny")
+    args.n_layers, args.dim, args.n_heads, args.n_kv_heads, args.ffn_hidden_dim = 2, 32, 2, 1, 64
+    model = AugmentedLlama(Llama(args), tokenizer, program, ["echo", "first_plus_one"], grad="mean_field",
+                           n_cells=8, max_steps=50)
+    model.layer.gain.data.fill_(1.0)
+    tokens, calls = encode(tokenizer, ["ab", "cd"])
+    tokens = torch.cat([tokens, tokens[:, -1:]], 1)
+    logits, run = model(tokens, calls)
+    logits[:, -1].logsumexp(-1).sum().backward()
+    assert run["value"].shape == (2, 128)
+    assert model.layer.choose.weight.grad.abs().sum() > 0
+    assert model.layer.gate.bias.grad.abs() > 0
