@@ -563,9 +563,10 @@ class ReasoningLayer(nn.Module):
 
     It sits after one transformer block. For each example, at the *call position* (the last prompt token):
 
-    - choose: a linear head on the call position's hidden state (plus the prompt's mean hidden state, which
-      makes the choice depend on the words of the request more than on how it ends: a tiny model
-      generalises to unseen phrasings better so) gives a distribution over the library's entry points. It is the machine's initial program counter, so choosing a program
+    - choose: a linear head on the call position's hidden state plus an attention pooling of the whole
+      prompt (one learned query) gives a distribution over the library's entry points. The pooling lets
+      the choice rest on the words of the request, wherever they are, rather than on how the prompt ends:
+      a tiny model then generalises better to unseen phrasings and to long lists. It is the machine's initial program counter, so choosing a program
       and running it are one mechanism.
     - write: every prompt position writes its token's characters into memory, as a *text tape* (see
       tasks.py). A gate head decides whether a position writes; the cell address is the number of
@@ -575,7 +576,7 @@ class ReasoningLayer(nn.Module):
     - run: the entry point gets the whole memory as its list argument `m` (base 0, length `n_cells`).
     - read back: the program returns the address where its answer text starts. The position that has
       emitted `o` answer characters since the call attends to the cells `start + o, ..., start + o + K-1`
-      (K: the longest token, 1 for bytes): the attention weights are the machine's distribution over
+      (K = `read_window`, at most the longest token: 1 for bytes): the attention weights are the machine's distribution over
       `start`, shifted by `o`. The query is fixed, so the alignment holds for answers longer than any in
       training. Each read cell is embedded as the model's own output vector of that character's token
       (NUL: end-of-text) and added to the residual stream through a projection and a gain, both
@@ -595,7 +596,7 @@ class ReasoningLayer(nn.Module):
     """
 
     def __init__(self, dim, machine, entries, token_chars, char_token_ids, grad="enumerate", max_steps=20_000,
-                 max_steps_train=3_000, gate_bias=6.0):
+                 max_steps_train=3_000, read_window=4, gate_bias=6.0):
         super().__init__()
         if grad not in ("enumerate", "mean_field"):
             raise ValueError(f"grad must be 'enumerate' or 'mean_field', got {grad!r}")
@@ -603,10 +604,12 @@ class ReasoningLayer(nn.Module):
         self.max_steps, self.max_steps_train = max_steps, max_steps_train
         V = machine.V
         self.choose = nn.Linear(dim, len(self.entries))
+        self.choose_query = nn.Parameter(torch.zeros(dim))  # zero: pooling starts as the prompt's mean
         self.gate = nn.Linear(dim, 1)
         nn.init.zeros_(self.gate.weight)
         nn.init.constant_(self.gate.bias, gate_bias)  # open: a fresh layer copies the whole prompt
-        self.K = max(1, max(len(c) for c in token_chars))
+        self.K = max(1, max(len(c) for c in token_chars))  # the most characters one token writes
+        self.window = min(self.K, read_window)  # how many characters each position reads back
         chars = torch.zeros(len(token_chars), self.K, dtype=torch.long)
         for i, c in enumerate(token_chars):
             chars[i, :len(c)] = torch.tensor(c, dtype=torch.long)
@@ -617,7 +620,7 @@ class ReasoningLayer(nn.Module):
         self.register_buffer("char_token_ids", torch.tensor(char_token_ids), persistent=False)  # [V]
         # What is read goes into the residual stream two ways, both zero at the start: a learned projection,
         # and a learned gain on the read character's own output-token vector (see read_back).
-        self.out_proj = nn.Linear(self.K * dim, dim, bias=False)
+        self.out_proj = nn.Linear(self.window * dim, dim, bias=False)
         nn.init.zeros_(self.out_proj.weight)
         self.gain = nn.Parameter(torch.zeros(()))
 
@@ -664,9 +667,10 @@ class ReasoningLayer(nn.Module):
         """Choose, write, run. Returns the cache that `read_back` uses and `forward` reuses."""
         B = tokens.shape[0]
         E, N, V = len(self.entries), self.machine.N, self.machine.V
-        prompt = (torch.arange(h.shape[1], device=h.device)[None] <= call_pos[:, None]).to(h.dtype)  # [B, T]
-        h_mean = (h * prompt[..., None]).sum(1) / prompt.sum(1, keepdim=True)  # [B, D] the prompt's average
-        choice = torch.softmax(self.choose(h[torch.arange(B), call_pos] + h_mean).float(), -1)  # [B, E]
+        prompt = torch.arange(h.shape[1], device=h.device)[None] <= call_pos[:, None]  # [B, T]
+        attn = torch.softmax((h @ self.choose_query).masked_fill(~prompt, float("-inf")), -1)  # [B, T]
+        h_pool = (attn[..., None] * h).sum(1)  # [B, D] attention pooling over the prompt
+        choice = torch.softmax(self.choose(h[torch.arange(B), call_pos] + h_pool).float(), -1)  # [B, E]
         cells, gate, (cell, ok) = self.write_tape(h, tokens, call_pos)
         if self.grad == "enumerate":  # each program on the hard tape, all (program, example) pairs in one batch
             # A pair whose choice probability is below MIN_CHOICE is not run: it would add almost nothing.
@@ -687,13 +691,13 @@ class ReasoningLayer(nn.Module):
     # -- read back -----------------------------------------------------------
 
     def offsets(self, tokens, call_pos):
-        """[B, T, K]: the cells after `start` that each position reads: answer characters emitted so far."""
+        """[B, T, window]: the cells after `start` that each position reads: answer characters emitted so far."""
         pos = torch.arange(tokens.shape[1], device=tokens.device)
         emitted = torch.cumsum(self.token_len[tokens] * (pos[None] > call_pos[:, None]), 1)  # [B, T]
-        return emitted[..., None] + torch.arange(self.K, device=tokens.device)
+        return emitted[..., None] + torch.arange(self.window, device=tokens.device)
 
     def read_back(self, run, tokens, call_pos, token_vectors):
-        """The embedding of what each position reads, [B, T, K, D].
+        """The embedding of what each position reads, [B, T, window, D].
 
         A character is embedded as its token's row of `token_vectors`, the model's output head (the
         token embeddings, when tied; NUL as end-of-text). So reading a character and predicting it share
@@ -705,7 +709,7 @@ class ReasoningLayer(nn.Module):
         if "cells" in run:  # hard: each program's start and memory are ints; mix by the choice
             emb = 0
             for e in range(len(self.entries)):
-                where = run["start"][e][:, None, None] + off  # [B, T, K]
+                where = run["start"][e][:, None, None] + off  # [B, T, window]
                 char = run["cells"][e].gather(1, where.clamp(max=N - 1).flatten(1)).view_as(where) * (where < N)
                 w = run["choice"][:, e] * run["halted"][e]  # [B]
                 emb = emb + w[:, None, None, None] * E_val[char]
@@ -720,7 +724,7 @@ class ReasoningLayer(nn.Module):
         src = c[None, :] - d[:, None]  # [D, V + D]: shifted[b, d, c] = p(start = c - d)
         shifted = value[:, src.clamp(0, V - 1)] * ((src >= 0) & (src < V))  # [B, D, V + D]
         at_offset = torch.bmm(shifted, cells)  # [B, D, V]
-        read = at_offset[torch.arange(B, device=value.device)[:, None, None], off]  # [B, T, K, V]
+        read = at_offset[torch.arange(B, device=value.device)[:, None, None], off]  # [B, T, window, V]
         return read @ E_val.to(read.dtype)
 
     def forward(self, h, tokens, call_pos, token_vectors, cache=None):
@@ -729,7 +733,7 @@ class ReasoningLayer(nn.Module):
         Pass the returned run back as `cache` while the prompt is unchanged (greedy decoding)."""
         max_steps = self.max_steps if not self.training else min(self.max_steps, self.max_steps_train)
         run = self.run(h, tokens, call_pos, max_steps) if cache is None else cache
-        emb = self.read_back(run, tokens, call_pos, token_vectors).to(h.dtype)  # [B, T, K, D]
+        emb = self.read_back(run, tokens, call_pos, token_vectors).to(h.dtype)  # [B, T, window, D]
         # The gain path adds the read character's vector at the residual stream's scale (RMS 1); the gain
         # is stored divided by GAIN_SCALE so that Adam, which moves a parameter by about lr per step,
         # can move this single number far enough within a short run.

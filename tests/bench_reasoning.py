@@ -5,7 +5,8 @@
 Throughput is examples x steps per second: the interpreter's step count of every example (the work a
 plain computer does), summed over the batch, divided by wall time. The machine runs the whole batch in
 one tensor program at V = 128 (a batch runs as long as its slowest example, which the count does not
-reward). "no grad": `Machine.run_batch` on one-hot inputs (the exact fast path). "fwd+bwd": a soft
+reward). "no grad": `Machine.run_batch` on one-hot inputs (the exact fast path of the distribution machine).
+"hard": `Machine.run_hard`, the same runs with every one-hot state kept as an integer (what training uses). "fwd+bwd": a soft
 forward with gradients (mean field, FFT/cumsum op forms, checkpointing every 64 steps) and a backward
 pass from the log-probability of the right answers to the input registers. Every figure is also given as a
 ratio against `Program.run` on the same examples, timed in the same run. fwd+bwd is measured at
@@ -64,6 +65,15 @@ def machine_no_grad(machine, entry, args_list):
     return time.perf_counter() - t
 
 
+def machine_hard(machine, entry, args_list):
+    """`Machine.run_hard`: the same one-hot runs with the state kept as integers."""
+    pc, regs, mem, _ = machine.init_state([entry] * len(args_list), [copy_args(a) for a in args_list])
+    pc, regs, mem = pc.argmax(-1), regs.argmax(-1), mem.argmax(-1)
+    t = time.perf_counter()
+    machine.run_hard(pc, regs, mem)
+    return time.perf_counter() - t
+
+
 def machine_backward(machine, program, entry, args_list, max_steps=10_000, checkpoint_every=64):
     """Soft forward + backward; returns (seconds, steps, gradient norm)."""
     pc, regs, mem, _ = machine.init_state([entry] * len(args_list), [copy_args(a) for a in args_list])
@@ -96,15 +106,17 @@ def main():
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'task':<6} {'B':>4} {'mode':<8} {'steps':>6} {'machine ex*steps/s':>19} {'interp ex*steps/s':>18} {'ratio':>7}")
     for task in ("fib", "sort"):
-        for B in (1, 32, 256):
+        for B in (1, 32, 256, 2048):
             program, entry, args = workload(task, B, rng)
             machine = Machine(program)
             machine_no_grad(machine, entry, args[:2])  # warm up (tables, allocator)
             work, t_interp = interpreter(program, entry, args)
             rate_interp = work / t_interp
-            t = machine_no_grad(machine, entry, args)
+            t = machine_no_grad(machine, entry, args) if B <= 256 else float("nan")
             steps = max(program.run(entry, *copy_args(a), return_steps=True)[1] for a in args)
             print(f"{task:<6} {B:>4} {'no grad':<8} {steps:>6} {work / t:>19,.0f} {rate_interp:>18,.0f} {work / t / rate_interp:>7.3f}")
+            t = machine_hard(machine, entry, args)
+            print(f"{task:<6} {B:>4} {'hard':<8} {steps:>6} {work / t:>19,.0f} {rate_interp:>18,.0f} {work / t / rate_interp:>7.3f}")
             if B <= 32:  # B=256 with gradients: minutes on 2 cores; see the docstring
                 t, steps, norm = machine_backward(machine, program, entry, args)
                 print(f"{task:<6} {B:>4} {'fwd+bwd':<8} {steps:>6} {work / t:>19,.0f} {rate_interp:>18,.0f} "

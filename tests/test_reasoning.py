@@ -6,6 +6,7 @@ file does not depend on the compiler passes; the compiled corpus (tests/corpus.p
 """
 
 import ast
+import os
 import random
 
 import pytest
@@ -674,3 +675,38 @@ def first_plus_one(m):
     assert run["value"].shape == (2, 128)
     assert model.layer.choose.weight.grad.abs().sum() > 0
     assert model.layer.gate.bias.grad.abs() > 0
+
+
+def test_tape_and_read_back_with_the_real_llama3_tokenizer():
+    """With LLaMA 3's BPE (tokens of several characters, e.g. '123'), a token writes all its characters
+    and a position's read offset counts characters, not tokens: the --init path of a real checkpoint."""
+    import importlib.util
+    from model import Llama, ModelArgs, Tokenizer
+    from reasoning import AugmentedLlama
+    import tasks
+
+    spec = importlib.util.find_spec("llama_models")
+    path = os.path.join(os.path.dirname(spec.origin), "llama3", "tokenizer.model")
+    tokenizer = Tokenizer(path)
+    args = ModelArgs.preset("tiny")
+    args.vocab_size, args.dim, args.n_layers, args.n_heads, args.n_kv_heads = 128256, 32, 2, 2, 1
+    torch.manual_seed(0)
+    model = AugmentedLlama(Llama(args), tokenizer, tasks.compile_library(), ["add_task"], n_cells=tasks.N_CELLS)
+    prompt, answer = "What is 12345 plus 678?", "13023"
+    ids = tokenizer.encode(prompt, bos=True)
+    full = ids + tokenizer.encode(answer)
+    assert len(full) - len(ids) < len(answer)  # the answer has multi-character tokens
+    tokens, calls = torch.tensor([full]), torch.tensor([len(ids) - 1])
+    h = model.llama.tok_embeddings(tokens)
+    cells, _, _ = model.layer.write_tape(h, tokens, calls)
+    assert cells[0].tolist() == tasks.prompt_tape(prompt)
+    run = model.layer.run(h, tokens, calls, max_steps=20_000)
+    text = tasks.read_text(run["cells"][0, 0].tolist(), int(run["start"][0, 0]))
+    assert text == answer
+    off = model.layer.offsets(tokens, calls)[0, :, 0].tolist()
+    c = len(ids) - 1
+    emitted = 0
+    for t in range(c, len(full)):
+        assert off[t] == emitted
+        if t + 1 < len(full):
+            emitted += len(tokenizer.decode([full[t + 1]]))
