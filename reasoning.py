@@ -727,19 +727,22 @@ class ReasoningLayer(nn.Module):
         read = at_offset[torch.arange(B, device=value.device)[:, None, None], off]  # [B, T, window, V]
         return read @ E_val.to(read.dtype)
 
-    def forward(self, h, tokens, call_pos, token_vectors, cache=None):
-        """h [B, T, D] -> (h plus what the positions from the call on read back, the machine's run).
+    def forward(self, h, tokens, call_pos, token_vectors, cache=None, start_pos=0):
+        """h [B, T', D] -> (h plus what the positions from the call on read back, the machine's run).
 
-        Pass the returned run back as `cache` while the prompt is unchanged (greedy decoding)."""
+        `tokens` [B, T] is the whole sequence; h holds its last T' positions, from `start_pos` (T' = T
+        except in KV-cached decoding). Pass the returned run back as `cache` while the prompt is unchanged."""
         max_steps = self.max_steps if not self.training else min(self.max_steps, self.max_steps_train)
+        if cache is None and start_pos > 0:
+            raise ValueError("the machine runs on the whole prompt: pass the run of the prompt as cache")
         run = self.run(h, tokens, call_pos, max_steps) if cache is None else cache
-        emb = self.read_back(run, tokens, call_pos, token_vectors).to(h.dtype)  # [B, T, window, D]
+        emb = self.read_back(run, tokens, call_pos, token_vectors)[:, start_pos:].to(h.dtype)  # [B, T', window, D]
         # The gain path adds the read character's vector at the residual stream's scale (RMS 1); the gain
         # is stored divided by GAIN_SCALE so that Adam, which moves a parameter by about lr per step,
         # can move this single number far enough within a short run.
         unit = emb[:, :, 0] * torch.rsqrt(token_vectors.float().pow(2).mean().to(h.dtype))
         delta = self.out_proj(emb.flatten(2)) + GAIN_SCALE * self.gain * unit  # [B, T, D]
-        after = torch.arange(tokens.shape[1], device=h.device)[None] >= call_pos[:, None]  # [B, T]
+        after = torch.arange(start_pos, tokens.shape[1], device=h.device)[None] >= call_pos[:, None]  # [B, T']
         return h + delta * after[..., None], run
 
 
@@ -767,17 +770,59 @@ class AugmentedLlama(nn.Module):
             self.layer = ReasoningLayer(llama.args.dim, machine, entries, chars, char_ids, grad, max_steps,
                                         max_steps_train)
 
-    def forward(self, tokens, call_pos, cache=None):
+    def forward(self, tokens, call_pos, cache=None, start_pos=0):
+        """tokens [B, T] -> (logits of positions start_pos.. [B, T - start_pos, vocab], the machine's run).
+        start_pos > 0 only inside `generate`, whose KV cache holds the earlier positions."""
         if self.layer is None:
-            return self.llama(tokens), None
+            return self.llama(tokens[:, start_pos:], start_pos), None
         run = {}
 
         def hook(i, h):
             if i == self.layer_after:
-                h, run["cache"] = self.layer(h, tokens, call_pos, self.llama.output.weight, cache)
+                h, run["cache"] = self.layer(h, tokens, call_pos, self.llama.output.weight, cache, start_pos)
             return h
 
-        return self.llama(tokens, block_hook=hook), run["cache"]
+        return self.llama(tokens[:, start_pos:], start_pos, block_hook=hook), run["cache"]
+
+    @torch.no_grad()
+    def generate(self, prompts, max_new_tokens, eos_id):
+        """Greedy answers: token lists `prompts`, each ending at its call position -> (new tokens of each,
+        cut before eos; the machine's run). The machine runs once on the whole batch; then each group of
+        prompts of one length is decoded with the LLaMA's KV cache (one cache position per step for all)."""
+        device = self.llama.tok_embeddings.weight.device
+        T = max(len(p) for p in prompts)
+        tokens = torch.tensor([p + [eos_id] * (T - len(p)) for p in prompts], device=device)  # [B, T]
+        calls = torch.tensor([len(p) - 1 for p in prompts], device=device)  # [B]
+        run = None if self.layer is None else self(tokens, calls)[1]
+        out = [None] * len(prompts)
+        for length in sorted({len(p) for p in prompts}):
+            rows = [i for i, p in enumerate(prompts) if len(p) == length]
+            sub = None if run is None else _rows(run, torch.tensor(rows, device=device))
+            seq, c = tokens[rows, :length], calls[rows]
+            new, done, fed = [[] for _ in rows], torch.zeros(len(rows), dtype=torch.bool, device=device), 0
+            self.llama._setup_cache(len(rows), min(length + max_new_tokens, self.llama.args.max_seq_len))
+            try:
+                for _ in range(min(max_new_tokens, self.llama.args.max_seq_len - length)):
+                    logits, _ = self(seq, c, cache=sub, start_pos=fed)
+                    fed = seq.shape[1]
+                    nxt = logits[:, -1].argmax(-1)  # [g]
+                    done |= nxt == eos_id
+                    for j in (~done).nonzero()[:, 0].tolist():
+                        new[j].append(int(nxt[j]))
+                    if done.all():
+                        break
+                    seq = torch.cat([seq, nxt[:, None]], 1)
+            finally:
+                self.llama._setup_cache(None, None)
+            for j, i in enumerate(rows):
+                out[i] = new[j]
+        return out, run
+
+
+def _rows(run, rows):
+    """The machine's run restricted to some examples (the enumerated runs are indexed [E, B, ...])."""
+    per_program = ("start", "cells", "halted")
+    return {k: (v[:, rows] if k in per_program else v[rows]) if torch.is_tensor(v) else v for k, v in run.items()}
 
 
 def _token_of_char(tokenizer, c):

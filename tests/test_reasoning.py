@@ -710,3 +710,27 @@ def test_tape_and_read_back_with_the_real_llama3_tokenizer():
         assert off[t] == emitted
         if t + 1 < len(full):
             emitted += len(tokenizer.decode([full[t + 1]]))
+
+
+def test_cached_generation_equals_recomputing_every_step(tiny_augmented):
+    """AugmentedLlama.generate (machine once, KV cache per group of equal prompt lengths) gives the same
+    greedy tokens as recomputing the whole sequence, read-back included, at every step."""
+    model, tokenizer, _ = tiny_augmented
+    prompts = [tokenizer.encode(p, bos=True) for p in ["fib(5)=", "sort 5 3 9 1=", "2+3=", "fib(3)="]]
+    with torch.no_grad():
+        model.layer.gain.fill_(1.0)
+        model.layer.out_proj.weight.normal_(0, 0.05)
+        got, _ = model.generate(prompts, 8, eos_id=tokenizer.eos_id)
+        for p, g in zip(prompts, got):
+            seq = list(p)
+            for _ in range(8):
+                tokens = torch.tensor([seq])
+                logits, _ = model(tokens, torch.tensor([len(p) - 1]))
+                nxt = int(logits[0, -1].argmax())
+                if nxt == tokenizer.eos_id:
+                    break
+                seq.append(nxt)
+            assert g == seq[len(p):]
+        assert sum(len(g) for g in got) >= 4
+        model.layer.gain.zero_()
+        model.layer.out_proj.weight.zero_()
