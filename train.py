@@ -4,6 +4,7 @@ Train a LLaMA 3.2 with the neurally compiled library on an algorithmic task, end
     python train.py --task fib                 # the augmented model, tiny preset, on this CPU
     python train.py --task fib --baseline      # the same LLaMA without the reasoning layer
     python train.py --task sort --init /path/to/Llama-3.2-1B --device cuda
+    torchrun --standalone --nproc_per_node=2 train.py --task fib      # data parallel (DDP), one GPU each
 
 Read top to bottom, like nanoGPT's train.py: settings, model, data, one plain loop (AdamW, warmup and
 cosine decay, gradient clipping, periodic evaluation, checkpoints), then the results. The loss is the
@@ -15,6 +16,21 @@ A checkpoint is a directory `out_dir/ckpt-<iter>/` with `model.safetensors` (eve
 `out_dir/latest` (replaced atomically) names the newest one, so a run killed while writing leaves the
 previous checkpoint loadable. `--resume` continues from it: the data of iteration i depends only on
 (seed, i), so N steps, stop, resume to 2N gives the same losses as 2N steps straight.
+
+Beyond one process, as in nanoGPT: under `torchrun` (which sets RANK, WORLD_SIZE, LOCAL_RANK) the model is
+wrapped in PyTorch's DistributedDataParallel (nccl on cuda, gloo on cpu). `--batch_size` is the global batch
+of one optimizer step whatever the number of processes: every rank draws the same batch of iteration `it`
+from (seed, it), and rank r takes `batch[r::world_size]`; `--grad_accum G` splits that share again into G
+micro-steps (gradients synchronised on the last one only). The loss is a sum over answer tokens divided by
+the batch's total number of answer tokens, so 1 process, N processes and G micro-steps train on the same
+data with the same loss and gradient, up to float rounding. Rank 0 alone logs and writes checkpoints,
+results.json and the export; evaluation is split across the ranks and the counts summed (all_reduce).
+
+`--export DIR` writes, after training and evaluation, the transformer in Hugging Face layout
+(`config.json` + `model.safetensors`, loadable by `Llama.from_pretrained` and by transformers'
+`LlamaForCausalLM`) and beside it the reasoning layer: `reasoning_layer.safetensors` (its tensors) and
+`reasoning_layer.json` (layer_after, the entry points, the settings to rebuild it). To export a finished run
+without training more: `python train.py --task fib --resume --iters <the same> --export DIR` (it re-evaluates).
 """
 
 import argparse
@@ -25,10 +41,13 @@ import random
 import shutil
 import sys
 import time
+from contextlib import nullcontext
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
-from safetensors.torch import load_model, save_model
+from torch.nn.parallel import DistributedDataParallel as DDP
+from safetensors.torch import load_model, save_file, save_model
 
 from model import Llama, ModelArgs, PRESETS, Tokenizer
 from reasoning import AugmentedLlama
@@ -43,7 +62,8 @@ def get_args(argv=None):
     p.add_argument("--baseline", action="store_true", help="train the same LLaMA without the reasoning layer")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda when present)")
     p.add_argument("--dtype", default="auto", help="float32 or bfloat16 autocast (auto: bfloat16 on cuda)")
-    p.add_argument("--batch_size", type=int, default=16)
+    p.add_argument("--batch_size", type=int, default=16, help="examples per optimizer step, over all processes")
+    p.add_argument("--grad_accum", type=int, default=1, help="micro-steps each process splits its share into")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-2 with --train "
                    "interface, which trains few parameters; 2e-3 with --train all)")
     p.add_argument("--min_lr", type=float, default=None, help="final learning rate (default: lr / 10)")
@@ -68,6 +88,10 @@ def get_args(argv=None):
                         "hard machine, or one soft differentiable run (see reasoning.ReasoningLayer)")
     p.add_argument("--max_steps", type=int, default=20_000, help="machine steps before a run counts as not halted")
     p.add_argument("--max_steps_train", type=int, default=3_000, help="the same while training")
+    p.add_argument("--compile", action="store_true", help="torch.compile each transformer block (the reasoning "
+                   "layer, with its data-dependent loop, stays eager)")
+    p.add_argument("--export", default=None, metavar="DIR", help="after training, write the transformer in Hugging "
+                   "Face layout and the reasoning layer's weights to DIR")
     return p.parse_args(argv)
 
 
@@ -77,9 +101,22 @@ def main(argv=None):
         args.train = "all"
     args.lr = args.lr or (1e-2 if args.train == "interface" else 2e-3)
     args.min_lr = args.min_lr or args.lr / 10
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed)  # the same on every rank: the same initial weights
     out_dir = args.out_dir or os.path.join("out", args.task + ("-baseline" if args.baseline else ""))
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ  # started by torchrun
+    rank, world_size = 0, 1
+    if ddp:
+        rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        if device.startswith("cuda"):  # one GPU per process
+            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    master = rank == 0  # logs and writes files
+    log = print if master else (lambda *a, **k: None)
+    if args.batch_size < world_size * args.grad_accum:
+        sys.exit(f"error: --batch_size {args.batch_size} is smaller than processes x --grad_accum "
+                 f"({world_size} x {args.grad_accum}): some micro-step would get no example")
     dtype = ("bfloat16" if device.startswith("cuda") else "float32") if args.dtype == "auto" else args.dtype
     autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=dtype == "bfloat16")
     try:
@@ -87,22 +124,36 @@ def main(argv=None):
     except (ValueError, FileNotFoundError) as e:  # unknown task or preset, not a LLaMA checkpoint, ...
         sys.exit(f"error: {e}")
     params = select_parameters(model, args)
-    print(f"{sum(p.numel() for p in params):,} trainable parameters; "
-          f"{'baseline' if args.baseline else 'augmented'} on {device} ({dtype})")
+    log(f"{sum(p.numel() for p in params):,} trainable parameters; "
+        f"{'baseline' if args.baseline else 'augmented'} on {device} ({dtype})"
+        + (f", {world_size} processes" if ddp else ""))
 
     optimizer = torch.optim.AdamW([
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": args.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ], lr=args.lr, betas=(0.9, 0.95))
+    ], lr=args.lr, betas=(0.9, 0.95), fused=device.startswith("cuda"))
 
     start_iter = 0
     if args.resume:
         start_iter = load_checkpoint(out_dir, model, optimizer, args)
-        print(f"resumed from {out_dir} at iter {start_iter}")
+        log(f"resumed from {out_dir} at iter {start_iter}")
+    if args.compile:  # in place, so parameter names (checkpoints, export) stay the same
+        for block in model.llama.layers:
+            block.compile()
+    # The raw model is what is evaluated, saved and exported; the DDP wrapper only trains. Parameters that get
+    # no gradient in a step (the write gate under --grad enumerate, a trainable library's logits) need
+    # find_unused_parameters; the buffers are constants (the compiled program), so they are not broadcast.
+    raw_model = model
+    if ddp:
+        model = DDP(model, device_ids=[torch.device(device)] if device.startswith("cuda") else None,
+                    find_unused_parameters=model.layer is not None, broadcast_buffers=False)
+    n_flops = 6 * sum(p.numel() for p in raw_model.llama.parameters())  # per token, forward and backward
+    peak = peak_flops(device, dtype)
 
     # ---- the loop ----------------------------------------------------------
     losses = {}
-    t0 = time.time()
+    t0 = t_log = time.time()
+    it_log, n_tokens = start_iter - 1, 0  # the last iteration logged, tokens since then (all ranks)
     for it in range(start_iter, args.iters):
         lr = learning_rate(it, args)
         for g in optimizer.param_groups:
@@ -110,34 +161,74 @@ def main(argv=None):
         rng = random.Random(f"{args.seed}/{it}")  # the data of iteration `it` depends on nothing else
         batch = [task.example(rng, "train") for _ in range(args.batch_size)]
         tokens, targets, call_pos = encode_batch(tokenizer, batch, device)
-        with autocast:
-            logits, _ = model(tokens, call_pos)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100)
+        n_answer = int((targets != -100).sum())  # over the global batch: the loss's denominator everywhere
+        mine = torch.arange(len(batch), device=device)[rank::world_size]  # this rank's share
+        optimizer.zero_grad(set_to_none=True)
+        loss = torch.zeros((), device=device)
+        for micro in range(args.grad_accum):
+            rows = mine[micro::args.grad_accum]
+            # DDP all-reduces gradients on the last micro-step only; it averages them over the ranks, so each
+            # rank's share of the sum is scaled by world_size to make the result the global batch's gradient.
+            with model.no_sync() if ddp and micro < args.grad_accum - 1 else nullcontext():
+                with autocast:
+                    logits, _ = model(tokens[rows], call_pos[rows])
+                part = F.cross_entropy(logits.float().flatten(0, 1), targets[rows].flatten(), ignore_index=-100,
+                                       reduction="sum") / n_answer
+                (part * world_size).backward()
+            loss += part.detach()
+            n_tokens += tokens[rows].numel() * world_size
+        if ddp:
+            dist.all_reduce(loss)  # the global batch's loss, the same on every rank
         if not torch.isfinite(loss):
             sys.exit(f"error: the loss is {loss.item()} at iter {it}; try a lower --lr (now {args.lr})")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
         torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
         optimizer.step()
         losses[it] = loss.item()
         if it % args.log_interval == 0 or it == args.iters - 1:
-            dt = (time.time() - t0) * 1000 / (it - start_iter + 1)
-            print(f"iter {it}: loss {loss.item():.4f}, lr {lr:.2e}, time {dt:.0f}ms", flush=True)
+            t = time.time()
+            dt, tok_s = (t - t_log) / (it - it_log), n_tokens / (t - t_log)  # averages since the last line
+            t_log, it_log, n_tokens = t, it, 0
+            mfu = f"{100 * n_flops * tok_s / peak:.1f}%" if peak else "n/a"
+            log(f"iter {it}: loss {loss.item():.4f}, lr {lr:.2e}, time {dt * 1000:.0f}ms, tok/s {tok_s:,.0f}, "
+                f"mfu {mfu}", flush=True)
         if (it + 1) % args.eval_interval == 0 and it + 1 < args.iters:
-            save_checkpoint(out_dir, model, optimizer, args, it + 1)
-            print_results(evaluate(model, tokenizer, task, args, device, autocast, quick=True))
-    if args.iters > start_iter:
-        save_checkpoint(out_dir, model, optimizer, args, args.iters)
+            if master:
+                save_checkpoint(out_dir, raw_model, optimizer, args, it + 1)
+            results = evaluate(raw_model, tokenizer, task, args, device, autocast, quick=True)
+            if master:
+                print_results(results)
+    if args.iters > start_iter and master:
+        save_checkpoint(out_dir, raw_model, optimizer, args, args.iters)
     train_time = time.time() - t0
 
     # ---- results -----------------------------------------------------------
-    results = evaluate(model, tokenizer, task, args, device, autocast)
+    results = evaluate(raw_model, tokenizer, task, args, device, autocast)
     results["_run"] = {"task": args.task, "baseline": args.baseline, "iters": args.iters,
-                       "train_seconds": round(train_time, 1), "device": device, "losses": losses}
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    print_results(results)
+                       "train_seconds": round(train_time, 1), "device": device, "world_size": world_size,
+                       "grad_accum": args.grad_accum, "losses": losses}
+    if master:
+        with open(os.path.join(out_dir, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
+        print_results(results)
+        if args.export:
+            export(raw_model, args, tokenizer, args.export)
+            print(f"exported to {args.export}")
+    if ddp:
+        dist.barrier()  # no rank leaves before rank 0 has written everything
+        dist.destroy_process_group()
     return results
+
+
+def peak_flops(device, dtype):
+    """The accelerator's dense bf16 peak in FLOP/s, for MFU; None where unknown (CPUs, float32)."""
+    if not device.startswith("cuda") or dtype != "bfloat16":
+        return None
+    name = torch.cuda.get_device_name(device)
+    # from NVIDIA's data sheets, dense (no 2:4 sparsity)
+    for card, flops in [("H100 PCIe", 756e12), ("H100", 989e12), ("H200", 989e12), ("A100", 312e12)]:
+        if all(word in name for word in card.split()):
+            return flops
+    return None
 
 
 def build(args, device):
@@ -246,13 +337,16 @@ def greedy_answers(model, tokenizer, prompts, device, autocast, max_new_tokens):
 def evaluate(model, tokenizer, task, args, device, autocast, quick=False, batch_size=50):
     """Exact match of greedy answers on every split but train: {split: {"exact_match", "n"}}.
 
-    For `--task all`, also the choice head's accuracy: its argmax against the task's program.
+    For `--task all`, also the choice head's accuracy: its argmax against the task's program. Under torchrun
+    each rank evaluates every world_size-th example and the counts are summed: every rank gets the results.
     """
+    rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     results = {}
     for split in [s for s in task.splits if s != "train"]:
         examples = task.examples(split, n=args.eval_n)
         if quick:
             examples = examples[:50]
+        examples = examples[rank::world_size]  # this rank's share; the counts are summed below
         correct, chosen, n = 0, 0, 0
         for i in range(0, len(examples), batch_size):
             chunk = examples[i:i + batch_size]
@@ -263,6 +357,10 @@ def evaluate(model, tokenizer, task, args, device, autocast, quick=False, batch_
                 entry = model.layer.entries.index(task.task_of(split).entry)
                 chosen += int((cache["choice"].argmax(-1) == entry).sum())
             n += len(chunk)
+        if world_size > 1:
+            counts = torch.tensor([correct, chosen, n], device=device)
+            dist.all_reduce(counts)
+            correct, chosen, n = counts.tolist()
         results[split] = {"exact_match": correct / n, "n": n}
         if hasattr(task, "task_of") and not args.baseline:
             results[split]["choice_accuracy"] = chosen / n
@@ -319,6 +417,32 @@ def load_checkpoint(out_dir, model, optimizer, args):
         sys.exit(f"error: checkpoint {path} does not fit this model: missing {missing}, unexpected {unexpected}")
     optimizer.load_state_dict(state["optimizer"])
     return state["iter"]
+
+
+# ---- export ------------------------------------------------------------------
+
+
+def export(model, args, tokenizer, out_dir):
+    """The trained model as files others load: the transformer in Hugging Face layout (config.json with the
+    tokenizer's bos/eos ids, model.safetensors; `Llama.from_pretrained` and transformers'
+    `LlamaForCausalLM.from_pretrained` read it) and, beside it, the reasoning layer that the transformer
+    alone does not know about: reasoning_layer.safetensors (its tensors, the compiled program's included)
+    and reasoning_layer.json (where it sits and how to rebuild it around the transformer)."""
+    model.llama.save_pretrained(out_dir)
+    config_file = os.path.join(out_dir, "config.json")
+    config = json.load(open(config_file))
+    config.update(bos_token_id=tokenizer.bos_id, eos_token_id=tokenizer.eos_id)
+    with open(config_file, "w") as f:
+        json.dump(config, f, indent=2)
+    if model.layer is None:  # the baseline is a plain LLaMA
+        return
+    layer = {k: v.detach().cpu().contiguous() for k, v in model.layer.state_dict().items()}
+    save_file(layer, os.path.join(out_dir, "reasoning_layer.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(out_dir, "reasoning_layer.json"), "w") as f:
+        json.dump({"layer_after": model.layer_after, "entries": model.layer.entries, "task": args.task,
+                   "grad": args.grad, "n_cells": model.layer.machine.N, "max_depth": model.layer.machine.D,
+                   "trainable_library": model.layer.machine.trainable, "max_steps": args.max_steps,
+                   "max_steps_train": args.max_steps_train, "tensors": sorted(layer)}, f, indent=1)
 
 
 if __name__ == "__main__":
