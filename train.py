@@ -69,6 +69,8 @@ def get_args(argv=None):
     p.add_argument("--min_lr", type=float, default=None, help="final learning rate (default: lr / 10)")
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--iters", type=int, default=200)
+    p.add_argument("--lr_decay_iters", type=int, default=None, help="length of the cosine decay (default: "
+                   "--iters); give it when a run will be resumed to more iterations than it first ran")
     p.add_argument("--weight_decay", type=float, default=0.1)
     p.add_argument("--grad_clip", type=float, default=1.0)
     p.add_argument("--eval_interval", type=int, default=100)
@@ -272,7 +274,7 @@ def learning_rate(it, args):
     """Linear warmup, then cosine decay to min_lr."""
     if it < args.warmup:
         return args.lr * (it + 1) / args.warmup
-    progress = (it - args.warmup) / max(1, args.iters - args.warmup)
+    progress = (it - args.warmup) / max(1, (args.lr_decay_iters or args.iters) - args.warmup)
     return args.min_lr + 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * (args.lr - args.min_lr)
 
 
@@ -304,34 +306,12 @@ def encode_batch(tokenizer, batch, device):
 
 @torch.no_grad()
 def greedy_answers(model, tokenizer, prompts, device, autocast, max_new_tokens):
-    """Greedy decoding of a batch; the machine runs once per prompt and its result is reused."""
+    """Greedy decoding of a batch of prompts (KV-cached; the machine runs once per prompt): (texts, run)."""
     model.eval()
-    encoded = [tokenizer.encode(p, bos=True) for p in prompts]
-    calls = torch.tensor([len(e) - 1 for e in encoded], device=device)
-    lengths = [len(e) for e in encoded]
-    T = max(lengths) + max_new_tokens
-    tokens = torch.full((len(prompts), T), tokenizer.eos_id, dtype=torch.long, device=device)
-    for i, e in enumerate(encoded):
-        tokens[i, :len(e)] = torch.tensor(e)
-    out, done, cache = [[] for _ in prompts], [False] * len(prompts), None
-    for _ in range(max_new_tokens):
-        n = max(lengths)
-        with autocast:
-            logits, cache = model(tokens[:, :n], calls, cache=cache)
-        for i in range(len(prompts)):
-            if done[i]:
-                continue
-            nxt = int(logits[i, lengths[i] - 1].argmax())
-            if nxt == tokenizer.eos_id:
-                done[i] = True
-                continue
-            out[i].append(nxt)
-            tokens[i, lengths[i]] = nxt
-            lengths[i] += 1
-        if all(done):
-            break
+    with autocast:
+        ids, run = model.generate([tokenizer.encode(p, bos=True) for p in prompts], max_new_tokens, tokenizer.eos_id)
     model.train()
-    return [tokenizer.decode(o) for o in out], cache
+    return [tokenizer.decode(o) for o in ids], run
 
 
 def evaluate(model, tokenizer, task, args, device, autocast, quick=False, batch_size=50):

@@ -32,7 +32,7 @@ def test_augmented_model_beats_the_baseline_on_deeper_recursion(tmp_path):
 
 
 def test_resume_continues_exactly(tmp_path):
-    args = ["--task", "sort", "--eval_n", "2", "--warmup", "2", "--batch_size", "4"]
+    args = ["--task", "sort", "--eval_n", "2", "--warmup", "2", "--batch_size", "4", "--lr_decay_iters", "8"]
     straight, _ = run(tmp_path, *args, "--iters", "8", name="straight")
     first, out = run(tmp_path, *args, "--iters", "4", name="split")
     resumed, _ = run(tmp_path, *args, "--iters", "8", "--resume", name="split")
