@@ -566,8 +566,8 @@ class ReasoningLayer(nn.Module):
     - choose: a linear head on the call position's hidden state plus an attention pooling of the whole
       prompt (one learned query) gives a distribution over the library's entry points. The pooling lets
       the choice rest on the words of the request, wherever they are, rather than on how the prompt ends:
-      a tiny model then generalises better to unseen phrasings and to long lists. It is the machine's initial program counter, so choosing a program
-      and running it are one mechanism.
+      a tiny model then generalises better to unseen phrasings and to long lists. The choice is the
+      machine's initial program counter, so choosing a program and running it are one mechanism.
     - write: every prompt position writes its token's characters into memory, as a *text tape* (see
       tasks.py). A gate head decides whether a position writes; the cell address is the number of
       characters that the open gates before it wrote, so a tape of any length is laid out exactly.
@@ -576,8 +576,8 @@ class ReasoningLayer(nn.Module):
     - run: the entry point gets the whole memory as its list argument `m` (base 0, length `n_cells`).
     - read back: the program returns the address where its answer text starts. The position that has
       emitted `o` answer characters since the call attends to the cells `start + o, ..., start + o + K-1`
-      (K = `read_window`, at most the longest token: 1 for bytes): the attention weights are the machine's distribution over
-      `start`, shifted by `o`. The query is fixed, so the alignment holds for answers longer than any in
+      (K = `read_window`, at most the longest token: 1 for bytes): the attention weights are the
+      machine's distribution over `start`, shifted by `o`. The query is fixed, so the alignment holds for answers longer than any in
       training. Each read cell is embedded as the model's own output vector of that character's token
       (NUL: end-of-text) and added to the residual stream through a projection and a gain, both
       initialised to zero: a pretrained LLaMA starts out unchanged.
@@ -627,9 +627,10 @@ class ReasoningLayer(nn.Module):
     # -- write ---------------------------------------------------------------
 
     def write_tape(self, h, tokens, call_pos):
-        """The prompt's characters laid out from cell 0: (cells [B, N] ints, gate [B, T], places).
+        """The prompt's characters laid out from cell 0: (cells [B, N] ints, gate [B, T], (cell, ok)).
 
-        `places` lists (t, k, cell [B], weight [B]) for every character written, for the soft tape.
+        cell [B, T, K] is where each character of each token goes, ok [B, T, K] whether it is written
+        there at all (for the soft tape, which also writes the closed gates' characters, weighted).
         """
         B, T = tokens.shape
         N = self.machine.N
@@ -741,7 +742,7 @@ class ReasoningLayer(nn.Module):
         # is stored divided by GAIN_SCALE so that Adam, which moves a parameter by about lr per step,
         # can move this single number far enough within a short run.
         unit = emb[:, :, 0] * torch.rsqrt(token_vectors.float().pow(2).mean().to(h.dtype))
-        delta = self.out_proj(emb.flatten(2)) + GAIN_SCALE * self.gain * unit  # [B, T, D]
+        delta = self.out_proj(emb.flatten(2)) + GAIN_SCALE * self.gain * unit  # [B, T', D]
         after = torch.arange(start_pos, tokens.shape[1], device=h.device)[None] >= call_pos[:, None]  # [B, T']
         return h + delta * after[..., None], run
 
@@ -751,7 +752,7 @@ class AugmentedLlama(nn.Module):
 
     With `entries=None` it is the plain LLaMA (the `--baseline`), so both are trained and evaluated by the
     same code. `forward(tokens, call_pos, cache=None) -> (logits, cache)`: the cache holds the machine's
-    run, which depends on the prompt only, so greedy decoding runs the machine once per prompt.
+    run, which depends on the prompt only, so `generate` runs the machine once per prompt.
     """
 
     def __init__(self, llama, tokenizer, program=None, entries=None, layer_after=None, grad="enumerate",
