@@ -1,6 +1,7 @@
 """Speed and memory of the differentiable machine (reasoning.py) against the plain-Python interpreter.
 
     python tests/bench_reasoning.py            # a few minutes on a 2-core CPU
+    python tests/bench_reasoning.py --hard cuda   # the hard path alone, B up to 65,536, on a GPU
 
 Throughput is examples x steps per second: the interpreter's step count of every example (the work a
 plain computer does), summed over the batch, divided by wall time. The machine runs the whole batch in
@@ -128,8 +129,41 @@ def main():
         print(f"  B={B:<3} checkpoint_every={str(ckpt):<5} {mib:8.0f} MiB")
 
 
+def hard_on(device, sizes=(256, 4096, 65536)):
+    """`python tests/bench_reasoning.py --hard cuda`: the hard path alone on a device, at large batches.
+
+    The interpreter's rate (per example it does not depend on B) is measured on min(B, 4096) examples."""
+    rng = random.Random(0)
+    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else device
+    print(f"hard path on {name}, torch {torch.__version__}")
+    print(f"{'task':<6} {'B':>6} {'steps':>6} {'machine ex*steps/s':>19} {'interp ex*steps/s':>18} {'ratio':>7}")
+    for task in ("fib", "sort"):
+        for B in sizes:
+            program, entry, args = workload(task, B, rng)
+            machine = Machine(program).to(device)
+            pc, regs, mem, _ = machine.init_state([entry] * B, [copy_args(a) for a in args])
+            pc, regs, mem = pc.argmax(-1).to(device), regs.argmax(-1).to(device), mem.argmax(-1).to(device)
+            machine.run_hard(pc[:2], regs[:2], mem[:2])  # warm up
+            sample = args[:4096]
+            work_s, t_interp = interpreter(program, entry, sample)
+            work = work_s * B / len(sample) if task == "fib" else \
+                sum(program.run(entry, *copy_args(a), return_steps=True)[1] for a in args)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            _, _, halted, steps = machine.run_hard(pc, regs, mem)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t = time.perf_counter() - t
+            assert bool(halted.all())
+            rate = work_s / t_interp
+            print(f"{task:<6} {B:>6} {steps:>6} {work / t:>19,.0f} {rate:>18,.0f} {work / t / rate:>7.3f}")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--memory":
+    if len(sys.argv) > 2 and sys.argv[1] == "--hard":
+        hard_on(sys.argv[2])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--memory":
         print(peak_memory(int(sys.argv[2]), None if sys.argv[3] == "None" else int(sys.argv[3])))
     else:
         main()
