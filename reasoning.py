@@ -172,7 +172,21 @@ class MachineOutput:
 
 
 class Machine(nn.Module):
-    """A differentiable register machine running a compiled `Program` (see the module docstring)."""
+    """A differentiable register machine running a compiled `Program` (see the module docstring).
+
+    Why a soft run drifts, e.g. in tests/soft_vs_hard.py. This comes from the mean-field state, not from
+    a defect in the step. Every register, stack slot and sp is one marginal that all the pc's mass shares.
+    Take fib(4) with 0.1% of fib(3) mixed in: at step 13 the 0.1% reaches `ret r0` of a base case while the
+    rest is at `sub`. Its pop restores the saved slot, which holds the *other* run's caller (r0 = 3, not
+    2), and sets a0. The big mass then reads that a0 in `mov r0, a0; lt; branch`, and at step 18 0.6% of
+    it takes the wrong arm and runs on as a new out-of-step run. The stray mass grows
+    ~x1.4 a step (~x10 a recursion level), the same rate as the gradients at one-hot inputs. For 2-input
+    mixtures with weight 1e-3, the TV to the exact mixture is 2e-3 for fib(1), 7e-2 for fib(2), ~0.5
+    for fib(3) and ~0.9 for fib(4). An exact product-of-marginals filter without operand mixing fails the
+    same way (3e-2, 0.2, 0.7). From a product state, the step is the exact update of sp, stack, halting and
+    value, and of every field where the pc's lines read the same operands (tests/test_reasoning.py). Its
+    own extra error, the operand mixing of the module docstring, is at most the pc's off-line mass per write.
+    """
 
     def __init__(self, program: Program, n_regs=None, n_cells=None, max_depth=16, trainable=False, sharpness=10.0):
         super().__init__()

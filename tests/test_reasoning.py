@@ -573,6 +573,95 @@ def test_hard_path_equals_the_distribution_machine_step_for_step(machine, librar
     assert memory.tolist() == soft.memory.argmax(-1).tolist()
 
 
+# A product state (every field its own marginal) with a soft stack, for one step of the machine.
+STEP = """
+f:
+    branch r0, @g       ; 0
+    add r1, r0, r1      ; 1
+    call @g             ; 2
+    ret r1              ; 3
+g:
+    sub r0, r1, #1      ; 4
+    ret r0              ; 5
+"""
+
+
+def enumerate_one_step(program, pc, regs, sp, saved, ret_to):
+    """The exact one-step update of a product distribution, by running every joint configuration as
+    `Program.run` would (a call with the stack full jumps and saves nothing, as the module docstring says).
+    Returns the new joint pc, the marginals of the running mass (regs, sp, saved, ret_to), the mass
+    that halts and the value it returns (joint)."""
+    import itertools
+    code, (R, V), (D, L) = program.instructions, regs.shape, ret_to.shape
+    a0 = program.arg_regs[0]
+    new = {"pc": torch.zeros(L), "regs": torch.zeros(R, V), "sp": torch.zeros(D + 1), "saved": torch.zeros(D, R, V),
+           "ret_to": torch.zeros(D, L), "halted": torch.zeros(()), "value": torch.zeros(V)}
+    new = {k: x.double() for k, x in new.items()}
+    ranges = [range(L), *[range(V)] * R, range(D + 1), *[range(V)] * (D * R), *[range(L)] * D]
+    for c in itertools.product(*ranges):
+        line, r, s = c[0], list(c[1:1 + R]), c[1 + R]
+        sv, rt = [list(c[2 + R + d * R:2 + R + (d + 1) * R]) for d in range(D)], list(c[2 + R + D * R:])
+        w = pc[line] * sp[s] * torch.stack([regs[i, v] for i, v in enumerate(r)]).prod()
+        w = w * torch.stack([saved[d, i, v] for d in range(D) for i, v in enumerate(sv[d])]).prod()
+        w = w * torch.stack([ret_to[d, l] for d, l in enumerate(rt)]).prod()
+        if w == 0:
+            continue
+        ins, nxt = code[line], line + 1
+        if ins.op == "branch" and r[ins.a] == 0:
+            nxt = ins.target
+        elif ins.op in PRIMITIVES:
+            r[ins.dst] = PRIMITIVES[ins.op](r[ins.a], r[ins.b] if ins.b is not None else ins.imm, V)
+        elif ins.op == "call":
+            if s < D:
+                sv[s], rt[s], s = list(r), line + 1, s + 1
+            nxt = ins.target
+        elif ins.op == "ret" and s == 0:
+            new["halted"] += w
+            new["value"][r[ins.a]] += w
+            continue
+        elif ins.op == "ret":
+            value, r, nxt, s = r[ins.a], list(sv[s - 1]), rt[s - 1], s - 1
+            r[a0] = value
+        new["pc"][nxt] += w
+        new["sp"][s] += w
+        for i, v in enumerate(r):
+            new["regs"][i, v] += w
+        for d in range(D):
+            new["ret_to"][d, rt[d]] += w
+            for i, v in enumerate(sv[d]):
+                new["saved"][d, i, v] += w
+    running = new["pc"].sum()
+    for k in ("regs", "sp", "saved", "ret_to"):
+        new[k] = new[k] / running
+    return new
+
+
+@pytest.mark.parametrize("lines", [[0], [1], [2], [3], [4], [5], [0, 2, 5]])
+def test_one_soft_step_is_the_exact_update_of_its_product_state(lines):
+    """Mean field drops correlations between fields, so a soft run drifts (tests/soft_vs_hard.py). It
+    must be the only error: from a state that *is* a product of marginals, soft registers and a soft
+    stack (sp, saved registers, return lines), one step equals the exact update by enumeration on every
+    field, for each line with running mass 0.7 and for a pc spread over lines that read the same operand
+    register (a soft pc over lines whose operands differ mixes them: the documented approximation)."""
+    program = assemble(STEP, {"f": ["x"], "g": ["x"]}, n_regs=2, n_args=1, V=3)
+    machine = Machine(program, max_depth=1).double()
+    gen = torch.Generator().manual_seed(sum(lines))
+    pc = torch.zeros(len(program.instructions), dtype=torch.float64)
+    pc[lines] = 0.7 * random_dist(len(lines), gen=gen)
+    regs, sp, saved, ret_to = random_dist(2, 3, gen=gen), random_dist(2, gen=gen), random_dist(1, 2, 3, gen=gen), \
+        random_dist(1, 6, gen=gen)
+    expected = enumerate_one_step(program, pc, regs, sp, saved, ret_to)
+    for fast in (False, True):
+        state = [x[None].clone() for x in (pc, regs, torch.eye(3, dtype=torch.float64), saved, ret_to, sp)]
+        state += [torch.zeros(1, dtype=torch.float64), torch.zeros(1, 3, dtype=torch.float64),
+                  torch.zeros(1, 3, 3, dtype=torch.float64)]
+        with torch.set_grad_enabled(not fast):
+            new_pc, regs1, _, saved1, ret_to1, sp1, halted, value, _ = machine._step(machine.fields(), state, fast, False)
+        got = {"pc": new_pc, "regs": regs1, "sp": sp1, "saved": saved1, "ret_to": ret_to1, "halted": halted, "value": value}
+        for k, x in got.items():
+            torch.testing.assert_close(x[0], expected[k], atol=1e-12, rtol=0, msg=lambda m: f"{k}, fast={fast}: {m}")
+
+
 @pytest.fixture(scope="module")
 def tiny_augmented():
     from model import Llama, ModelArgs, Tokenizer
