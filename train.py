@@ -375,8 +375,8 @@ def save_checkpoint(out_dir, model, optimizer, args, it):
     with open(os.path.join(out_dir, "latest.tmp"), "w") as f:
         f.write(name)
     os.replace(os.path.join(out_dir, "latest.tmp"), os.path.join(out_dir, "latest"))
-    for old in os.listdir(out_dir):  # keep only the newest checkpoint
-        if old.startswith("ckpt-") and old != name and not old.endswith(".tmp"):
+    for old in os.listdir(out_dir):  # keep only the newest checkpoint (and drop what a killed write left)
+        if old.startswith("ckpt-") and old != name:
             shutil.rmtree(os.path.join(out_dir, old), ignore_errors=True)
 
 

@@ -57,8 +57,10 @@ def test_a_checkpoint_killed_mid_write_leaves_the_previous_one_loadable(tmp_path
         run(tmp_path, *args[:2], "--iters", "6", "--resume", *args[4:], name="ckpt")
     monkeypatch.undo()
     assert open(os.path.join(out, "latest")).read() == "ckpt-3"
+    assert os.path.isdir(os.path.join(out, "ckpt-6.tmp"))  # the half-written one
     resumed, _ = run(tmp_path, *args[:2], "--iters", "4", "--resume", *args[4:], name="ckpt")
     assert sorted(resumed["_run"]["losses"]) == [3]
+    assert sorted(d for d in os.listdir(out) if d.startswith("ckpt-")) == ["ckpt-4"]
 
 
 def test_init_loads_a_hugging_face_checkpoint(tmp_path):
