@@ -56,7 +56,7 @@ def assemble(text, params, n_regs, n_args, V=128):
     return Program(instructions, functions, n_regs, arg_regs, V)
 
 
-LIBRARY = """
+FIB = """
 fib:                    ; fib(n): recursive
     mov r0, a0
     lt r1, r0, #2
@@ -72,6 +72,9 @@ fib_rec:
     call @fib
     add r1, r2, a0
     ret r1
+"""  # recursive fib in assembly, shared by both hand-assembled libraries
+
+LIBRARY = FIB + """
 isort:                  ; isort(xs): insertion sort in place, returns the number of swaps
     mov r0, a0
     mov r1, a1
@@ -425,22 +428,7 @@ sumfib:                 ; fib(memory[0]) + fib(memory[1]) with a recursive call
     add r1, r1, a0
     store r3, r1
     ret r1
-fib:
-    mov r0, a0
-    lt r1, r0, #2
-    branch r1, @fib_rec
-    ret r0
-fib_rec:
-    sub r1, r0, #1
-    mov a0, r1
-    call @fib
-    mov r2, a0
-    sub r1, r0, #2
-    mov a0, r1
-    call @fib
-    add r1, r2, a0
-    ret r1
-"""
+""" + FIB
 
 
 def small_machine(**kw):
