@@ -157,6 +157,7 @@ def _read(sel, regs):
     return (sel[..., None] * regs).sum(-2)
 
 WRITES = ("const", "mov", *PRIMITIVES, "load")  # opcodes that write r[dst] and go on to the next line
+HARD_FIELDS = ("op", "prim", "imm", "use_imm", "dst", "a", "b", "target")
 SUPPORT_MAX = 8  # without gradients, ops on operands with at most this many live values use the table
 # Below this running mass an example counts as halted: its state is not renormalised further, so that
 # float round-off on a halted example's pc is never blown up into a full state.
@@ -231,6 +232,8 @@ class Machine(nn.Module):
         self.prims = [op for op in self.ops if op in PRIMITIVES]
         tables = torch.stack([op_table(op, V) for op in self.prims]) if self.prims else torch.zeros(0, V, V)
         self.register_buffer("tables", tables.long(), persistent=False)  # [n_prims, V, V] for one-hot operands
+        for key, x in self._program_arrays().items():  # [L] each: the program for the integer hard path
+            self.register_buffer("hard_" + key, x, persistent=False)
 
     # --- program tensors -------------------------------------------------------
 
@@ -479,14 +482,16 @@ class Machine(nn.Module):
         regs[:, self.arg_regs[0]], regs[:, self.arg_regs[1]] = base, length
         return regs
 
-    def _program_arrays(self, device):
-        """The program as integer arrays over its lines, for `run_hard`."""
+    def _program_arrays(self):
+        """The compiled program as integer arrays over its lines, for `run_hard` (built once, in __init__).
+
+        The hard path runs the program as compiled: trainable program logits do not affect it."""
         ins = self.program.instructions
-        col = lambda key: torch.tensor([getattr(i, key) or 0 for i in ins], device=device)
-        return {"op": torch.tensor([OPCODES.index(i.op) for i in ins], device=device),
-                "prim": torch.tensor([self.prims.index(i.op) if i.op in PRIMITIVES else 0 for i in ins], device=device),
-                "imm": torch.tensor([(i.imm or 0) % self.V for i in ins], device=device),
-                "use_imm": torch.tensor([i.b is None for i in ins], device=device),
+        col = lambda key: torch.tensor([getattr(i, key) or 0 for i in ins])
+        return {"op": torch.tensor([OPCODES.index(i.op) for i in ins]),
+                "prim": torch.tensor([self.prims.index(i.op) if i.op in PRIMITIVES else 0 for i in ins]),
+                "imm": torch.tensor([(i.imm or 0) % self.V for i in ins]),
+                "use_imm": torch.tensor([i.b is None for i in ins]),
                 "dst": col("dst"), "a": col("a"), "b": col("b"), "target": col("target")}
 
     @torch.no_grad()
@@ -498,7 +503,7 @@ class Machine(nn.Module):
         Returns (value [B], memory [B, N], halted [B] bool, steps). An example that reaches an address past
         memory or a call past max_depth stops without halting, like one that runs out of steps.
         """
-        P, OP = self._program_arrays(pc.device), {name: i for i, name in enumerate(OPCODES)}
+        P, OP = {k: getattr(self, "hard_" + k) for k in HARD_FIELDS}, {name: i for i, name in enumerate(OPCODES)}
         B, R, N, D, a0 = pc.shape[0], self.R, self.N, self.D, self.arg_regs[0]
         rows = torch.arange(B, device=pc.device)
         regs, mem = registers.clone(), memory.clone()

@@ -83,7 +83,7 @@ def get_args(argv=None):
                    help="only the interface (the reasoning layer and the final norm's weight, the logit scale) "
                         "or every parameter; --baseline always trains every parameter")
     p.add_argument("--library", default="frozen", choices=["frozen", "trainable"],
-                   help="keep the compiled programs fixed, or train their logits too")
+                   help="keep the compiled programs fixed, or train their logits too (with --grad mean_field)")
     p.add_argument("--layer_after", type=int, default=None, help="block the reasoning layer follows (default: middle)")
     p.add_argument("--grad", default="enumerate", choices=["enumerate", "mean_field"],
                    help="how gradients cross the machine: exact expectation over the program choice on the "
@@ -238,6 +238,9 @@ def build(args, device):
     its tokenizer if the directory has Meta's original/tokenizer.model, else the byte tokenizer), with the
     reasoning layer unless --baseline."""
     task = get_task(args.task)
+    if args.library == "trainable" and args.grad == "enumerate" and not args.baseline:
+        raise ValueError("--library trainable needs --grad mean_field: under --grad enumerate the programs "
+                         "run on the hard path, which passes no gradient to the program's logits")
     if args.init:
         llama = Llama.from_pretrained(args.init, device=device, dtype=torch.float32)
         tok_path = os.path.join(args.init, "original", "tokenizer.model")

@@ -83,6 +83,7 @@ def test_init_loads_a_hugging_face_checkpoint(tmp_path):
     (["--task", "fibb"], "unknown task 'fibb'"),
     (["--preset", "huge"], "huge"),
     (["--init", "/nonexistent/llama"], "/nonexistent/llama"),
+    (["--library", "trainable"], "--grad mean_field"),
 ])
 def test_bad_settings_stop_with_a_clear_message(tmp_path, argv, message):
     with pytest.raises(SystemExit) as e:
