@@ -331,7 +331,8 @@ class AllTask:
     def example(self, rng, split):
         if split == "train":
             return rng.choice(self.tasks).example(rng, "train")
-        return self._split(split)[0].example(rng, self._split(split)[1])
+        task, sub = self._split(split)
+        return task.example(rng, sub)
 
     def examples(self, split, n=None, seed=0):
         task, sub = self._split(split)
