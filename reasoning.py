@@ -621,7 +621,6 @@ class ReasoningLayer(nn.Module):
             raise ValueError(f"grad must be 'enumerate' or 'mean_field', got {grad!r}")
         self.machine, self.entries, self.grad = machine, list(entries), grad
         self.max_steps, self.max_steps_train = max_steps, max_steps_train
-        V = machine.V
         self.choose = nn.Linear(dim, len(self.entries))
         self.choose_query = nn.Parameter(torch.zeros(dim))  # zero: pooling starts as the prompt's mean
         self.gate = nn.Linear(dim, 1)
@@ -686,7 +685,7 @@ class ReasoningLayer(nn.Module):
     def run(self, h, tokens, call_pos, max_steps):
         """Choose, write, run. Returns the cache that `read_back` uses and `forward` reuses."""
         B = tokens.shape[0]
-        E, N, V = len(self.entries), self.machine.N, self.machine.V
+        E, N = len(self.entries), self.machine.N
         prompt = torch.arange(h.shape[1], device=h.device)[None] <= call_pos[:, None]  # [B, T]
         attn = torch.softmax((h @ self.choose_query).masked_fill(~prompt, float("-inf")), -1)  # [B, T]
         h_pool = (attn[..., None] * h).sum(1)  # [B, D] attention pooling over the prompt
