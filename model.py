@@ -538,8 +538,9 @@ def load_pretrained(cls, path: str, device="cpu", dtype: Optional[torch.dtype] =
     if os.path.isfile(os.path.join(path, "model.safetensors")):  # HF's order: the single file before an index
         files = ["model.safetensors"]
     elif os.path.isfile(index_file):
-        weight_map = _read_json(index_file).get("weight_map")
-        if not isinstance(weight_map, dict):
+        index = _read_json(index_file)
+        weight_map = index.get("weight_map") if isinstance(index, dict) else None
+        if not isinstance(weight_map, dict) or not all(isinstance(f, str) for f in weight_map.values()):
             raise CheckpointError(f"{index_file} has no 'weight_map' (tensor name -> shard file)")
         files = sorted(set(weight_map.values()))
     else:

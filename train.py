@@ -131,13 +131,14 @@ def check_args(args):
         (args.eval_interval >= 1, "--eval_interval must be at least 1 (to evaluate only at the end, give more "
                                   "than --iters)"),
         (args.log_interval >= 1, "--log_interval must be at least 1"),
+        (0 <= args.seed < 2**63, "--seed must be an integer from 0 to 2**63 - 1"),
         (args.eval_n is None or args.eval_n >= 1, "--eval_n must be at least 1 (leave it out for the task's own)"),
         (args.max_steps >= 1 and args.max_steps_train >= 1, "--max_steps and --max_steps_train must be at least 1: "
                                                             "the machine stops a run after that many steps"),
-        (args.dtype != "float16", "--dtype float16 is not supported: float16 training needs loss scaling "
-                                  "(torch.amp.GradScaler), which this loop does not do; use bfloat16 or float32"),
-        (args.dtype in ("auto", "float32", "bfloat16", "float16"), f"--dtype {args.dtype!r}: choose auto, float32 "
-                                                                    "or bfloat16"),
+        (args.dtype in ("auto", "float32", "bfloat16"),
+         "--dtype float16 is not supported: float16 training needs loss scaling (torch.amp.GradScaler), which this "
+         "loop does not do; use bfloat16 or float32" if args.dtype == "float16" else
+         f"--dtype {args.dtype!r}: choose auto, float32 or bfloat16"),
         (not (args.resume and args.overwrite), "--resume continues the run in out_dir and --overwrite replaces "
                                                "it: give one of them"),
         (device_error is None, device_error),
@@ -477,7 +478,8 @@ def prepare_out_dir(out_dir, args):
         take_lock(out_dir)
     except OSError as e:  # no permission, a file where a directory should be, a read-only disk
         sys.exit(f"error: cannot write in --out_dir {out_dir} ({e}); choose another --out_dir")
-    done = checkpoint_names(out_dir) + [f for f in ("latest", "results.json") if os.path.exists(os.path.join(out_dir, f))]
+    done = checkpoint_names(out_dir) + [f for f in ("latest", "results.json")
+                                        if os.path.exists(os.path.join(out_dir, f))]
     if done and not args.resume:
         if not args.overwrite:
             sys.exit(f"error: {out_dir} already holds a run ({', '.join(done)}); give --resume to continue it, "
@@ -526,7 +528,7 @@ def process_exists(pid):
     except ProcessLookupError:
         return False
     except PermissionError:  # it exists, under another user
-        return True
+        pass
     return True
 
 

@@ -260,6 +260,7 @@ def test_an_unwritable_out_dir_stops_the_run_before_the_first_step(tmp_path, mon
     (["--weight_decay", "nan"], "--weight_decay"),
     (["--grad_clip", "-1"], "--grad_clip -1.0: must be a number >= 0 (0 turns clipping off)"),
     (["--max_steps", "0"], "--max_steps"),
+    (["--seed", str(2**64)], "--seed"),
     (["--max_steps_train", "0"], "--max_steps"),
     (["--dtype", "float16"], "float16 training needs loss scaling"),
     (["--dtype", "int8"], "choose auto, float32 or bfloat16"),
