@@ -282,7 +282,8 @@ def main(argv=None):
                 save_checkpoint(out_dir, raw_model, optimizer, args, it + 1, losses, train_before + time.time() - t0)
                 release_lock(out_dir)
             argv = list(sys.argv[1:] if argv is None else argv)
-            log(f"interrupted: saved a checkpoint at iter {it + 1} in {out_dir}; to go on, run\n    python train.py "
+            command = f"torchrun --standalone --nproc_per_node={world_size} train.py" if ddp else "python train.py"
+            log(f"interrupted: saved a checkpoint at iter {it + 1} in {out_dir}; to go on, run\n    {command} "
                 + shlex.join(argv + ([] if "--resume" in argv else ["--resume"])), flush=True)
             sys.exit(130)  # the exit status of a program stopped by Ctrl-C
         if (it + 1) % args.eval_interval == 0 and it + 1 < args.iters:
@@ -633,8 +634,9 @@ class Interrupt:
         if self.stop:
             raise KeyboardInterrupt
         self.stop = True
-        print("\ninterrupt: finishing this iteration, then saving a checkpoint (Ctrl-C again stops at once, "
-              "without saving)", file=sys.stderr, flush=True)
+        if not dist.is_initialized() or dist.get_rank() == 0:
+            print("\ninterrupt: finishing this iteration, then saving a checkpoint (Ctrl-C again stops at once, "
+                  "without saving)", file=sys.stderr, flush=True)
 
     def requested(self, device):
         if not dist.is_initialized():
