@@ -472,6 +472,9 @@ def prepare_out_dir(out_dir, args):
         if path and os.path.exists(path) and os.path.isdir(path) != is_dir:
             sys.exit(f"error: {path} is {'a file' if is_dir else 'a directory'}, where the run writes "
                      f"{'a directory' if is_dir else 'a file'}: remove it or choose another path")
+    if args.export and args.init and os.path.realpath(args.export) == os.path.realpath(args.init):
+        sys.exit(f"error: --export {args.export} is the --init directory: the export would replace the checkpoint "
+                 "the run starts from; choose another directory")
     if args.export and not os.access(existing_parent(args.export), os.W_OK):
         sys.exit(f"error: --export {args.export}: {existing_parent(args.export)} is not writable")
     try:

@@ -218,6 +218,7 @@ def test_a_second_run_on_the_same_out_dir_is_refused_but_a_stale_lock_is_not(tmp
     ("out_dir/x", [], "cannot write in --out_dir"),
     ("results.json", [], "results.json is a directory, where the run writes a file"),
     ("export", ["--export", "EXPORT"], "is a file, where the run writes a directory"),
+    ("export", ["--init", "INIT", "--export", "INIT/"], "is the --init directory"),
 ])
 def test_paths_the_run_cannot_write_stop_it_before_the_first_step(tmp_path, monkeypatch, layout, argv, message):
     monkeypatch.setattr(train, "build", lambda *a: pytest.fail("built the model"))
@@ -225,7 +226,8 @@ def test_paths_the_run_cannot_write_stop_it_before_the_first_step(tmp_path, monk
     out = {"out_dir": tmp_path / "file", "out_dir/x": tmp_path / "file" / "x"}.get(layout, tmp_path / "run")
     if layout == "results.json":
         (tmp_path / "run" / "results.json").mkdir(parents=True)
-    argv = [str(tmp_path / "file") if a == "EXPORT" else a for a in argv]
+    (tmp_path / "llama").mkdir()
+    argv = [a.replace("EXPORT", str(tmp_path / "file")).replace("INIT", str(tmp_path / "llama")) for a in argv]
     with pytest.raises(SystemExit) as e:
         train.main([*TINY, "--out_dir", str(out), *argv])
     assert str(e.value).startswith("error: ") and message in str(e.value)
