@@ -117,7 +117,8 @@ FAST_FORMS = {
 
 
 # -----------------------------------------------------------------------------
-# 1b. The other ALU: ops as differentiable circuits over the bits of a value (the paper's section 4.1).
+# 1b. The other ALU: ops as differentiable circuits over the bits of a value (the paper's other ALU, its
+# section 4.1 as its reviewers describe it).
 #
 # A value in [0, V), V = 2^n, is n bits, low bit first. A circuit keeps of a value's distribution only
 # the probability that each bit is 1, treats the n bits as independent Bernoullis and computes with gates

@@ -178,10 +178,14 @@ def alu_cost_one(op, form, V, B, reps=3):
     print(sorted(times)[reps // 2], (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
 
 
+def size(n_bytes):
+    return f"{n_bytes / 2**30:,.0f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:,.1f} MiB"
+
+
 def alu_largest(op, form, V, B):
     """(bytes, name) of the biggest tensor a form builds for one op on [B, V] float32 inputs."""
     if form == "table":
-        return B * V * V * 4, "the joint p(a) q(b) [B, V * V] (and the table [V, V])"
+        return B * V * V * 4, f"the joint p(a) q(b) [B, V * V] (the table [V, V] int64: {size(V * V * 8)})"
     if form == "fast form" and op == "add":
         return B * V * V * 4, "the circulant of q [B, V, V]"
     return B * V * 4, "[B, V]" + (" (bits [B, log2 V] between to_bits and from_bits)" if form == "circuit" else "")
@@ -200,9 +204,9 @@ def alu_cost(B=32):
     for V in (128, 1024, 65536):
         for op in ("add", "lt", "min"):
             for form in ("table", "fast form", "circuit"):
-                size, what = alu_largest(op, form, V, B)
-                if size > ram / 4:
-                    print(f"{op:<4} {V:>6} {form:<10} {'-':>9} {'-':>9}  {what}: {size / 2**30:,.0f} GiB, not run")
+                n_bytes, what = alu_largest(op, form, V, B)
+                if n_bytes > ram / 4:
+                    print(f"{op:<4} {V:>6} {form:<10} {'-':>9} {'-':>9}  {what}: {size(n_bytes)}, not run")
                     continue
                 cmd = [sys.executable, __file__, "--alu-one", op, form, str(V), str(B)]
                 sec, mib = map(float, subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split())
