@@ -352,7 +352,7 @@ class Machine(nn.Module):
                              f"'circuits' (gates on bit probabilities, reasoning.py section 1b)")
         if alu == "circuits":
             n_bits(V)  # V must be a power of two
-        self.alu = alu  # how the mean-field step applies primitives to soft operands (section 1)
+        self.alu = alu  # how the mean-field step applies primitives to soft operands (section 1b)
         self.program, self.V, self.L, self.R, self.N, self.D = program, V, L, R, N, max_depth
         self.arg_regs, self.trainable = list(program.arg_regs), trainable
         # Only the opcodes the program uses get a column (the others have zero pc mass); a trainable
