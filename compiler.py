@@ -171,6 +171,7 @@ class Function:
     entry: int  # first line of the function in Program.instructions
     params: list[Param] = field(default_factory=list)
     returns: object = INT  # the type of the return value (a tuple of types for several values)
+    bias: dict = field(default_factory=dict)  # variables kept as value + b, so they may count down to -b
 
     @property
     def n_arg_regs(self):
@@ -242,7 +243,8 @@ class Program:
             if i in starts:
                 f, last = starts[i], None
                 args = ", ".join(p.name + ("[]" if p.is_list else "") for p in f.params)
-                lines.append(f"{f.name}({args}):")
+                kept = ", ".join(f"{v} + {b}" for v, b in f.bias.items())
+                lines.append(f"{f.name}({args}):" + (f"  ; registers hold {kept} (counting down past 0)" if kept else ""))
             src = ""
             if ins.lineno is not None and ins.lineno != last:
                 text = self.source_lines[ins.lineno - 1].strip() if 0 < ins.lineno <= len(self.source_lines) else ""
@@ -434,6 +436,7 @@ class _Fn:
     returns: object = None  # the return type (None while unknown)
     fresh: bool = True  # every list it returns is a new one (not an argument): the caller owns it
     heap: bool = False  # may take heap cells; it frees them on return unless it returns a list
+    bias: dict = field(default_factory=dict)  # int variable -> b: its register holds value + b (see _biases)
     regs: dict = field(default_factory=dict)  # int/char variable -> register (window slot k is -1 - k)
     lists: dict = field(default_factory=dict)  # list/str variable -> (base register, length register)
     n_fixed: int = 0  # registers r0.. taken by parameters and locals; temporaries go above
@@ -1010,6 +1013,7 @@ def allocate(fn):
                 fn.lists[p.name] = tuple(regs)
             else:
                 fn.regs[p.name] = regs[0]
+    fn.bias = _biases(fn)
     for name in fn.locals + (["@heap"] if fn.frees_heap else []):
         if fn.types.get(name, INT) in SEQS:
             fn.lists[name], nxt = (nxt, nxt + 1), nxt + 2
@@ -1023,6 +1027,57 @@ def _key(index):
     if isinstance(index, ast.Constant) and isinstance(index.value, int):
         return "#", index.value
     return ast.dump(index)
+
+
+def _biases(fn):
+    """Int locals that count down past 0 and are compared: `j = i - 1 ... while j >= 0` (insertion
+    sort), `high = mid - 1 ... while low <= high` (binary search). Such a variable's register holds its
+    value plus a bias b (its largest constant decrement), so that -b..-1 compare as in Python; reading
+    it subtracts b again. Its values must stay in [-b, V - b)."""
+    nodes = [n for s in fn.node.body for n in ast.walk(s)]
+    names = {n for n in fn.locals if fn.types.get(n) == INT and "@" not in n} - \
+        {n.target.id for n in nodes if isinstance(n, (ast.For, ast.comprehension)) and isinstance(n.target, ast.Name)}
+    dec, bad, compared = {}, set(), set()
+    const = lambda v: v.value if isinstance(v, ast.Constant) and type(v.value) is int else None
+    guarded = set()  # `while x > e ...: ... x -= 1` (or `if x > e: x -= 1`): the test keeps x >= 0
+    for w in (n for n in nodes if isinstance(n, (ast.While, ast.If))):
+        tests = w.test.values if isinstance(w.test, ast.BoolOp) and isinstance(w.test.op, ast.And) else [w.test]
+        for t in (t for t in tests if isinstance(t, ast.Compare) and len(t.ops) == 1):
+            (x, e), op = (t.left, t.comparators[0]), type(t.ops[0])
+            if isinstance(e, ast.Name) and op in (ast.Lt, ast.LtE):  # e < x is x > e
+                (x, e), op = (e, x), {ast.Lt: ast.Gt, ast.LtE: ast.GtE}[op]
+            if not isinstance(x, ast.Name):
+                continue
+            stores = [s for s in ast.walk(w) if isinstance(s, (ast.Assign, ast.AugAssign)) and
+                      x.id in _names([s], ast.Store)]
+            step = stores[0] if len(stores) == 1 and stores[0] in w.body else None
+            c = const(step.value) if isinstance(step, ast.AugAssign) and isinstance(step.op, ast.Sub) else None
+            if c and (op is ast.Gt and (c == 1 or (const(e) or 0) >= c - 1) or op is ast.GtE and (const(e) or 0) >= c):
+                guarded.add(step)
+
+    def assigned(target, value):
+        if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
+            return [p for t, v in zip(target.elts, value.elts) for p in assigned(t, v)]
+        return [(target.id, value)] if isinstance(target, ast.Name) else []
+
+    for n in nodes:
+        pairs = [p for t in n.targets for p in assigned(t, n.value)] if isinstance(n, ast.Assign) else []
+        if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
+            if not isinstance(n.op, (ast.Add, ast.Sub)):
+                bad.add(n.target.id)
+            elif isinstance(n.op, ast.Sub) and const(n.value) and n not in guarded:
+                dec[n.target.id] = max(dec.get(n.target.id, 0), const(n.value))
+        for name, v in pairs:
+            c = const(v.right) if isinstance(v, ast.BinOp) and isinstance(v.op, ast.Sub) else \
+                const(v.operand) if isinstance(v, ast.UnaryOp) and isinstance(v.op, ast.USub) else None
+            if c:
+                dec[name] = max(dec.get(name, 0), c)
+        if isinstance(n, ast.Compare) and any(isinstance(op, (ast.Lt, ast.LtE, ast.Gt, ast.GtE)) for op in n.ops):
+            for x in [n.left, *n.comparators]:
+                x = x.left if isinstance(x, ast.BinOp) and isinstance(x.op, (ast.Add, ast.Sub)) else x
+                if isinstance(x, ast.Name):
+                    compared.add(x.id)
+    return {name: min(dec[name], 4) for name in names & set(dec) & compared - bad}
 
 
 class _Label:
@@ -1182,7 +1237,7 @@ class _Lowerer:
         if c is not None:
             return None, c
         if isinstance(node, ast.Name):
-            return self.int_reg(node), None
+            return self.read(node)
         if _call_name(node) == "len" and len(node.args) == 1 and not node.keywords:
             return self.seq(node.args[0])[1]
         if volatile and _call_name(node) in self.table:
@@ -1238,9 +1293,62 @@ class _Lowerer:
             method(node, dst)
         self.depth = mark
 
+    def read(self, node):
+        """The operand of variable `node`: its register, or for a biased one its register minus the bias."""
+        r = self.int_reg(node)
+        if node.id not in self.fn.bias:
+            return r, None
+        t = self.temp()
+        self.emit("sub", dst=t, a=r, imm=self.fn.bias[node.id])
+        return t, None
+
     def value_Name(self, node, dst):
+        if node.id in self.fn.bias:
+            return self.emit("sub", dst=dst, a=self.int_reg(node), imm=self.fn.bias[node.id])
         if self.int_reg(node) != dst:
             self.emit("mov", dst=dst, a=self.int_reg(node))
+
+    def rebias(self, name):
+        """After writing the value of biased variable `name` into its register: add the bias."""
+        if name in self.fn.bias:
+            r = self.fn.regs[name]
+            self.emit("add", dst=r, a=r, imm=self.fn.bias[name], wrap_ok=True)
+
+    def shifted(self, node):
+        """(register, offset) when node is a biased variable x, or x + c, or x - c: its value is
+        register - offset. None otherwise."""
+        c = 0
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)) and self.signed(node.right) is not None:
+            c = self.signed(node.right) * (1 if isinstance(node.op, ast.Add) else -1)
+            node = node.left
+        if isinstance(node, ast.Name) and node.id in self.fn.bias:
+            return self.int_reg(node), self.fn.bias[node.id] - c
+        return None
+
+    def cmp_operands(self, left, right):
+        """Operands for comparing left with right when either is a biased variable (or one plus a
+        constant): both sides are shifted up by the other's offset, so that nothing goes below 0 and
+        -1 < 0 holds. None when neither side is biased."""
+        sl, sr = self.shifted(left), self.shifted(right)
+        if sl is None and sr is None:
+            return None
+        x = ((sl[0], None), sl[1]) if sl else (self.operand(left, volatile=not self.has_call(right)), 0)
+        if x[0][0] == A0 and sr is None:
+            x = self.copy_of(x[0]), 0
+        y = ((sr[0], None), sr[1]) if sr else (self.operand(right, volatile=True), 0)
+        m = min(x[1], y[1])
+        if any(opd[0] is None and opd[1] + k >= self.V for opd, k in ((x[0], y[1] - m), (y[0], x[1] - m))):
+            return (self.operand(left) if sl else x[0]), (self.operand(right) if sr else y[0])  # too close to V: unsigned
+        return self.plus(x[0], y[1] - m), self.plus(y[0], x[1] - m)
+
+    def plus(self, opd, k):
+        if k == 0:
+            return opd
+        if opd[0] is None:
+            return None, opd[1] + k
+        t = self.temp()
+        self.emit("add", dst=t, a=opd[0], imm=k)
+        return t, None
 
     def value_BinOp(self, node, dst):
         op = _BINOPS[type(node.op)]
@@ -1279,7 +1387,22 @@ class _Lowerer:
         else:
             self.alu("sub", dst, zero, x)
 
+    def unchain(self, node):
+        """a < b <= c with a biased variable in it -> a < b and b <= c (b is a name or a constant)."""
+        if not isinstance(node, ast.Compare) or len(node.ops) < 2 or \
+                not any(self.shifted(x) for x in [node.left, *node.comparators]):
+            return node
+        if any(not isinstance(x, (ast.Name, ast.Constant)) for x in node.comparators[:-1]):
+            raise _error("split this chained comparison into two (a < b and b < c)", node)
+        left, links = node.left, []
+        for op, right in zip(node.ops, node.comparators):
+            links.append(ast.Compare(left, [op], [right], lineno=node.lineno, col_offset=node.col_offset))
+            left = right
+        return ast.BoolOp(ast.And(), links, lineno=node.lineno, col_offset=node.col_offset)
+
     def value_Compare(self, node, dst):
+        if self.unchain(node) is not node:
+            return self.value(self.unchain(node), dst)
         simple = all(isinstance(op, tuple(_CMPOPS)) for op in node.ops) and \
             all(self.type(x) in (INT, CHAR, None) for x in [node.left, *node.comparators])
         if not simple:
@@ -1360,7 +1483,10 @@ class _Lowerer:
     def binary(self, op, dst, left, right):
         """dst = op(left, right), using dst itself for one side where that is safe, so that a long chain
         like a + b + c + d needs one temporary, not one per operator."""
-        simple = lambda n: isinstance(n, ast.Name) or self.fold(n) is not None
+        ops = self.cmp_operands(left, right) if op in _NEGATE else None
+        if ops is not None:
+            return self.alu(op, dst, *ops)
+        simple = lambda n: isinstance(n, ast.Name) and n.id not in self.fn.bias or self.fold(n) is not None
         if not simple(left) and dst not in self.reads(right) and (dst >= 0 or not self.has_call(right)):
             self.value(left, dst)
             self.alu(op, dst, (dst, None), self.operand(right, volatile=True))
@@ -1438,6 +1564,8 @@ class _Lowerer:
             extra, name = 0, self.len_of(big)
             if name is None and isinstance(big, ast.BinOp) and isinstance(big.op, ast.Sub):
                 extra, name = self.fold(big.right), self.len_of(big.left)  # small < len(a) - c
+            if _names([small]) & set(self.fn.bias):
+                name = None  # a counting-down variable may be negative: a[-1] is not a[V - 1]
             if kind in ("lt", "le", "gt", "ge") and name and extra is not None:
                 top = extra - (kind in ("le", "ge"))  # small + d < len(a) for d = 0 .. top
                 k = self.fold(small)
@@ -1481,6 +1609,8 @@ class _Lowerer:
             return (p, None), (None, 1)
         if not _is_seq(t) and t != CHAR:
             raise _error(f"{ast.unparse(node)} is {_show(t)}, not a list or string", node)
+        if _call_name(node) in self.table:
+            return tuple(self.call_parts(node))
         if isinstance(node, ast.Constant) or readonly and isinstance(node, (ast.List, ast.Tuple)) and \
                 all(self.fold(e) is not None or isinstance(e, ast.Constant) for e in node.elts):
             values = [ord(c) for c in node.value] if isinstance(node, ast.Constant) else \
@@ -1528,6 +1658,7 @@ class _Lowerer:
 
     def repeat(self, n, body, start=(None, 0)):
         """for k in range(start, n): body(k), with k in a new temporary; n is read before each pass."""
+        outer = self.depth
         k, top, test = self.temp(), _Label(), _Label()
         self.move(k, start)
         self.emit("jump", target=test)
@@ -1538,10 +1669,11 @@ class _Lowerer:
         self.emit("add", dst=k, a=k, imm=1)
         self.place(test)
         self.branch_cmp("lt", (k, None), n, top, True)
-        return k
+        self.depth = outer
 
     def copy(self, dst, src, n, reverse=False):
         """Copy n cells from address src to address dst (operands); reversed: dst[k] = src[n - 1 - k]."""
+        mark = self.depth
         t, u = self.temp(), self.temp()
 
         def body(k):
@@ -1555,6 +1687,7 @@ class _Lowerer:
                 self.alu("add", t, dst, (k, None))
             self.emit("store", a=t, b=u)
         self.repeat(n, body)
+        self.depth = mark
 
     def total(self, x, y, node):
         """x + y as an operand, stopping with MemoryError if it is V or more (a list that long cannot exist)."""
@@ -1707,7 +1840,7 @@ class _Lowerer:
     def seq_Call(self, node, b, n):
         name = _call_name(node)
         if name in self.table:
-            (base, length), = [self.call_parts(node)[0:2]]
+            base, length = self.call_parts(node)
             self.move(b, base), self.move(n, length)
             return
         obj, method = _method(node)
@@ -1770,6 +1903,7 @@ class _Lowerer:
 
     def sort(self, base, length, reverse=False):
         """Insertion sort of the cells base .. base + length - 1, in place (ascending, or descending)."""
+        mark = self.depth
         key, j, t, u = self.temp(), self.temp(), self.temp(), self.temp()
 
         def body(i):
@@ -1791,6 +1925,7 @@ class _Lowerer:
             self.alu("add", t, base, (j, None))
             self.emit("store", a=t, b=key)
         self.repeat(length, body, start=(None, 1))
+        self.depth = mark
 
     def seqmethod_copy(self, node, obj, b, n):
         self.seq_into(ast.Subscript(obj, ast.Slice(None, None, None), ast.Load(), lineno=node.lineno,
@@ -1834,6 +1969,7 @@ class _Lowerer:
     def append(self, lst, x, node):
         """lst.append(x) for a list (b, n) in registers: in place when it ends at the heap pointer,
         otherwise copied to the top first; MemoryError when the heap is full."""
+        mark = self.depth
         (b, n), x = lst, (self.reg(x), None)
         z, p, end, t = self.temp(), self.temp(), self.temp(), self.temp()
         grow, back = _Label(), _Label()
@@ -1861,6 +1997,7 @@ class _Lowerer:
         self.emit("add", dst=end, a=b, b=n)
         self.emit("jump", target=back)
         self.place(done)
+        self.depth = mark
 
     # -- builtins with one-register results ---------------------------------------------------------
     def args(self, node, n, what):
@@ -2005,6 +2142,11 @@ class _Lowerer:
 
     def fold_over(self, arg, each):
         """each(x) for every element x of a list, a string or a generator expression."""
+        mark = self.depth
+        self._fold_over(arg, each)
+        self.depth = mark
+
+    def _fold_over(self, arg, each):
         if isinstance(arg, ast.GeneratorExp) or isinstance(arg, ast.ListComp):
             def loops(gens):
                 if not gens:
@@ -2325,7 +2467,8 @@ class _Lowerer:
             return self.emit("jump", target=label) if bool(c) == when else None
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             return self.branch_if(node.operand, label, not when)
-        t = self.type(node)
+        node = self.unchain(node)
+        t = None if isinstance(node, ast.BoolOp) else self.type(node)
         if isinstance(node, ast.BoolOp) or isinstance(node, ast.Compare) and len(node.ops) > 1:
             is_and = isinstance(node, ast.Compare) or isinstance(node.op, ast.And)
             parts = node.values if isinstance(node, ast.BoolOp) else list(zip(node.ops, node.comparators))
@@ -2346,7 +2489,7 @@ class _Lowerer:
             self.safe = saved
             self.items.append(skip)
         elif isinstance(node, ast.Compare) and self.simple_compare(node):
-            x, y = self.operands([node.left, node.comparators[0]])
+            x, y = self.cmp_operands(node.left, node.comparators[0]) or self.operands([node.left, node.comparators[0]])
             self.depth = mark  # the operands are read by the comparison itself: its result may reuse them
             self.branch_cmp(_CMPOPS[type(node.ops[0])], x, y, label, when)
         elif t == CHAR:  # a character is a string of length 1: always true
@@ -2500,6 +2643,7 @@ class _Lowerer:
                     self.seq_into(s.value, *regs)
             else:
                 self.value(s.value, self.store_reg(targets[0]))
+                self.rebias(name)
             self.forget([name])
             if self.len_of(s.value) is not None and not isinstance(s.value, ast.Name):
                 self.lengths[name] = self.len_of(s.value)
@@ -2550,7 +2694,7 @@ class _Lowerer:
     def stmt_Return(self, s):
         t = self.fn.returns
         if _width(t) == 1:
-            if s.value is not None and isinstance(s.value, ast.Name):
+            if s.value is not None and isinstance(s.value, ast.Name) and s.value.id not in self.fn.bias:
                 return self.ret(self.int_reg(s.value))
             self.value(s.value if s.value is not None else ast.Constant(0), A0)  # a0 is free: ret overwrites it
             return self.ret(A0)
@@ -2686,6 +2830,7 @@ class _Lowerer:
         elif isinstance(target, ast.Name):
             dst = self.store_reg(target)
             self.emit("const", dst=dst, imm=c) if r is None else dst != r and self.emit("mov", dst=dst, a=r)
+            self.rebias(target.id)
             self.forget([target.id])
         else:
             raise _error(f"cannot assign to {type(target).__name__}: assign to a variable or a[i]", target)
@@ -2995,7 +3140,7 @@ def emit(table, lowered, source, V, max_regs, shared, holes):
 
     lines, functions, instructions = {}, {}, []
     for name, items in lowered.items():
-        functions[name] = Function(name, len(instructions), table[name].params, table[name].returns)
+        functions[name] = Function(name, len(instructions), table[name].params, table[name].returns, table[name].bias)
         for it in items:
             if isinstance(it, _Label):
                 lines[it] = len(instructions)

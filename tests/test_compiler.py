@@ -469,6 +469,8 @@ def test_random_programs_match_cpython_with_wrapping_ints():
         except CompileError as e:  # range(..., -3, -1) could count below 0; a constant may not reach V
             assert any(words in str(e) for words in ("descending range", "or more", "division by zero")), str(e)
             continue
+        if any(fn.bias for fn in program.functions.values()):
+            continue  # counting-down variables compare as Python does, not modulo V: tested below
         namespace = {"Mod": Mod}
         exec(compile(ast.fix_missing_locations(WrapInts().visit(ast.parse(src))), "<wrapped>", "exec"), namespace)
         for _ in range(3):
