@@ -1,5 +1,6 @@
-"""Tests for compiler.py: every program of the corpus agrees with CPython; every unsupported construct is
-a CompileError at the right place; garbage never crashes the compiler; the disassembly and the
+"""Tests for compiler.py: every program of the corpus agrees with CPython (the textbook programs on
+`Program.run`, `Machine.run_hard` and the distribution machine too); every unsupported construct is a
+CompileError at the right place; garbage never crashes the compiler; the disassembly and the
 interpreter's limits say what they should."""
 
 import ast
@@ -9,8 +10,8 @@ import re
 
 import pytest
 
-from compiler import CompileError, ExecutionError, compile_functions, compile_source
-from corpus import CORPUS, V
+from compiler import CompileError, ExecutionError, _result, compile_functions, compile_source, hole
+from corpus import CORPUS, TEXTBOOK, V
 
 
 def cpython(source, entry, args):
@@ -36,14 +37,123 @@ def test_corpus_program_matches_cpython(case):
         assert steps <= limit, f"{case.name}{args}: {steps} steps"
 
 
+def normalise(x):
+    """CPython's value as the machine holds it: bools are 0/1, a negative int -c is V - c."""
+    if isinstance(x, bool) or isinstance(x, int):
+        return int(x) % V
+    return type(x)(map(normalise, x)) if isinstance(x, (list, tuple)) else x
+
+
+def cpython_or_error(source, entry, args):
+    """(CPython's result, None), or (None, the exception's type name) where CPython raises."""
+    namespace = {}
+    exec(source, namespace)
+    try:
+        result = namespace[entry](*args)
+    except Exception as e:  # noqa: BLE001 - any error CPython raises must be an ExecutionError on the machine
+        return None, type(e).__name__
+    return normalise(0 if result is None else result), None
+
+
+@pytest.mark.parametrize("case", TEXTBOOK, ids=lambda c: c.name)
+def test_textbook_program_matches_cpython(case):
+    program = compile_source(case.source)
+    rng, raised = random.Random(case.name), 0
+    for gen, limit in [(case.gen, 5000)] * 150 + [(case.small_gen, 300)] * 50:
+        args = gen(rng)
+        mine, theirs = copy.deepcopy(args), copy.deepcopy(args)
+        want, error = cpython_or_error(case.source, case.entry, theirs)
+        if error:  # where CPython raises, the machine stops with an ExecutionError naming the error
+            with pytest.raises(ExecutionError, match=error):
+                program.run(case.entry, *mine)
+            raised += 1
+            continue
+        got, steps = program.run(case.entry, *mine, return_steps=True)
+        assert normalise(got) == want, f"{case.name}{args}: machine {got}, CPython {want}"
+        assert mine == theirs, f"{case.name}{args}: lists differ from CPython's"
+        assert steps <= limit, f"{case.name}{args}: {steps} steps"
+
+
+def joined(cases):
+    """Every case's program in one source, each function renamed `<case>__<name>`."""
+    sources = []
+    for case in cases:
+        tree = ast.parse(case.source)
+        names = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.name in names:
+                node.name = f"{case.name}__{node.name}"
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names:
+                node.func.id = f"{case.name}__{node.func.id}"
+        sources.append(ast.unparse(tree))
+    return "\n\n".join(sources)
+
+
+def test_textbook_programs_run_on_the_hard_path_as_on_the_interpreter():
+    """Machine.run_hard (every program in one batch) returns what Program.run and CPython return, leaves
+    list arguments as they do, and stops with the same error where CPython raises."""
+    torch = pytest.importorskip("torch")
+    from reasoning import Machine
+    program = compile_source(joined(TEXTBOOK))
+    machine, rng = Machine(program, max_depth=64), random.Random(3)
+    jobs = [(case, args) for case in TEXTBOOK for args in [case.gen(rng) for _ in range(2)] +
+            [case.small_gen(rng) for _ in range(8)]]
+    state = [machine.init_state([f"{case.name}__{case.entry}"], [copy.deepcopy(args)]) for case, args in jobs]
+    run = machine.run_hard(*(torch.cat([s[i] for s in state]).argmax(-1) for i in range(3)), 20_000)
+    errors = 0
+    for b, (case, args) in enumerate(jobs):
+        theirs = copy.deepcopy(args)
+        want, error = cpython_or_error(case.source, case.entry, theirs)
+        if error:
+            assert not run.halted[b] and run.error[b] >= 0, (case.name, args)
+            assert error in program.errors[int(run.error[b])], (case.name, args)
+            errors += 1
+            continue
+        memory = run.memory[b].tolist()
+        assert run.halted[b] and run.error[b] == -1, (case.name, args)
+        fn = program.functions[f"{case.name}__{case.entry}"]
+        assert normalise(_result(fn, int(run.value[b]), memory)) == want, (case.name, args)
+        lists = [(x, base) for x, base, *_ in state[b][3][0]]
+        assert [memory[base:base + len(x)] for x, base in lists] == \
+            [[ord(v) if isinstance(v, str) else v for v in y] for y in theirs if isinstance(y, list)], (case.name, args)
+    assert errors > 0
+
+
+def test_textbook_programs_run_on_the_distribution_machine():
+    """Machine.run_batch (the mean-field machine on one-hot states, every program mixed in one batch)
+    returns what CPython returns; where CPython raises, Machine.run raises the program's error."""
+    pytest.importorskip("torch")
+    from reasoning import Machine
+    program = compile_source(joined(TEXTBOOK))
+    machine = Machine(program, max_depth=16)
+    rng, jobs, raises = random.Random(2), [], []
+    for case in TEXTBOOK:
+        for _ in range(12):
+            args = case.small_gen(rng)
+            want, error = cpython_or_error(case.source, case.entry, copy.deepcopy(args))
+            (raises if error else jobs).append((case, args, want, error))
+    jobs = list({case.name: (case, args, want, error) for case, args, want, error in jobs}.values())  # one each
+    names = [f"{case.name}__{case.entry}" for case, *_ in jobs]
+    machine_args = [copy.deepcopy(args) for _, args, _, _ in jobs]
+    got = machine.run_batch(names, machine_args, max_steps=2_000)
+    for (case, args, want, _), result, mine in zip(jobs, got, machine_args):
+        theirs = copy.deepcopy(args)
+        cpython_or_error(case.source, case.entry, theirs)
+        assert normalise(result) == want and mine == theirs, (case.name, args, result, want)
+    assert len(raises) >= 3
+    for case, args, _, error in raises[:3]:
+        with pytest.raises(ExecutionError, match=error):
+            machine.run(f"{case.name}__{case.entry}", *copy.deepcopy(args), max_steps=2_000)
+
+
 def test_corpus_is_large_and_stays_in_the_value_model():
-    assert len(CORPUS) >= 20
-    for case in CORPUS:
+    assert len(CORPUS) >= 20 and len(TEXTBOOK) >= 30
+    for case in CORPUS + TEXTBOOK:
         rng = random.Random(0)
         for _ in range(20):
             args = case.gen(rng)
-            values = [v for a in args for v in (a if isinstance(a, list) else [a])]
-            assert all(0 <= v < V for v in values), case.name
+            values = [v for a in args for v in (a if isinstance(a, (list, str)) else [a])]
+            assert all(0 <= (ord(v) if isinstance(v, str) else v) < V for v in values), case.name
 
 
 def test_compile_functions_compiles_function_objects_together():
