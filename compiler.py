@@ -1077,7 +1077,7 @@ def _biases(fn):
                 x = x.left if isinstance(x, ast.BinOp) and isinstance(x.op, (ast.Add, ast.Sub)) else x
                 if isinstance(x, ast.Name):
                     compared.add(x.id)
-    return {name: min(dec[name], 4) for name in names & set(dec) & compared - bad}
+    return {name: min(dec[name], 4) for name in fn.locals if name in names & set(dec) & compared - bad}
 
 
 class _Label:
@@ -2400,7 +2400,9 @@ class _Lowerer:
             slot += _width(p.type)
             if isinstance(arg, Param):  # the default
                 v = arg.default
-                if isinstance(v, str):
+                if p.type == CHAR:
+                    moves.append((window, (None, ord(v))))
+                elif isinstance(v, str):
                     moves += [(window, (None, self.sh.intern(map(ord, v)))), (window - 1, (None, len(v)))]
                 else:
                     moves.append((window, (None, v)))
@@ -2624,8 +2626,42 @@ class _Lowerer:
             if method is None:
                 raise _error(f"{type(s).__name__} is not supported", s)
             mark = self.depth
-            method(s)
+            if self.drops_lists(s):
+                self.scoped(s, lambda: method(s))
+            else:
+                method(s)
             self.depth = mark
+
+    def drops_lists(self, s):
+        """Does statement s keep no list it makes (so their heap cells can be given back after it)?"""
+        if isinstance(s, (ast.Assign, ast.AnnAssign)):
+            return all(isinstance(t, ast.Subscript) or isinstance(t, ast.Name) and _width(self.fn.types[t.id]) == 1
+                       for t in (s.targets if isinstance(s, ast.Assign) else [s.target]))
+        if isinstance(s, ast.AugAssign):
+            return _width(self.type(s.target)) == 1
+        return isinstance(s, ast.Expr) and _method(s.value)[1] not in _GROWS
+
+    def scoped(self, node, emit):
+        """emit() the code of `node`; if node makes lists that die with it, restore the heap pointer after."""
+        if not self.makes_lists(node):
+            return emit()
+        m = self.temp()
+        self.emit("const", dst=m, imm=HEAP_POINTER)
+        self.emit("load", dst=m, a=m)
+        emit()
+        z = self.temp()
+        self.emit("const", dst=z, imm=HEAP_POINTER)
+        self.emit("store", a=z, b=m, note="give back the cells of the lists it made")
+        self.depth -= 2
+
+    def makes_lists(self, node):
+        return self.fn.heap and any(_allocates(n, self.typer, self.table) for n in ast.walk(node))
+
+    def test_value(self, test):
+        """A condition's truth in a new temporary, its lists given back (for tests that make lists)."""
+        r = self.temp()
+        self.scoped(test, lambda: self.condition(test, r))
+        return r, None
 
     def stmt_Assign(self, s):
         targets = s.targets
@@ -2729,13 +2765,15 @@ class _Lowerer:
         self.value(node, self.temp())
 
     def stmt_If(self, s):
+        test = self.test_value(s.test) if self.makes_lists(s.test) else None
         if not s.orelse and isinstance(s.body[0], (ast.Break, ast.Continue)):  # if c: break
             if not self.loops:
                 raise _error(f"'{type(s.body[0]).__name__.lower()}' outside a loop", s.body[0])
-            self.branch_if(s.test, self.loops[-1][isinstance(s.body[0], ast.Break)], True)
+            label = self.loops[-1][isinstance(s.body[0], ast.Break)]
+            self.branch_if_value(test, label, True) if test else self.branch_if(s.test, label, True)
         else:
             orelse, end = _Label(), _Label()
-            self.branch_if(s.test, orelse, False)
+            self.branch_if_value(test, orelse, False) if test else self.branch_if(s.test, orelse, False)
             saved = self.learn(s.test, True)
             self.stmts(s.body)
             self.safe = saved
@@ -2765,7 +2803,10 @@ class _Lowerer:
         self.loop(body, lambda: self.stmts(s.body), test, end)
         self.safe = saved
         self.line = s.lineno
-        self.branch_if(s.test, body, True)
+        if self.makes_lists(s.test):
+            self.branch_if_value(self.test_value(s.test), body, True)
+        else:
+            self.branch_if(s.test, body, True)
         self.items.append(end)
         self.forget(_names([s], ast.Store) | self.grown([s]))
 
@@ -3003,7 +3044,7 @@ class _Lowerer:
         else:
             self.emit("sub", dst=t, a=limit[0], b=k) if step > 0 else self.emit("sub", dst=t, a=k, b=limit[0])
             self.emit("le", dst=t, a=t, imm=s_)
-        self.emit("add" if step > 0 else "sub", dst=k, a=k, imm=s_)
+        self.emit("add" if step > 0 else "sub", dst=k, a=k, imm=s_, wrap_ok=True)  # may step past the end
         self.emit("branch", a=t, target=body_label)
         self.items.append(end)
 
@@ -3014,7 +3055,7 @@ class _Lowerer:
         t = self.temp()
         self.alu("sub", t, limit, (k, None))  # continue while stop - k > s: k + s never passes V
         self.alu("gt", t, (t, None), step)
-        self.alu("add", k, (k, None), step)
+        self.alu("add", k, (k, None), step, wrap_ok=True)
         self.emit("branch", a=t, target=end)
         self.emit("jump", target=body_label)
         self.items.append(end)

@@ -597,3 +597,244 @@ def test_random_programs_match_cpython_with_wrapping_ints():
             assert a == theirs, src
             checked += 1
     assert checked > 500 and raised > 10
+
+
+# -- holes: a choice left open in the source, made once per run -------------------------------------
+
+HOLES = '''
+def insertion_sort(a):
+    for i in range(1, len(a)):
+        key = a[i]
+        j = i
+        while j > hole(0, 1) and hole(a[j - 1] > key, a[j - 1] < key, a[j - 1] >= key, key > 100):
+            a[j] = a[j - 1]
+            j -= 1
+        a[j] = key
+    return a
+
+def shifted(x):
+    return x * hole(1, 2, 3) + hole(0, insertion_sort([x, 1])[0])
+'''
+
+
+class Choose(ast.NodeTransformer):
+    """Replace every hole(...) call by its chosen alternative: the program CPython runs for that choice."""
+    def __init__(self, choice):
+        self.choice, self.i = choice, 0
+
+    def visit_Call(self, node):
+        if isinstance(node.func, ast.Name) and node.func.id == "hole":
+            i = self.i
+            self.i += 1
+            return self.visit(node.args[self.choice[i]])
+        return self.generic_visit(node)
+
+
+def test_holes_run_the_chosen_alternative_like_cpython_with_it_substituted():
+    import itertools
+    program = compile_source(HOLES)
+    assert [(h.index, h.function, h.lineno, h.n_alternatives) for h in program.holes] == [
+        (0, "insertion_sort", 6, 2), (1, "insertion_sort", 6, 4), (2, "shifted", 13, 3), (3, "shifted", 13, 2)]
+    assert len(set(program.hole_regs)) == 4 and not set(program.hole_regs) & set(program.arg_regs)
+    written = {ins.dst for ins in program.instructions}
+    assert not written & set(program.hole_regs)  # no instruction writes a hole's register
+    rng = random.Random(0)
+    for choice in itertools.product(*(range(h.n_alternatives) for h in program.holes)):
+        tree = ast.fix_missing_locations(Choose(choice).visit(ast.parse(HOLES)))
+        namespace = {}
+        exec(compile(tree, "<choice>", "exec"), namespace)
+        for _ in range(5):
+            a = [rng.randrange(V) for _ in range(rng.randrange(0, 6))]
+            x = rng.randrange(40)
+            want_a = namespace["insertion_sort"](list(a))
+            assert program.run("insertion_sort", list(a), holes=list(choice)) == want_a, choice
+            assert program.run("shifted", x, holes=list(choice)) == namespace["shifted"](x) % V, choice
+    assert hole(3, 4) == 3  # in plain CPython a hole is its first alternative
+
+
+def test_holes_are_checked_and_shown_in_the_disassembly():
+    program = compile_source(HOLES)
+    for bad in ([0, 0, 0], [0, 4, 0, 0], [0, 0, 0, -1], "0000", [0, 0, True, 0]):
+        with pytest.raises(ExecutionError, match="hole|holes"):
+            program.run("shifted", 1, holes=bad)
+    text = str(program)
+    assert "hole 1 in insertion_sort, line 6: h1 chooses one of 4: hole(a[j - 1] > key" in text
+    assert "eq" in text and "h1, #0" in text and "(hole 1: alternative 0: a[j - 1] > key)" in text
+
+
+def test_hole_registers_survive_calls_and_returns():
+    src = "def g(x):\n    return x + hole(10, 20)\n\ndef f(x):\n    return g(x) + g(x) * hole(1, 2)\n"
+    program = compile_source(src)
+    for c0, c1 in [(0, 0), (0, 1), (1, 0), (1, 1)]:
+        g = lambda x: x + (10, 20)[c0]
+        assert program.run("f", 3, holes=[c0, c1]) == (g(3) + g(3) * (1, 2)[c1]) % V
+
+
+# -- errors that name their file, function and line (issue 12) and bad arguments (issue 15) -----------
+
+def test_compile_errors_of_functions_from_a_file_name_the_file_function_and_line(tmp_path):
+    import importlib.util
+    path = tmp_path / "mylib.py"
+    path.write_text("import math\n\n\ndef good(x):\n    return x + 1\n\n\ndef bad(m):\n    total = 0\n"
+                    "    for i in range(len(m)):\n        total += m[i] / 2\n    return total\n")
+    spec = importlib.util.spec_from_file_location("mylib", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(CompileError) as info:
+        compile_functions(module.good, module.bad)
+    err = info.value
+    assert (err.filename, err.function, err.lineno, err.col_offset) == (str(path), "bad", 11, 17)
+    assert str(err).startswith("mylib.py, line 11, column 17, in bad: true division")
+    program = compile_functions(module.good)
+    assert program.run("good", 4) == 5 and "  5| return x + 1" in str(program)
+
+
+def test_fail_messages_name_the_file_function_and_line():
+    def checked(x):
+        assert x < 100, "too large"
+        return x
+
+    program = compile_functions(checked)
+    line = checked.__code__.co_firstlineno + 1
+    with pytest.raises(ExecutionError, match=rf"^test_compiler.py line {line} in checked: AssertionError: too large$"):
+        program.run("checked", 120)
+    assert program.run("checked", 7) == 7
+
+
+def test_compile_source_of_a_non_string_is_a_clear_type_error():
+    for bad in (None, 3, b"def f(): pass", ["def f(): pass"]):
+        with pytest.raises(TypeError, match="source text as a str.*compile_functions"):
+            compile_source(bad)
+
+
+@pytest.mark.parametrize("src", ["def f(a, len):\n    return len(a)", "def f(a):\n    min = 3\n    return min(a)",
+                                 "def f(x):\n    range = x\n    for i in range(x):\n        pass",
+                                 "def f(s):\n    for ord in s:\n        pass\n    return ord(s[0])"])
+def test_a_variable_named_like_a_builtin_it_calls_is_a_compile_error(src):
+    with pytest.raises(CompileError, match="names a variable .* rename the variable"):
+        compile_source(src)
+
+
+def test_a_variable_named_like_a_builtin_it_does_not_call_is_a_plain_variable():
+    src = "def f(len, a):\n    sum = 0\n    for x in a:\n        sum += x * len\n    return sum"
+    assert run(src, 3, [1, 2, 3]) == 18
+
+
+# -- the new semantics, one by one ---------------------------------------------------------------
+
+def test_counting_down_variables_compare_as_in_python():
+    src = '''
+def f(a, x):
+    j = len(a) - 1
+    while j >= 0 and a[j] != x:
+        j -= 1
+    best = -1
+    for v in a:
+        if v > best:
+            best = v
+    k = 0 - 2
+    return j, best, k < 0, k + 3
+'''
+    program = compile_source(src)
+    assert program.functions["f"].bias == {"j": 1, "best": 1, "k": 2}
+    for a, x in [([], 3), ([3], 3), ([1, 2], 5), ([5, 0, 2], 5), ([4, 9, 4], 4)]:
+        want = cpython_or_error(src, "f", (list(a), x))[0]
+        assert normalise(program.run("f", list(a), x)) == want
+    assert "registers hold j + 1, best + 1, k + 2" in str(program)
+
+
+def test_constants_outside_the_values_are_errors_but_negative_numbers_wrap():
+    assert run("def f():\n    return -1") == V - 1
+    assert run("def f(x):\n    return x - 1", 0) == V - 1
+    for src in ("def f():\n    return 128", "def f():\n    return 100 + 28", "def f():\n    return 2 ** 7",
+                "def f():\n    return 1 << 7", "def f():\n    x = 10 ** 9 + 7\n    return x"):
+        with pytest.raises(CompileError, match="too large|or more"):
+            compile_source(src)
+
+
+def test_index_past_the_end_and_int_list_confusion_are_errors():
+    with pytest.raises(ExecutionError, match="IndexError"):
+        run("def f(a):\n    xs = [1, 2, 3]\n    return xs[len(a)]", [0] * 10)
+    with pytest.raises(ExecutionError, match="line 3 in f: IndexError"):
+        run("def f():\n    xs = [1, 2, 3]\n    return xs[10]")
+    with pytest.raises(CompileError, match="past the end"):
+        compile_source("def f():\n    return 'abc'[10]")
+    with pytest.raises(CompileError, match="a value keeps one type"):
+        compile_source("def f(x):\n    xs = 0\n    if x:\n        return xs\n    return [x]")
+
+
+def test_strings_tuples_defaults_and_keywords():
+    src = '''
+def shout(word: str, times=2, mark="!"):
+    return word.upper() * times + mark
+
+def split_digits(n):
+    q, r = divmod(n, 10)
+    return q, r, str(n), chr(48 + r)
+
+def f(s: str):
+    return shout(s), shout(s, times=1), shout(s, 3, "?"), ord(s[0]) if s else 0
+'''
+    program = compile_source(src)
+    for s in ("ab", "x", ""):
+        assert program.run("f", s) == cpython_or_error(src, "f", (s,))[0]
+    assert program.run("split_digits", 47) == (4, 7, "47", "7")
+    assert program.run("shout", "hi") == "HIHI!"
+
+
+def test_the_heap_is_freed_when_a_function_returns_no_list():
+    src = '''
+def is_palindrome(s: str) -> bool:
+    return s == s[::-1]
+
+def count(n):
+    c = 0
+    for i in range(n):
+        c += is_palindrome(str(i))
+    return c
+'''
+    assert run(src, 120, entry="count") == sum(str(i) == str(i)[::-1] for i in range(120))
+    leak = "def f(n):\n    total = 0\n    for i in range(n):\n        xs = [i, i]\n        total += xs[0]\n    return total"
+    with pytest.raises(ExecutionError, match="MemoryError: the heap is full"):
+        run(leak, 100)  # a list made in a loop of the same call is not freed until the call returns
+
+
+def test_memory_layout_reserved_cells_then_arguments_then_heap():
+    program = compile_source("def f(a: list, b: list):\n    c = a + b\n    return c")
+    assert program.reserved[:2] == [0, 0]  # heap pointer and heap end, set by the layout
+    assert program.run("f", [1, 2], [3]) == [1, 2, 3]
+    from compiler import _lay_out_arguments
+    memory, regs, _ = _lay_out_arguments(program.functions["f"], ([1, 2], [3]), program.n_regs, program.arg_regs,
+                                         V, V, program)
+    first = len(program.reserved)
+    assert memory[first:first + 3] == [1, 2, 3] and memory[0] == first + 3 and memory[1] == V - 1
+    assert compile_source("def f(a):\n    return a[0]").reserved == []  # no heap: arguments from 0
+
+
+def test_wrap_around_is_reported_on_the_hard_path_but_not_for_compiled_control_flow():
+    torch = pytest.importorskip("torch")
+    from reasoning import Machine
+    src = "def f(a, x):\n    s = 0\n    for i in range(len(a) - 1, -1, -1):\n        s += a[i]\n    return s + x"
+    program = compile_source(src)
+    machine = Machine(program)
+    cases = [([1, 2], 3), ([], 0), ([100, 100], 0), ([5], 127)]
+    state = [machine.init_state(["f"], [(list(a), x)]) for a, x in cases]
+    run = machine.run_hard(*(torch.cat([s[i] for s in state]).argmax(-1) for i in range(3)), 1000)
+    assert run.halted.all() and run.wrapped.tolist() == [False, False, True, True]
+    assert run.value.tolist() == [(sum(a) + x) % V for a, x in cases]
+
+
+def test_a_fail_stops_the_distribution_machine_with_its_mass_in_failed():
+    torch = pytest.importorskip("torch")
+    from reasoning import Machine
+    program = compile_source("def f(x):\n    assert x < 5, 'too big'\n    return x + 1")
+    machine = Machine(program)
+    pc, regs, mem, _ = machine.init_state(["f", "f"], [(3,), (9,)])
+    regs = regs.clone()
+    regs[1, program.arg_regs[0]] = 0.5 * machine.one_hot(9) + 0.5 * machine.one_hot(2)  # half fails
+    out = machine(pc, regs, mem)
+    torch.testing.assert_close(out.halted, torch.tensor([1.0, 0.5]))
+    torch.testing.assert_close(out.failed, torch.tensor([0.0, 0.5]))
+    assert out.value[0].argmax() == 4 and abs(out.value[1].sum() - 0.5) < 1e-6  # the mean field mixes the rest
+    with pytest.raises(ExecutionError, match="line 2 in f: AssertionError: too big"):
+        machine.run("f", 9)
