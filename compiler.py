@@ -319,15 +319,13 @@ _UNSUPPORTED = {name: message for names, message in [  # ast node classes -> wha
     ("Set SetComp", "sets are not supported: use a list of flags indexed by the value"),
     ("Starred", "star-arguments (*x) are not supported: pass arguments by position"),
     ("NamedExpr", "the walrus operator (:=) is not supported: assign in a statement of its own"),
-    ("JoinedStr FormattedValue", "f-strings are not supported except as the message of raise or assert: "
-                                 "values are ints"),
     ("Div", "true division (/) is not supported: use // (values are ints)"),
     ("MatMult", "@ is not supported: multiply in a loop"),
     ("Slice", "a slice is only supported as a[i:j] (a copy)"),
 ]for name in names.split()}
 _ALLOWED = set("""Return Assign AugAssign AnnAssign For While If Expr Pass Break Continue BoolOp BinOp UnaryOp
     IfExp Compare Call Constant Name Subscript Tuple List ListComp GeneratorExp comprehension Attribute Slice
-    Assert Raise keyword Load Store And Or Add Sub Mult FloorDiv Mod Pow BitAnd BitOr BitXor LShift RShift Not
+    Assert Raise keyword JoinedStr FormattedValue Load Store And Or Add Sub Mult FloorDiv Mod Pow BitAnd BitOr BitXor LShift RShift Not
     USub UAdd Invert Lt LtE Gt GtE Eq NotEq In NotIn Is IsNot""".split())
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.FloorDiv: "floordiv", ast.Mod: "mod",
            ast.BitAnd: "bitand", ast.BitOr: "bitor", ast.BitXor: "bitxor", ast.LShift: "lshift",
@@ -747,6 +745,12 @@ class _Typer:
             raise _error("a comprehension makes a list of ints or characters, not of lists", node.elt)
         return None if t is None else CHARS if t == CHAR else LIST
 
+    def t_NamedExpr(self, node):
+        return self.of(node.value)
+
+    def t_JoinedStr(self, node):
+        return None  # refused where it is lowered (dead code, e.g. under `if not isinstance(...)`, may hold one)
+
     def t_GeneratorExp(self, node):
         raise _error("a generator expression is only supported inside sum, min, max, any and all: "
                      "write a list comprehension [...]", node)
@@ -1022,6 +1026,25 @@ def allocate(fn):
     fn.n_fixed = nxt
 
 
+def _unique_lists(fn, table):
+    """Local list variables that are the only reference to their list: never copied to another name,
+    passed to a function that may return it, or iterated by a loop that assigns them."""
+    out = {name for name in fn.locals if fn.types.get(name) in SEQS}
+    parents = {c: p for p in ast.walk(fn.node) for c in ast.iter_child_nodes(p)}
+    for n in ast.walk(fn.node):
+        if not (isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in out):
+            continue
+        p = parents.get(n)
+        callee = table.get(_call_name(p)) if isinstance(p, ast.Call) else None
+        ok = isinstance(p, (ast.Subscript, ast.Attribute, ast.BinOp, ast.Compare, ast.Return)) or \
+            isinstance(p, ast.Call) and (callee is None or callee.fresh) or \
+            isinstance(p, ast.For) and p.iter is n and n.id not in _names(p.body, ast.Store) or \
+            isinstance(p, ast.comprehension)
+        if not ok:
+            out.discard(n.id)
+    return out
+
+
 def _key(index):
     """How an index expression is recognised in the facts: ("#", c) for a constant, else its source."""
     if isinstance(index, ast.Constant) and isinstance(index.value, int):
@@ -1133,6 +1156,7 @@ class _Lowerer:
         self.items, self.loops, self.depth, self.line = [], [], 0, fn.node.lineno
         self.stubs = {}  # error index -> (label, line) of its `fail` at the end of the function
         self.safe = {}  # (list name, index source) -> names it depends on: indexes known to be in range
+        self.unique = _unique_lists(fn, table)
         self.lengths = {}  # n -> a while n == len(a) (n = len(a))
 
     # -- helpers: emitting, temporaries, constants, names --------------------------------------------
@@ -1168,6 +1192,8 @@ class _Lowerer:
             return ord(node.value)  # a character is its code
         if isinstance(node, ast.BinOp) and self.type(node) not in (INT, None):
             return None  # 'a' + 'b' is a string
+        if _call_name(node) == "isinstance" and len(node.args) == 2:
+            return self.isinstance_of(*node.args)
         if isinstance(node, ast.UnaryOp):
             x = self.fold(node.operand)
             return None if x is None else (-x) % self.V if isinstance(node.op, ast.USub) else \
@@ -1181,6 +1207,9 @@ class _Lowerer:
                 return None
             if op in ("floordiv", "mod") and y == 0:
                 raise _error("division by zero", node)
+            if op in _NEGATE:  # a comparison with a negative number compares signed numbers, as Python does
+                return int({"lt": int.__lt__, "le": int.__le__, "gt": int.__gt__, "ge": int.__ge__, "eq": int.__eq__,
+                            "ne": int.__ne__}[op](self.signed(left), self.signed(right)))
             if op in _EXACT and self.exact(left) is not None and self.exact(right) is not None and \
                     _EXACT[op](self.exact(left), self.exact(right)) >= self.V:
                 raise _error(f"the constant {ast.unparse(node)} is {self.V} or more: values are ints in "
@@ -1302,6 +1331,11 @@ class _Lowerer:
         self.emit("sub", dst=t, a=r, imm=self.fn.bias[node.id])
         return t, None
 
+    def value_JoinedStr(self, node, dst):
+        raise _error("f-strings are not supported except as the message of raise or assert: values are ints", node)
+
+    seq_JoinedStr = value_JoinedStr
+
     def value_Name(self, node, dst):
         if node.id in self.fn.bias:
             return self.emit("sub", dst=dst, a=self.int_reg(node), imm=self.fn.bias[node.id])
@@ -1329,13 +1363,27 @@ class _Lowerer:
         """Operands for comparing left with right when either is a biased variable (or one plus a
         constant): both sides are shifted up by the other's offset, so that nothing goes below 0 and
         -1 < 0 holds. None when neither side is biased."""
+        neg = lambda n: isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub) and self.fold(n) is None
+        if neg(left) and neg(right):  # -a op -b is b op a
+            return tuple(reversed(self.operands([left.operand, right.operand])))
+        if neg(left) or neg(right):  # x op -e for x, e >= 0 is (x or e) op 0 (-e op x is 0 op (x or e))
+            other, e = (right, left.operand) if neg(left) else (left, right.operand)
+            s = self.temp()
+            self.alu("or", s, *self.operands([other, e]))
+            return ((None, 0), (s, None)) if neg(left) else ((s, None), (None, 0))
         sl, sr = self.shifted(left), self.shifted(right)
+        c = self.signed(right) if sl is None and sr is None else None
+        if c is not None and c < 0:  # x op -c: x + c op 0
+            sr = (None, -c)
+        elif sl is None and sr is None and self.signed(left) is not None and self.signed(left) < 0:
+            sl = (None, -self.signed(left))
         if sl is None and sr is None:
             return None
-        x = ((sl[0], None), sl[1]) if sl else (self.operand(left, volatile=not self.has_call(right)), 0)
+        opd = lambda r: (None, 0) if r is None else (r, None)  # a negative constant -c is 0 with offset c
+        x = (opd(sl[0]), sl[1]) if sl else (self.operand(left, volatile=not self.has_call(right)), 0)
         if x[0][0] == A0 and sr is None:
             x = self.copy_of(x[0]), 0
-        y = ((sr[0], None), sr[1]) if sr else (self.operand(right, volatile=True), 0)
+        y = (opd(sr[0]), sr[1]) if sr else (self.operand(right, volatile=True), 0)
         m = min(x[1], y[1])
         if any(opd[0] is None and opd[1] + k >= self.V for opd, k in ((x[0], y[1] - m), (y[0], x[1] - m))):
             return (self.operand(left) if sl else x[0]), (self.operand(right) if sr else y[0])  # too close to V: unsigned
@@ -1388,17 +1436,30 @@ class _Lowerer:
             self.alu("sub", dst, zero, x)
 
     def unchain(self, node):
-        """a < b <= c with a biased variable in it -> a < b and b <= c (b is a name or a constant)."""
+        """a < b <= c with a biased variable or a negative number in it -> a < (t := b) and t <= c: each
+        link compares on its own (see cmp_operands); a middle operand is still evaluated once."""
+        neg = lambda x: isinstance(x, ast.UnaryOp) and isinstance(x.op, ast.USub)
         if not isinstance(node, ast.Compare) or len(node.ops) < 2 or \
-                not any(self.shifted(x) for x in [node.left, *node.comparators]):
+                not any(self.shifted(x) or neg(x) for x in [node.left, *node.comparators]):
             return node
-        if any(not isinstance(x, (ast.Name, ast.Constant)) for x in node.comparators[:-1]):
-            raise _error("split this chained comparison into two (a < b and b < c)", node)
         left, links = node.left, []
-        for op, right in zip(node.ops, node.comparators):
+        for i, (op, right) in enumerate(zip(node.ops, node.comparators)):
+            later = right
+            inner = right.operand if neg(right) else right  # -e stays negated: bind e
+            if i < len(node.ops) - 1 and not isinstance(inner, (ast.Name, ast.Constant)):
+                name = f"@chain{id(right)}"
+                self.fn.regs[name], self.fn.types[name] = self.temp(), INT
+                bound = ast.NamedExpr(ast.Name(name, ast.Store()), inner)
+                right = ast.UnaryOp(ast.USub(), bound) if neg(right) else bound
+                later = ast.UnaryOp(ast.USub(), ast.Name(name, ast.Load())) if neg(later) else ast.Name(name, ast.Load())
             links.append(ast.Compare(left, [op], [right], lineno=node.lineno, col_offset=node.col_offset))
-            left = right
+            left = later
         return ast.BoolOp(ast.And(), links, lineno=node.lineno, col_offset=node.col_offset)
+
+    def value_NamedExpr(self, node, dst):  # made by unchain only: users' walrus is refused by validate
+        r = self.fn.regs[node.target.id]
+        self.value(node.value, r)
+        self.move(dst, (r, None))
 
     def value_Compare(self, node, dst):
         if self.unchain(node) is not node:
@@ -2053,12 +2114,11 @@ class _Lowerer:
             return self.alu("sub", dst, (dst, None), (t, None))
         self.value(arg, dst)  # values are never negative
 
-    def builtin_isinstance(self, node, dst):
-        x, kinds = self.args(node, 2, "isinstance()")
+    def isinstance_of(self, x, kinds):
+        """isinstance(x, kinds), known from x's type."""
         names = [k.id for k in (kinds.elts if isinstance(kinds, ast.Tuple) else [kinds]) if isinstance(k, ast.Name)]
-        t = self.type(x)
-        py = {INT: ("int",), CHAR: ("str",), STR: ("str",), LIST: ("list",), CHARS: ("list",)}.get(t, ())
-        self.emit("const", dst=dst, imm=int(bool(set(names) & set(py))))
+        py = {INT: ("int",), CHAR: ("str",), STR: ("str",), LIST: ("list",), CHARS: ("list",)}.get(self.type(x), ())
+        return int(bool(set(names) & set(py)))
 
     def builtin_pow(self, node, dst):
         x, y = self.args(node, 2, "pow() (with two arguments; pow(a, b, m) is not supported)")
@@ -2296,8 +2356,7 @@ class _Lowerer:
             self.append(lst, self.operand(x), node)
         elif method == "extend":
             other, = self.args(node, 1, ".extend()")
-            base, length = self.seq(other, readonly=True)
-            self.repeat(length, lambda k: self.append(lst, (self.load_at(base, k), None), node))
+            self.extend(lst, other, node)
         elif method == "insert":
             i, x = self.args(node, 2, ".insert()")
             i, x = self.operand(i), (self.reg(self.operand(x)), None)
@@ -2346,6 +2405,33 @@ class _Lowerer:
             i = self.temp()
             self.method_index(node, obj, i)
             self.remove_at(lst, i, node)
+
+    def extend(self, lst, value, node):
+        """lst += value: if lst ended at the heap pointer before value was made, value's cells are copied
+        right after it (over value's own temporary cells, if any) and the pointer set past them; otherwise
+        each element is appended (which first moves lst to the top)."""
+        (b, n), mark, t, slow, done = lst, self.temp(), self.temp(), _Label(), _Label()
+        self.emit("const", dst=mark, imm=HEAP_POINTER)
+        self.emit("load", dst=mark, a=mark)
+        base, length = self.seq(value, readonly=True)
+        base, length = self.copy_of(base), self.copy_of(length)  # lst += lst reads the old length
+        self.emit("add", dst=t, a=b, b=n)
+        self.emit("eq", dst=mark, a=t, b=mark)
+        self.emit("branch", a=mark, target=slow)
+        self.emit("const", dst=mark, imm=HEAP_END)
+        self.emit("load", dst=mark, a=mark)
+        self.emit("sub", dst=mark, a=mark, b=t)  # cells left after lst
+        self.alu("le", mark, length, (mark, None))
+        self.emit("branch", a=mark, target=self.fail_label(*HEAP_FULL, node))
+        self.copy((t, None), base, length)
+        self.alu("add", n, (n, None), length)
+        self.alu("add", t, (t, None), length)
+        self.emit("const", dst=mark, imm=HEAP_POINTER)
+        self.emit("store", a=mark, b=t)
+        self.emit("jump", target=done)
+        self.place(slow)
+        self.repeat(length, lambda k: self.append(lst, (self.load_at(base, k), None), node))
+        self.place(done)
 
     def remove_at(self, lst, i, node):
         b, n = lst
@@ -2672,7 +2758,9 @@ class _Lowerer:
             name = targets[0].id
             if _width(self.fn.types[name]) == 2:
                 regs = self.list_regs(targets[0])
-                if regs[0] in self.reads(s.value) and not isinstance(s.value, ast.Name):
+                if name in self.unique and _is_fresh(s.value, self.fn, self.table):
+                    self.replace(regs, s.value)
+                elif regs[0] in self.reads(s.value) and not isinstance(s.value, ast.Name):
                     base, length = self.seq(s.value)  # build it first: the value reads the old list
                     self.move(regs[0], base), self.move(regs[1], length)
                 else:
@@ -2690,6 +2778,29 @@ class _Lowerer:
         for target in targets:
             self.assign(target, (r, c))
 
+    def replace(self, regs, value):
+        """s = value, where s is the only reference to its old list: if the old list ended at the heap
+        pointer when the statement began, the new value is moved down over it and the heap pointer set
+        after it, so that a loop doing s = s + [x] (or s += c on a string) needs memory for s only."""
+        (b, n), mark, done = regs, self.temp(), _Label()
+        self.emit("const", dst=mark, imm=HEAP_POINTER)
+        self.emit("load", dst=mark, a=mark)
+        base, length = self.seq(value)
+        t = self.temp()
+        self.emit("add", dst=t, a=b, b=n)
+        self.emit("eq", dst=t, a=t, b=mark)
+        keep = _Label()
+        self.emit("branch", a=t, target=keep)  # the old list was not at the top: keep the new one where it is
+        self.copy((b, None), base, length)
+        self.alu("add", t, (b, None), length)
+        self.emit("const", dst=mark, imm=HEAP_POINTER)
+        self.emit("store", a=mark, b=t, note="the new value replaces the old at the top of the heap")
+        self.move(n, length)
+        self.emit("jump", target=done)
+        self.place(keep)
+        self.move(b, base), self.move(n, length)
+        self.place(done)
+
     def stmt_AnnAssign(self, s):
         if s.value is not None:  # a bare annotation `x: int` declares nothing
             self.stmt_Assign(ast.Assign([s.target], s.value, lineno=s.lineno, col_offset=s.col_offset))
@@ -2697,11 +2808,12 @@ class _Lowerer:
     def stmt_AugAssign(self, s):
         op, target = _BINOPS[type(s.op)], s.target
         t = self.type(target)
-        if t in (LIST, CHARS):  # xs += ys extends xs in place
-            self.forget([target.id])
-            base, length = self.seq(s.value, readonly=True)
+        if t in (LIST, CHARS) or t == STR and target.id in self.unique:  # xs += ys extends xs in place
+            self.forget([target.id])  # (a string that is the only reference to itself can grow in place too)
             lst = self.list_regs(target)
-            return self.repeat(length, lambda k: self.append(lst, (self.load_at(base, k), None), s))
+            if self.type(s.value) == CHAR:
+                return self.append(lst, self.operand(s.value), s)
+            return self.extend(lst, s.value, s)
         if t == STR:  # s += t makes a new string
             value = ast.BinOp(ast.Name(target.id, ast.Load()), s.op, s.value, lineno=s.lineno, col_offset=s.col_offset)
             return self.stmt_Assign(ast.Assign([target], value, lineno=s.lineno, col_offset=s.col_offset))
@@ -2728,6 +2840,8 @@ class _Lowerer:
             self.forget([target.id])
 
     def stmt_Return(self, s):
+        if isinstance(s.value, ast.Constant) and s.value.value is None:
+            s = ast.Return(None, lineno=s.lineno, col_offset=s.col_offset)  # return None: like a bare return, 0
         t = self.fn.returns
         if _width(t) == 1:
             if s.value is not None and isinstance(s.value, ast.Name) and s.value.id not in self.fn.bias:
@@ -2765,6 +2879,9 @@ class _Lowerer:
         self.value(node, self.temp())
 
     def stmt_If(self, s):
+        c = self.fold(s.test)
+        if c is not None:  # e.g. `if not isinstance(n, int): raise TypeError(...)`: only one side can run
+            return self.stmts(s.body if c else s.orelse)
         test = self.test_value(s.test) if self.makes_lists(s.test) else None
         if not s.orelse and isinstance(s.body[0], (ast.Break, ast.Continue)):  # if c: break
             if not self.loops:

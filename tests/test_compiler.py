@@ -496,6 +496,7 @@ class Mod(int):
 
 class WrapInts(ast.NodeTransformer):
     """Rewrite a program so CPython computes with `Mod`: constants, comparisons, `not`, loop variables.
+    Arithmetic wraps; a comparison with a negative number (-x, -1) compares as Python does.
     A negative constant range stop (range(n, -1, -1)) keeps Python's meaning, as the compiler does."""
     def wrap(self, node):
         return ast.Call(ast.Name("Mod", ast.Load()), [node], [])
@@ -504,7 +505,13 @@ class WrapInts(ast.NodeTransformer):
         return self.wrap(node) if type(node.value) is int else node
 
     def visit_Compare(self, node):
-        return self.wrap(self.generic_visit(node))
+        """A comparison with a negated operand (-x, -1) compares signed numbers, as Python does."""
+        node = self.generic_visit(node)
+        for i, x in enumerate([node.left, *node.comparators]):
+            if isinstance(x, ast.UnaryOp) and isinstance(x.op, ast.USub):
+                x = ast.UnaryOp(ast.USub(), ast.Call(ast.Name("int", ast.Load()), [x.operand], []))
+                node.left, node.comparators[i - 1:i] = (x, node.comparators[i - 1:i]) if i == 0 else (node.left, [x])
+        return self.wrap(node)
 
     def visit_UnaryOp(self, node):
         node = self.generic_visit(node)
@@ -794,9 +801,14 @@ def count(n):
     return c
 '''
     assert run(src, 120, entry="count") == sum(str(i) == str(i)[::-1] for i in range(120))
-    leak = "def f(n):\n    total = 0\n    for i in range(n):\n        xs = [i, i]\n        total += xs[0]\n    return total"
+    reuse = "def f(n):\n    total = 0\n    for i in range(n):\n        xs = [i, i]\n        total += xs[0]\n    return total"
+    assert run(reuse, 120) == sum(range(120)) % V  # the new xs replaces the old one at the top of the heap
+    leak = "def f(n):\n    t = 0\n    for i in range(n):\n        xs = [i]\n        ys = [i, i]\n        t += xs[0] + ys[1]\n" \
+        "    return t"
     with pytest.raises(ExecutionError, match="MemoryError: the heap is full"):
-        run(leak, 100)  # a list made in a loop of the same call is not freed until the call returns
+        run(leak, 100)  # xs is not at the top when it is replaced (ys is): its cells wait for the return
+    s = "def f(n):\n    s = ''\n    for i in range(n):\n        s += str(i % 10)\n    return s"
+    assert run(s, 100) == "".join(str(i % 10) for i in range(100))  # s grows in place: 100 cells, not 5,000
 
 
 def test_memory_layout_reserved_cells_then_arguments_then_heap():
