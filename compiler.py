@@ -435,6 +435,7 @@ class _Fn:
     fresh: bool = True  # every list it returns is a new one (not an argument): the caller owns it
     heap: bool = False  # may take heap cells; it frees them on return unless it returns a list
     bias: dict = field(default_factory=dict)  # int variable -> b: its register holds value + b (see _biases)
+    guarded: set = field(default_factory=set)  # decrements x -= c after a test x > c - 1 (x stays >= 0)
     regs: dict = field(default_factory=dict)  # int/char variable -> register (window slot k is -1 - k)
     lists: dict = field(default_factory=dict)  # list/str variable -> (base register, length register)
     n_fixed: int = 0  # registers r0.. taken by parameters and locals; temporaries go above
@@ -1046,9 +1047,15 @@ def _unique_lists(fn, table):
 
 
 def _key(index):
-    """How an index expression is recognised in the facts: ("#", c) for a constant, else its source."""
+    """How an index expression is recognised in the facts: ("#", c) for a constant, ("+", x, d) for a
+    variable x plus (or minus) a constant d, else its source."""
     if isinstance(index, ast.Constant) and isinstance(index.value, int):
         return "#", index.value
+    if isinstance(index, ast.Name):
+        return "+", index.id, 0
+    if isinstance(index, ast.BinOp) and isinstance(index.left, ast.Name) and isinstance(index.op, (ast.Add, ast.Sub)) \
+            and isinstance(index.right, ast.Constant) and type(index.right.value) is int:
+        return "+", index.left.id, index.right.value * (1 if isinstance(index.op, ast.Add) else -1)
     return ast.dump(index)
 
 
@@ -1077,6 +1084,7 @@ def _biases(fn):
             c = const(step.value) if isinstance(step, ast.AugAssign) and isinstance(step.op, ast.Sub) else None
             if c and (op is ast.Gt and (c == 1 or (const(e) or 0) >= c - 1) or op is ast.GtE and (const(e) or 0) >= c):
                 guarded.add(step)
+    fn.guarded = guarded
 
     def assigned(target, value):
         if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
@@ -1599,7 +1607,37 @@ class _Lowerer:
         saved = dict(self.safe)
         for name, index in self.facts(node, truth):
             self.safe[(name, _key(index))] = _names([index])
+        for x, low in self.lower_bounds(node, truth):  # x >= low: a[x + d] in range -> a[x + d - k] too
+            for (name, key), names in list(self.safe.items()):
+                if key[0] == "+" and key[1] == x:
+                    for k in range(1, min(low, 8) + 1):
+                        self.safe[(name, ("+", x, key[2] - k))] = names
         return saved
+
+    def lower_bounds(self, node, truth):
+        """(x, c) for the conditions x > c - 1 / x >= c (c > 0) that hold when bool(node) == truth."""
+        if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And) == truth:
+            return [b for v in node.values for b in self.lower_bounds(v, truth)]
+        if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.left, ast.Name)):
+            return []
+        kind, c = _CMPOPS.get(type(node.ops[0])), self.signed(node.comparators[0])
+        kind = kind and (kind if truth else _NEGATE[kind])
+        low = c + 1 if kind == "gt" and c is not None else c if kind == "ge" else None
+        return [(node.left.id, low)] if low and low > 0 and node.left.id not in self.fn.bias else []
+
+    def accessed(self, node):
+        """(list, index) of every a[i] that evaluating node certainly does (not under and/or/if-else):
+        had i been out of range, the run would have stopped."""
+        out, stack = [], [node]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, (ast.BoolOp, ast.IfExp, ast.ListComp, ast.GeneratorExp, ast.Lambda)):
+                continue
+            if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and not isinstance(n.slice, ast.Slice) \
+                    and n.value.id in self.fn.lists and not _names([n.slice]) & set(self.fn.bias):
+                out.append((n.value.id, n.slice))
+            stack.extend(ast.iter_child_nodes(n))
+        return out
 
     def len_of(self, node):
         """a if node is len(a) (or a variable n = len(a)), else None."""
@@ -1617,7 +1655,7 @@ class _Lowerer:
             return [(node.id, ast.Constant(0))]
         if not isinstance(node, ast.Compare) or not truth and len(node.ops) > 1:
             return []
-        out, left = [], node.left
+        out, left = self.accessed(node) if truth else [], node.left
         for op, right in zip(node.ops, node.comparators):
             kind = _CMPOPS.get(type(op))
             kind = _NEGATE[kind] if kind and not truth else kind
@@ -1640,10 +1678,13 @@ class _Lowerer:
             left = right
         return out
 
-    def forget(self, names):
-        """Facts about names that were just assigned no longer hold."""
-        names = set(names)
-        self.safe = {k: v for k, v in self.safe.items() if k[0] not in names and not v & names}
+    def forget(self, names, down=()):
+        """Facts about names that were just assigned no longer hold; for names in `down`, which only
+        counted down (and stayed >= 0), facts a[x + d] with d >= 0 still hold."""
+        names, down = set(names) - set(down), set(down)
+        keep = lambda k: k[1][0] == "+" and k[1][1] in down and k[1][2] >= 0
+        self.safe = {k: v for k, v in self.safe.items() if k[0] not in names | down and
+                     not v & names and (not v & down or keep(k))}
         self.lengths = {n: a for n, a in self.lengths.items() if n not in names and a not in names}
 
     # -- lists and strings: (base, length) operand pairs ----------------------------------------------
@@ -2771,6 +2812,10 @@ class _Lowerer:
             self.forget([name])
             if self.len_of(s.value) is not None and not isinstance(s.value, ast.Name):
                 self.lengths[name] = self.len_of(s.value)
+            if isinstance(s.value, ast.Name) and name not in self.fn.bias:  # x = y: what holds of y holds of x
+                for (lst, key), names in list(self.safe.items()):
+                    if key[0] == "+" and key[1] == s.value.id:
+                        self.safe[(lst, ("+", name, key[2]))] = {name}
             return
         if t not in (INT, CHAR):
             raise _error("a list or string can be assigned to one name at a time", s)
@@ -2837,7 +2882,7 @@ class _Lowerer:
             if zero_check:
                 self.emit("branch", a=y[0], target=self.fail_label("ZeroDivisionError", "division by zero", s))
             self.alu(op, r, (r, None), y)
-            self.forget([target.id])
+            self.forget(*(([], [target.id]) if s in self.fn.guarded else ([target.id],)))
 
     def stmt_Return(self, s):
         if isinstance(s.value, ast.Constant) and s.value.value is None:
@@ -2901,20 +2946,29 @@ class _Lowerer:
             self.stmts(s.orelse)
             self.safe = saved
             self.items.append(end)
-        self.forget(_names([s], ast.Store) | self.grown([s]))
+        self.forget_stores(s)
         ends = lambda body: body and isinstance(body[-1], (ast.Return, ast.Raise, ast.Break, ast.Continue))
         if ends(s.body) and not s.orelse:  # a guard: if i >= len(a): return ...
             self.learn(s.test, False)
+
+    def forget_stores(self, s):
+        """Forget what statement s may change; a variable only counted down by guarded decrements
+        keeps its upper bounds."""
+        stores = [n for n in ast.walk(s) if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For))]
+        names = _names([s], ast.Store)
+        down = {x for x in names if all(n in self.fn.guarded for n in stores if x in _names([n], ast.Store))}
+        self.forget(names | self.grown([s]), down=down - self.grown([s]))
 
     def grown(self, nodes):
         """Names of lists whose length the statements may change."""
         return {obj.id for n in nodes for c in ast.walk(n) for obj, m in [_method(c)] if m in _GROWS and
                 isinstance(obj, ast.Name)} | {c.target.id for n in nodes for c in ast.walk(n) if
-                                              isinstance(c, ast.AugAssign) and isinstance(c.target, ast.Name)}
+                                              isinstance(c, ast.AugAssign) and isinstance(c.target, ast.Name)
+                                              and self.fn.types.get(c.target.id) in SEQS}
 
     def stmt_While(self, s):
         body, test, end = _Label(), _Label(), _Label()
-        self.forget(_names([s], ast.Store) | self.grown([s]))
+        self.forget_stores(s)
         self.emit("jump", target=test)  # the test sits at the bottom: one jump per loop, not per pass
         saved = self.learn(s.test, True)
         self.loop(body, lambda: self.stmts(s.body), test, end)
@@ -2925,12 +2979,12 @@ class _Lowerer:
         else:
             self.branch_if(s.test, body, True)
         self.items.append(end)
-        self.forget(_names([s], ast.Store) | self.grown([s]))
+        self.forget_stores(s)
 
     def stmt_For(self, s):
-        self.forget(_names([s], ast.Store) | self.grown([s]))
+        self.forget_stores(s)
         self.iterate(s.target, s.iter, [s], lambda: self.stmts(s.body))
-        self.forget(_names([s], ast.Store) | self.grown([s]))
+        self.forget_stores(s)
 
     def stmt_Break(self, s):
         if not self.loops:
