@@ -427,6 +427,8 @@ class _Fn:
     node: ast.FunctionDef
     params: list[Param]
     annotated: set = field(default_factory=set)  # parameters whose type an annotation states
+    nodes: list = field(default_factory=list)  # every node of the body, walked once
+    memo: dict = field(default_factory=dict)  # node -> its type, once settled
     locals: list[str] = field(default_factory=list)  # assigned names that are not parameters
     is_leaf: bool = True  # calls no compiled function: its parameters can stay in the argument window
     counters: set = field(default_factory=set)  # for-loop variables that can be the loop counter itself
@@ -487,8 +489,8 @@ def _direct_counters(fdef):
 
     for s in fdef.body:
         visit(s, frozenset())
-    return {n.target.id for n in ast.walk(fdef) if isinstance(n, ast.For) and isinstance(n.target, ast.Name)
-            and _call_name(n.iter) == "range"} - bad
+    return {n.target.id for s in fdef.body for n in ast.walk(s) if isinstance(n, ast.For) and
+            isinstance(n.target, ast.Name) and _call_name(n.iter) == "range"} - bad
 
 
 class _RenameComprehensions(ast.NodeTransformer):
@@ -556,7 +558,9 @@ def resolve(module, V):
     for fdef in module.body:
         if fdef.name in table or fdef.name in _BUILTINS:
             raise _error(f"function {fdef.name} is defined twice or shadows a builtin", fdef)
-        _RenameComprehensions().visit(fdef)
+        nodes = [n for s in fdef.body for n in ast.walk(s)]
+        if any(isinstance(n, (ast.ListComp, ast.GeneratorExp)) for n in nodes):
+            _RenameComprehensions().visit(fdef)
         args, defaults = fdef.args.args, fdef.args.defaults
         types = [_annotation_type(a.annotation) if a.annotation else None for a in args]
         params = [Param(a.arg, type=t) for a, t in zip(args, types)]
@@ -568,7 +572,7 @@ def resolve(module, V):
                 annotated.add(p.name)
         for p in params:
             p.is_list = p.type in SEQS
-        table[fdef.name] = _Fn(fdef, params, annotated=annotated)
+        table[fdef.name] = _Fn(fdef, params, annotated=annotated, nodes=nodes)
     changed = True
     while changed:
         changed = False
@@ -580,11 +584,11 @@ def resolve(module, V):
     holes = []
     for fn in table.values():
         body, params = fn.node.body, {p.name for p in fn.params}
-        stores = [n for s in body for n in ast.walk(s) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+        stores = [n for n in fn.nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
         for n in sorted(stores, key=lambda n: (n.lineno, n.col_offset)):
             if n.id not in params and n.id not in fn.locals:
                 fn.locals.append(n.id)
-        calls = [n for s in body for n in ast.walk(s) if isinstance(n, ast.Call)]
+        calls = [n for n in fn.nodes if isinstance(n, ast.Call)]
         called = {_call_name(n) for n in calls}
         for name in sorted(called & (params | set(fn.locals)) & set(_BUILTINS)):
             raise _error(f"'{name}' names a variable of {fn.node.name} and is called as the builtin {name}(): "
@@ -603,7 +607,7 @@ def _used_as_lists(fn, table):
     """Names that `fn` uses as lists: indexed, len()'d, iterated, searched, or passed to a list parameter."""
     listy = set()
     name = lambda n: n.id if isinstance(n, ast.Name) else None
-    for node in (n for s in fn.node.body for n in ast.walk(s)):
+    for node in fn.nodes:
         if isinstance(node, ast.Subscript):
             listy.add(name(node.value))
         elif isinstance(node, ast.For):
@@ -633,6 +637,7 @@ def _used_as_lists(fn, table):
 # -- types --------------------------------------------------------------------------------------------
 
 ANY_LIST = "list?"  # while inferring: `[]` before anything says what it holds
+_SETTLED = (INT, CHAR, STR, LIST, CHARS)
 
 
 def _elem(t):
@@ -667,16 +672,23 @@ def _unify(a, b, what, node):
 
 class _Typer:
     """The type of an expression from the types of the variables (`fn.types`) and of the functions'
-    results. None means "not known yet" (while `infer` iterates); what can never be typed raises."""
+    results. None means "not known yet" (while `infer` iterates); what can never be typed raises.
+    With `final` (the types are settled), each node's type is computed once."""
 
-    def __init__(self, fn, table):
-        self.fn, self.table = fn, table
+    def __init__(self, fn, table, final=False):
+        self.fn, self.table, self.final = fn, table, final
 
     def of(self, node):
+        memo = self.fn.memo
+        if node in memo:
+            return memo[node]
         method = getattr(self, "t_" + type(node).__name__, None)
         if method is None:
             raise _error(f"{type(node).__name__} is not supported here", node)
-        return method(node)
+        t = method(node)
+        if self.final or t in _SETTLED or isinstance(t, tuple) and all(x in _SETTLED for x in t):
+            memo[node] = t  # a settled type cannot change as inference goes on
+        return t
 
     def t_Constant(self, node):
         v = node.value
@@ -888,7 +900,7 @@ def infer(table):
 
 def _infer_function(fn, table):
     typer, params = _Typer(fn, table), {p.name for p in fn.params}
-    for node in (n for s in fn.node.body for n in ast.walk(s)):
+    for node in fn.nodes:
         if isinstance(node, ast.Assign):
             for target in node.targets:
                 _bind(fn, target, typer.of(node.value), node, params)
@@ -917,6 +929,7 @@ def _infer_function(fn, table):
                     t = typer.of(arg)
                     if t == CHAR:
                         callee.types[p.name] = p.type = CHAR
+                        callee.memo.clear()  # types computed from it as an int are stale
 
 
 def _is_fresh(node, fn, table):
@@ -935,30 +948,30 @@ def _check_ownership(table):
     lists and which may take heap cells."""
     stores = {}
     for fn in table.values():
-        stores[fn.node.name] = [(n, t) for n in (n for s in fn.node.body for n in ast.walk(s))
+        stores[fn.node.name] = [(n, t) for n in fn.nodes
                                 for t in ((n.targets if isinstance(n, ast.Assign) else [n.target])
                                           if isinstance(n, (ast.Assign, ast.AnnAssign)) else [])
                                 if isinstance(t, ast.Name) and fn.types.get(t.id) in SEQS and n.value is not None]
-    changed = True
+    changed = any(t in SEQS for fn in table.values() for t in _flat(fn.returns))
     while changed:  # a function's result is fresh if every list it returns is
         changed = False
         for fn in table.values():
             owned = _owned(fn, table, stores[fn.node.name])
-            rets = [n.value for s in fn.node.body for n in ast.walk(s) if isinstance(n, ast.Return) and n.value]
+            rets = [n.value for n in fn.nodes if isinstance(n, ast.Return) and n.value]
             parts = [e for r in rets for e in (r.elts if isinstance(r, ast.Tuple) else [r])]
             fresh = all(e.id in owned if isinstance(e, ast.Name) else _is_fresh(e, fn, table)
                         for e in parts if _Typer(fn, table).of(e) in SEQS)
             if fresh != fn.fresh:
                 fn.fresh, changed = fresh, True
     for fn in table.values():
-        owned, params = _owned(fn, table, stores[fn.node.name]), {p.name for p in fn.params}
-        grown = {}
-        for n in (n for s in fn.node.body for n in ast.walk(s)):
+        params, grown = {p.name for p in fn.params}, {}
+        for n in fn.nodes:
             obj, method = _method(n)
             if method in _GROWS and isinstance(obj, ast.Name):
                 grown.setdefault(obj.id, n)
             if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name) and fn.types.get(n.target.id) in (LIST, CHARS):
                 grown.setdefault(n.target.id, n)
+        owned = _owned(fn, table, stores[fn.node.name]) if grown else set()
         for name, n in grown.items():
             if name in params:
                 raise _error(f"'{name}' is a parameter: append/pop/insert/extend/+= may only change a list the "
@@ -972,14 +985,14 @@ def _check_ownership(table):
                 raise _error(f"{t.id} = {n.value.id} makes a second name for a list whose length changes: copy it "
                              f"with {t.id} = {n.value.id}[:]", n)
         typer = _Typer(fn, table)
-        fn.heap = any(_allocates(n, typer, table) for s in fn.node.body for n in ast.walk(s))
+        fn.heap = any(_allocates(n, typer, table) for n in fn.nodes)
 
 
 def _owned(fn, table, stores):
     """Local list variables all of whose values are new lists."""
     params = {p.name for p in fn.params}
     bad = {t.id for n, t in stores if not _is_fresh(n.value, fn, table)} | params
-    loops = {n.target.id for n in ast.walk(fn.node) if isinstance(n, (ast.For, ast.comprehension))
+    loops = {n.target.id for n in fn.nodes if isinstance(n, (ast.For, ast.comprehension))
              and isinstance(n.target, ast.Name)}
     return {name for name, t in fn.types.items() if t in SEQS} - bad - loops
 
@@ -1004,7 +1017,7 @@ def allocate(fn):
     them); other functions copy them out in a prologue. Parameters that are never read get no register.
     A function that frees its heap cells on return keeps the heap pointer it found in a hidden local.
     Temporaries are stacked above r{n_fixed}."""
-    used, slot, nxt = _names(fn.node.body, (ast.Load, ast.Store)), 0, 0
+    used, slot, nxt = {n.id for n in fn.nodes if isinstance(n, ast.Name)}, 0, 0
     for p in fn.params:
         width = _width(p.type)
         if fn.is_leaf:
@@ -1031,8 +1044,10 @@ def _unique_lists(fn, table):
     """Local list variables that are the only reference to their list: never copied to another name,
     passed to a function that may return it, or iterated by a loop that assigns them."""
     out = {name for name in fn.locals if fn.types.get(name) in SEQS}
-    parents = {c: p for p in ast.walk(fn.node) for c in ast.iter_child_nodes(p)}
-    for n in ast.walk(fn.node):
+    if not out:
+        return out
+    parents = {c: p for p in fn.nodes for c in ast.iter_child_nodes(p)}
+    for n in fn.nodes:
         if not (isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in out):
             continue
         p = parents.get(n)
@@ -1044,6 +1059,10 @@ def _unique_lists(fn, table):
         if not ok:
             out.discard(n.id)
     return out
+
+
+_LEAVES = (ast.expr_context, ast.operator, ast.cmpop, ast.boolop, ast.unaryop, ast.Constant)
+_NOTHING = (frozenset(), frozenset(), frozenset(), False)
 
 
 def _key(index):
@@ -1064,7 +1083,9 @@ def _biases(fn):
     sort), `high = mid - 1 ... while low <= high` (binary search). Such a variable's register holds its
     value plus a bias b (its largest constant decrement), so that -b..-1 compare as in Python; reading
     it subtracts b again. Its values must stay in [-b, V - b)."""
-    nodes = [n for s in fn.node.body for n in ast.walk(s)]
+    nodes = fn.nodes
+    if not any(isinstance(n, (ast.Sub, ast.USub)) for n in nodes):
+        return {}  # nothing counts down
     names = {n for n in fn.locals if fn.types.get(n) == INT and "@" not in n} - \
         {n.target.id for n in nodes if isinstance(n, (ast.For, ast.comprehension)) and isinstance(n.target, ast.Name)}
     dec, bad, compared = {}, set(), set()
@@ -1160,11 +1181,14 @@ class _Lowerer:
 
     def __init__(self, fn, table, shared):
         self.fn, self.table, self.sh, self.V = fn, table, shared, shared.V
-        self.typer = _Typer(fn, table)
+        self.typer = _Typer(fn, table, final=True)
         self.items, self.loops, self.depth, self.line = [], [], 0, fn.node.lineno
+        self.folded, self.calls = {}, {}  # memos of fold() and has_call()
         self.stubs = {}  # error index -> (label, line) of its `fail` at the end of the function
         self.safe = {}  # (list name, index source) -> names it depends on: indexes known to be in range
         self.unique = _unique_lists(fn, table)
+        self.summaries = {}  # node -> (names stored, lists grown, names stored other than by guarded decrements)
+        self.read_cache = {}  # node -> registers it reads
         self.lengths = {}  # n -> a while n == len(a) (n = len(a))
 
     # -- helpers: emitting, temporaries, constants, names --------------------------------------------
@@ -1194,6 +1218,11 @@ class _Lowerer:
     def fold(self, node):
         """The value of a constant expression, computed as the machine would, or None. A constant that
         only fits in more than [0, V) (100 + 100, 10 ** 9) is a CompileError: it would wrap silently."""
+        if node not in self.folded:
+            self.folded[node] = self._fold(node)
+        return self.folded[node]
+
+    def _fold(self, node):
         if isinstance(node, ast.Constant) and isinstance(node.value, int):
             return int(node.value)
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) == 1:
@@ -1258,10 +1287,15 @@ class _Lowerer:
                      "len()'d, iterated or passed as lists", node)
 
     def has_call(self, node):
-        return any(isinstance(n, ast.Call) and getattr(n.func, "id", None) in self.table for n in ast.walk(node))
+        if node not in self.calls:
+            self.calls[node] = any(isinstance(n, ast.Call) and getattr(n.func, "id", None) in self.table
+                                   for n in ast.walk(node))
+        return self.calls[node]
 
     def reads(self, node):
-        regs = set()
+        if node in self.read_cache:
+            return self.read_cache[node]
+        regs = self.read_cache[node] = set()
         for name in _names([node]):
             regs.update(self.fn.lists.get(name, ()), [self.fn.regs.get(name)])
         return regs
@@ -2782,7 +2816,7 @@ class _Lowerer:
         self.depth -= 2
 
     def makes_lists(self, node):
-        return self.fn.heap and any(_allocates(n, self.typer, self.table) for n in ast.walk(node))
+        return self.fn.heap and self.summary(node)[3]
 
     def test_value(self, test):
         """A condition's truth in a new temporary, its lists given back (for tests that make lists)."""
@@ -2951,20 +2985,41 @@ class _Lowerer:
         if ends(s.body) and not s.orelse:  # a guard: if i >= len(a): return ...
             self.learn(s.test, False)
 
-    def forget_stores(self, s):
-        """Forget what statement s may change; a variable only counted down by guarded decrements
-        keeps its upper bounds."""
-        stores = [n for n in ast.walk(s) if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For))]
-        names = _names([s], ast.Store)
-        down = {x for x in names if all(n in self.fn.guarded for n in stores if x in _names([n], ast.Store))}
-        self.forget(names | self.grown([s]), down=down - self.grown([s]))
+    def summary(self, node):
+        """(names stored, lists whose length changes, names stored other than by a guarded decrement,
+        whether it may take heap cells) in node's subtree; each node is summarised once."""
+        got = self.summaries.get(node)
+        if got is None and isinstance(node, _LEAVES):
+            return _NOTHING
+        if got is None:
+            stores, grown, plain, makes = set(), set(), set(), _allocates(node, self.typer, self.table)
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                stores.add(node.id), plain.add(node.id)
+            obj, m = _method(node)
+            if m in _GROWS and isinstance(obj, ast.Name) or isinstance(node, ast.AugAssign) and \
+                    isinstance(node.target, ast.Name) and self.fn.types.get(node.target.id) in SEQS:
+                grown.add(obj.id if m in _GROWS else node.target.id)
+            for c in ast.iter_child_nodes(node):
+                s, g, p, m = self.summary(c)
+                makes = makes or m
+                stores |= s
+                grown |= g
+                plain |= p if not (node in self.fn.guarded and c is node.target) else set()
+            got = self.summaries[node] = (stores, grown, plain, makes)
+        return got
+
+    def stored(self, nodes):
+        return set().union(*(self.summary(n)[0] for n in nodes))
 
     def grown(self, nodes):
         """Names of lists whose length the statements may change."""
-        return {obj.id for n in nodes for c in ast.walk(n) for obj, m in [_method(c)] if m in _GROWS and
-                isinstance(obj, ast.Name)} | {c.target.id for n in nodes for c in ast.walk(n) if
-                                              isinstance(c, ast.AugAssign) and isinstance(c.target, ast.Name)
-                                              and self.fn.types.get(c.target.id) in SEQS}
+        return set().union(*(self.summary(n)[1] for n in nodes))
+
+    def forget_stores(self, s):
+        """Forget what statement s may change; a variable only counted down by guarded decrements
+        keeps its upper bounds."""
+        stores, grown, plain, _ = self.summary(s)
+        self.forget(stores | grown, down=stores - plain - grown)
 
     def stmt_While(self, s):
         body, test, end = _Label(), _Label(), _Label()
@@ -3093,7 +3148,7 @@ class _Lowerer:
                 f == "zip" and not it.args:
             raise _error(f"{f}(...) takes {'a list and a start' if f == 'enumerate' else 'lists'}", it)
         seqs = it.args if f == "zip" else it.args[:1] if f in ("enumerate", "reversed") else [it]
-        stored = _names(nodes, ast.Store)
+        stored = self.stored(nodes)
         ops = []
         for x in seqs:
             base, length = self.seq(x, readonly=True)
@@ -3185,7 +3240,7 @@ class _Lowerer:
             self.alu("max", t, self.operand(stop.left), (None, self.fold(stop.right)))
             self.emit("sub", dst=t, a=t, imm=self.fold(stop.right))
             limit = (t, None)
-        elif isinstance(stop, ast.Name) and stop.id != target.id and stop.id not in _names(nodes, ast.Store):
+        elif isinstance(stop, ast.Name) and stop.id != target.id and stop.id not in self.stored(nodes):
             limit = self.operand(stop)
         elif _call_name(stop) == "len" and not self.grown(nodes) & _names([stop]):
             limit = self.operand(stop)
@@ -3242,7 +3297,7 @@ class _Lowerer:
             extra += c or 0  # len(a) - 1 - i: i >= 0 only lowers the stop
             stop = stop.left
         name = self.len_of(stop)
-        if name is None or name in self.grown(nodes) | _names(nodes, ast.Store):
+        if name is None or name in self.grown(nodes) | self.stored(nodes):
             return
         i, s0 = target.id, self.fold(start) or 0
         for d in range(-min(s0, 8), min(extra, 8) + 1):
@@ -3401,7 +3456,7 @@ def _compile(src, origins, n_values, max_regs, check_bounds):
         shared = _Shared(n_values, n_ret, locate, check_bounds)
         lowered = {name: simplify(_Lowerer(fn, table, shared).lower()) for name, fn in table.items()}
         holes = [(fn.node.name, file_line(n.lineno)[1], ast.unparse(n), len(n.args)) for fn in table.values()
-                 for n in sorted((n for n in ast.walk(fn.node) if hasattr(n, "hole")), key=lambda n: n.hole)]
+                 for n in sorted((n for n in fn.nodes if hasattr(n, "hole")), key=lambda n: n.hole)]
         program = emit(table, lowered, src.splitlines(), n_values, max_regs, shared, holes)
         program.line_numbers = [file_line(i + 1)[1] for i in range(len(program.source_lines))]
         return program
