@@ -401,7 +401,7 @@ def validate(module, V):
             if isinstance(node, ast.Raise):
                 continue
             children = [node.target, node.value] if isinstance(node, ast.AnnAssign) else \
-                [node.test] if isinstance(node, ast.Assert) else ast.iter_child_nodes(node)
+                [node.test] if isinstance(node, ast.Assert) else _kids(node)
             stack.extend((c, at) for c in reversed(list(children)) if c is not None)
 
 
@@ -428,6 +428,7 @@ class _Fn:
     params: list[Param]
     annotated: set = field(default_factory=set)  # parameters whose type an annotation states
     nodes: list = field(default_factory=list)  # every node of the body, walked once
+    kinds: dict = field(default_factory=dict)  # memo of of_kind
     memo: dict = field(default_factory=dict)  # node -> its type, once settled
     locals: list[str] = field(default_factory=list)  # assigned names that are not parameters
     is_leaf: bool = True  # calls no compiled function: its parameters can stay in the argument window
@@ -443,6 +444,13 @@ class _Fn:
     n_fixed: int = 0  # registers r0.. taken by parameters and locals; temporaries go above
     n_temps: int = 0  # the most temporaries live at once
 
+    def of_kind(self, *kinds):
+        """The nodes of the body that are instances of these ast classes, in walk order."""
+        got = self.kinds.get(kinds)
+        if got is None:
+            got = self.kinds[kinds] = [n for n in self.nodes if isinstance(n, kinds)]
+        return got
+
     @property
     def frees_heap(self):
         return self.heap and not any(t in SEQS for t in _flat(self.returns))
@@ -452,8 +460,25 @@ def _flat(t):
     return [x for part in t for x in _flat(part)] if isinstance(t, tuple) else [t]
 
 
+def _kids(node):
+    """node's children (as ast.iter_child_nodes), listed once and kept on the node: the passes visit
+    the same subtrees many times."""
+    kids = node.__dict__.get("_kids")
+    if kids is None:
+        kids = node._kids = list(ast.iter_child_nodes(node))
+    return kids
+
+
+def _walk(node):
+    """node and every node under it, breadth first (as ast.walk)."""
+    out = [node]
+    for n in out:  # the list grows while it is read
+        out.extend(_kids(n))
+    return out
+
+
 def _names(nodes, ctx=ast.Load):
-    return {n.id for root in nodes for n in ast.walk(root) if isinstance(n, ast.Name) and isinstance(n.ctx, ctx)}
+    return {n.id for root in nodes for n in _walk(root) if isinstance(n, ast.Name) and isinstance(n.ctx, ctx)}
 
 
 def _call_name(node):
@@ -468,7 +493,7 @@ def _method(node):
     return None, None
 
 
-def _direct_counters(fdef):
+def _direct_counters(fdef, nodes):
     """Loop variables that may serve as their own loop counter: only ever assigned by `for ... in range`,
     never read outside the body of a loop over them, and no loop over them nested in another. Others
     get a hidden counter copied into them each iteration, so that changing `i` in the body or reading
@@ -484,13 +509,13 @@ def _direct_counters(fdef):
             return
         if isinstance(node, ast.Name) and (isinstance(node.ctx, ast.Store) or node.id not in inside):
             bad.add(node.id)
-        for child in ast.iter_child_nodes(node):
+        for child in _kids(node):
             visit(child, inside)
 
     for s in fdef.body:
         visit(s, frozenset())
-    return {n.target.id for s in fdef.body for n in ast.walk(s) if isinstance(n, ast.For) and
-            isinstance(n.target, ast.Name) and _call_name(n.iter) == "range"} - bad
+    return {n.target.id for n in nodes if isinstance(n, ast.For) and isinstance(n.target, ast.Name) and
+            _call_name(n.iter) == "range"} - bad
 
 
 class _RenameComprehensions(ast.NodeTransformer):
@@ -558,7 +583,7 @@ def resolve(module, V):
     for fdef in module.body:
         if fdef.name in table or fdef.name in _BUILTINS:
             raise _error(f"function {fdef.name} is defined twice or shadows a builtin", fdef)
-        nodes = [n for s in fdef.body for n in ast.walk(s)]
+        nodes = [n for s in fdef.body for n in _walk(s)]
         if any(isinstance(n, (ast.ListComp, ast.GeneratorExp)) for n in nodes):
             _RenameComprehensions().visit(fdef)
         args, defaults = fdef.args.args, fdef.args.defaults
@@ -584,17 +609,17 @@ def resolve(module, V):
     holes = []
     for fn in table.values():
         body, params = fn.node.body, {p.name for p in fn.params}
-        stores = [n for n in fn.nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+        stores = [n for n in fn.of_kind(ast.Name) if isinstance(n.ctx, ast.Store)]
         for n in sorted(stores, key=lambda n: (n.lineno, n.col_offset)):
             if n.id not in params and n.id not in fn.locals:
                 fn.locals.append(n.id)
-        calls = [n for n in fn.nodes if isinstance(n, ast.Call)]
+        calls = fn.of_kind(ast.Call)
         called = {_call_name(n) for n in calls}
         for name in sorted(called & (params | set(fn.locals)) & set(_BUILTINS)):
             raise _error(f"'{name}' names a variable of {fn.node.name} and is called as the builtin {name}(): "
                          "rename the variable", fn.node)
         fn.is_leaf = not called & set(table)
-        fn.counters = _direct_counters(fn.node)
+        fn.counters = _direct_counters(fn.node, fn.nodes)
         for n in sorted((n for n in calls if _call_name(n) == "hole"), key=lambda n: (n.lineno, n.col_offset)):
             if len(n.args) < 2 or n.keywords or any(isinstance(a, ast.Starred) for a in n.args):
                 raise _error("hole(...) needs two or more alternatives, by position: hole(a < b, a > b)", n)
@@ -607,7 +632,7 @@ def _used_as_lists(fn, table):
     """Names that `fn` uses as lists: indexed, len()'d, iterated, searched, or passed to a list parameter."""
     listy = set()
     name = lambda n: n.id if isinstance(n, ast.Name) else None
-    for node in fn.nodes:
+    for node in fn.of_kind(ast.Subscript, ast.For, ast.comprehension, ast.Compare, ast.Call):
         if isinstance(node, ast.Subscript):
             listy.add(name(node.value))
         elif isinstance(node, ast.For):
@@ -900,7 +925,7 @@ def infer(table):
 
 def _infer_function(fn, table):
     typer, params = _Typer(fn, table), {p.name for p in fn.params}
-    for node in fn.nodes:
+    for node in fn.of_kind(ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.comprehension, ast.Return, ast.Call):
         if isinstance(node, ast.Assign):
             for target in node.targets:
                 _bind(fn, target, typer.of(node.value), node, params)
@@ -948,16 +973,15 @@ def _check_ownership(table):
     lists and which may take heap cells."""
     stores = {}
     for fn in table.values():
-        stores[fn.node.name] = [(n, t) for n in fn.nodes
-                                for t in ((n.targets if isinstance(n, ast.Assign) else [n.target])
-                                          if isinstance(n, (ast.Assign, ast.AnnAssign)) else [])
+        stores[fn.node.name] = [(n, t) for n in fn.of_kind(ast.Assign, ast.AnnAssign)
+                                for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
                                 if isinstance(t, ast.Name) and fn.types.get(t.id) in SEQS and n.value is not None]
     changed = any(t in SEQS for fn in table.values() for t in _flat(fn.returns))
     while changed:  # a function's result is fresh if every list it returns is
         changed = False
         for fn in table.values():
             owned = _owned(fn, table, stores[fn.node.name])
-            rets = [n.value for n in fn.nodes if isinstance(n, ast.Return) and n.value]
+            rets = [n.value for n in fn.of_kind(ast.Return) if n.value]
             parts = [e for r in rets for e in (r.elts if isinstance(r, ast.Tuple) else [r])]
             fresh = all(e.id in owned if isinstance(e, ast.Name) else _is_fresh(e, fn, table)
                         for e in parts if _Typer(fn, table).of(e) in SEQS)
@@ -965,7 +989,7 @@ def _check_ownership(table):
                 fn.fresh, changed = fresh, True
     for fn in table.values():
         params, grown = {p.name for p in fn.params}, {}
-        for n in fn.nodes:
+        for n in fn.of_kind(ast.Call, ast.AugAssign):
             obj, method = _method(n)
             if method in _GROWS and isinstance(obj, ast.Name):
                 grown.setdefault(obj.id, n)
@@ -985,15 +1009,15 @@ def _check_ownership(table):
                 raise _error(f"{t.id} = {n.value.id} makes a second name for a list whose length changes: copy it "
                              f"with {t.id} = {n.value.id}[:]", n)
         typer = _Typer(fn, table)
-        fn.heap = any(_allocates(n, typer, table) for n in fn.nodes)
+        fn.heap = any(_allocates(n, typer, table) for n in fn.of_kind(ast.List, ast.ListComp, ast.Subscript, ast.BinOp,
+                                                                        ast.AugAssign, ast.Call))
 
 
 def _owned(fn, table, stores):
     """Local list variables all of whose values are new lists."""
     params = {p.name for p in fn.params}
     bad = {t.id for n, t in stores if not _is_fresh(n.value, fn, table)} | params
-    loops = {n.target.id for n in fn.nodes if isinstance(n, (ast.For, ast.comprehension))
-             and isinstance(n.target, ast.Name)}
+    loops = {n.target.id for n in fn.of_kind(ast.For, ast.comprehension) if isinstance(n.target, ast.Name)}
     return {name for name, t in fn.types.items() if t in SEQS} - bad - loops
 
 
@@ -1017,7 +1041,7 @@ def allocate(fn):
     them); other functions copy them out in a prologue. Parameters that are never read get no register.
     A function that frees its heap cells on return keeps the heap pointer it found in a hidden local.
     Temporaries are stacked above r{n_fixed}."""
-    used, slot, nxt = {n.id for n in fn.nodes if isinstance(n, ast.Name)}, 0, 0
+    used, slot, nxt = {n.id for n in fn.of_kind(ast.Name)}, 0, 0
     for p in fn.params:
         width = _width(p.type)
         if fn.is_leaf:
@@ -1046,9 +1070,9 @@ def _unique_lists(fn, table):
     out = {name for name in fn.locals if fn.types.get(name) in SEQS}
     if not out:
         return out
-    parents = {c: p for p in fn.nodes for c in ast.iter_child_nodes(p)}
-    for n in fn.nodes:
-        if not (isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in out):
+    parents = {c: p for p in fn.nodes for c in _kids(p)}
+    for n in fn.of_kind(ast.Name):
+        if not (isinstance(n.ctx, ast.Load) and n.id in out):
             continue
         p = parents.get(n)
         callee = table.get(_call_name(p)) if isinstance(p, ast.Call) else None
@@ -1061,8 +1085,6 @@ def _unique_lists(fn, table):
     return out
 
 
-_LEAVES = (ast.expr_context, ast.operator, ast.cmpop, ast.boolop, ast.unaryop, ast.Constant)
-_NOTHING = (frozenset(), frozenset(), frozenset(), False)
 
 
 def _key(index):
@@ -1083,15 +1105,14 @@ def _biases(fn):
     sort), `high = mid - 1 ... while low <= high` (binary search). Such a variable's register holds its
     value plus a bias b (its largest constant decrement), so that -b..-1 compare as in Python; reading
     it subtracts b again. Its values must stay in [-b, V - b)."""
-    nodes = fn.nodes
-    if not any(isinstance(n, (ast.Sub, ast.USub)) for n in nodes):
+    if not fn.of_kind(ast.Sub, ast.USub):
         return {}  # nothing counts down
     names = {n for n in fn.locals if fn.types.get(n) == INT and "@" not in n} - \
-        {n.target.id for n in nodes if isinstance(n, (ast.For, ast.comprehension)) and isinstance(n.target, ast.Name)}
+        {n.target.id for n in fn.of_kind(ast.For, ast.comprehension) if isinstance(n.target, ast.Name)}
     dec, bad, compared = {}, set(), set()
     const = lambda v: v.value if isinstance(v, ast.Constant) and type(v.value) is int else None
     guarded = set()  # `while x > e ...: ... x -= 1` (or `if x > e: x -= 1`): the test keeps x >= 0
-    for w in (n for n in nodes if isinstance(n, (ast.While, ast.If))):
+    for w in fn.of_kind(ast.While, ast.If):
         tests = w.test.values if isinstance(w.test, ast.BoolOp) and isinstance(w.test.op, ast.And) else [w.test]
         for t in (t for t in tests if isinstance(t, ast.Compare) and len(t.ops) == 1):
             (x, e), op = (t.left, t.comparators[0]), type(t.ops[0])
@@ -1099,7 +1120,7 @@ def _biases(fn):
                 (x, e), op = (e, x), {ast.Lt: ast.Gt, ast.LtE: ast.GtE}[op]
             if not isinstance(x, ast.Name):
                 continue
-            stores = [s for s in ast.walk(w) if isinstance(s, (ast.Assign, ast.AugAssign)) and
+            stores = [s for s in _walk(w) if isinstance(s, (ast.Assign, ast.AugAssign)) and
                       x.id in _names([s], ast.Store)]
             step = stores[0] if len(stores) == 1 and stores[0] in w.body else None
             c = const(step.value) if isinstance(step, ast.AugAssign) and isinstance(step.op, ast.Sub) else None
@@ -1112,7 +1133,7 @@ def _biases(fn):
             return [p for t, v in zip(target.elts, value.elts) for p in assigned(t, v)]
         return [(target.id, value)] if isinstance(target, ast.Name) else []
 
-    for n in nodes:
+    for n in fn.of_kind(ast.Assign, ast.AugAssign, ast.Compare):
         pairs = [p for t in n.targets for p in assigned(t, n.value)] if isinstance(n, ast.Assign) else []
         if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
             if not isinstance(n.op, (ast.Add, ast.Sub)):
@@ -1289,7 +1310,7 @@ class _Lowerer:
     def has_call(self, node):
         if node not in self.calls:
             self.calls[node] = any(isinstance(n, ast.Call) and getattr(n.func, "id", None) in self.table
-                                   for n in ast.walk(node))
+                                   for n in _walk(node))
         return self.calls[node]
 
     def reads(self, node):
@@ -1670,7 +1691,7 @@ class _Lowerer:
             if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and not isinstance(n.slice, ast.Slice) \
                     and n.value.id in self.fn.lists and not _names([n.slice]) & set(self.fn.bias):
                 out.append((n.value.id, n.slice))
-            stack.extend(ast.iter_child_nodes(n))
+            stack.extend(_kids(n))
         return out
 
     def len_of(self, node):
@@ -2987,24 +3008,25 @@ class _Lowerer:
 
     def summary(self, node):
         """(names stored, lists whose length changes, names stored other than by a guarded decrement,
-        whether it may take heap cells) in node's subtree; each node is summarised once."""
+        whether it may take heap cells) in node's subtree, found once per node."""
         got = self.summaries.get(node)
-        if got is None and isinstance(node, _LEAVES):
-            return _NOTHING
         if got is None:
-            stores, grown, plain, makes = set(), set(), set(), _allocates(node, self.typer, self.table)
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                stores.add(node.id), plain.add(node.id)
-            obj, m = _method(node)
-            if m in _GROWS and isinstance(obj, ast.Name) or isinstance(node, ast.AugAssign) and \
-                    isinstance(node.target, ast.Name) and self.fn.types.get(node.target.id) in SEQS:
-                grown.add(obj.id if m in _GROWS else node.target.id)
-            for c in ast.iter_child_nodes(node):
-                s, g, p, m = self.summary(c)
-                makes = makes or m
-                stores |= s
-                grown |= g
-                plain |= p if not (node in self.fn.guarded and c is node.target) else set()
+            stores, grown, plain, makes = set(), set(), set(), False
+            decremented = {id(s.target) for s in self.fn.guarded}
+            for n in _walk(node):
+                if isinstance(n, ast.Name):
+                    if isinstance(n.ctx, ast.Store):
+                        stores.add(n.id)
+                        if id(n) not in decremented:
+                            plain.add(n.id)
+                    continue
+                obj, m = _method(n)
+                if m in _GROWS and isinstance(obj, ast.Name):
+                    grown.add(obj.id)
+                elif isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name) and \
+                        self.fn.types.get(n.target.id) in SEQS:
+                    grown.add(n.target.id)
+                makes = makes or self.fn.heap and _allocates(n, self.typer, self.table)
             got = self.summaries[node] = (stores, grown, plain, makes)
         return got
 
