@@ -337,6 +337,7 @@ _SWAP = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "eq": "eq", "ne": "ne",
 _EXACT = {"add": lambda a, b: a + b, "mul": lambda a, b: a * b, "pow": lambda a, b: a ** b if b < 64 else 1 << 64,
           "lshift": lambda a, b: a << min(b, 64)}  # ops whose result can pass V: a constant must not
 # Builtins the compiler treats specially; a variable may not shadow one that its function calls.
+_NONZERO = "@nonzero"  # among a _Lowerer's facts: (_NONZERO, ("!=0", x)) while x != 0
 _BUILTINS = ("len", "min", "max", "range", "sum", "abs", "ord", "chr", "int", "bool", "str", "list", "sorted",
              "reversed", "enumerate", "zip", "any", "all", "divmod", "pow", "isinstance", "hole")
 _SEQ_METHODS = ("append", "pop", "insert", "extend", "index", "count", "reverse", "sort", "copy", "clear",
@@ -1473,12 +1474,12 @@ class _Lowerer:
                 x = self.operand(node.left)
                 x = x if x[0] != A0 else (self.temp(), None)
                 y = self.operand(node.right, volatile=True)
-                self.emit("branch", a=y[0], target=self.fail_label("ZeroDivisionError", "division by zero", node))
+                self.check_divisor(y, node.right, node)
                 self.alu(op, dst, x, y)
             else:
                 if y[0] is not None and not isinstance(node.right, ast.Name):
                     y = (y[0], None)
-                self.emit("branch", a=y[0], target=self.fail_label("ZeroDivisionError", "division by zero", node))
+                self.check_divisor(y, node.right, node)
                 self.alu(op, dst, self.operand(node.left, volatile=True), y)
             self.depth = mark
             return
@@ -1665,20 +1666,59 @@ class _Lowerer:
         for x, low in self.lower_bounds(node, truth):  # x >= low: a[x + d] in range -> a[x + d - k] too
             for (name, key), names in list(self.safe.items()):
                 if key[0] == "+" and key[1] == x:
-                    for k in range(1, min(low, 8) + 1):
+                    for k in range(1, min(low + key[2], 8) + 1):  # x + d - k >= low + d - k >= 0
                         self.safe[(name, ("+", x, key[2] - k))] = names
+        for x in self.nonzero(node, truth):
+            self.safe[_NONZERO, ("!=0", x)] = {x}
         return saved
 
-    def lower_bounds(self, node, truth):
-        """(x, c) for the conditions x > c - 1 / x >= c (c > 0) that hold when bool(node) == truth."""
+    def nonzero(self, node, truth):
+        """Names known to be nonzero when bool(node) == truth (`while b:`, `if b != 0`, `if n == 0: return`)."""
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return self.nonzero(node.operand, not truth)
         if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And) == truth:
-            return [b for v in node.values for b in self.lower_bounds(v, truth)]
+            return [x for v in node.values for x in self.nonzero(v, truth)]
+        if isinstance(node, ast.Name) and truth and self.type(node) == INT:
+            return [node.id]
         if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.left, ast.Name)):
             return []
         kind, c = _CMPOPS.get(type(node.ops[0])), self.signed(node.comparators[0])
         kind = kind and (kind if truth else _NEGATE[kind])
-        low = c + 1 if kind == "gt" and c is not None else c if kind == "ge" else None
-        return [(node.left.id, low)] if low and low > 0 and node.left.id not in self.fn.bias else []
+        if node.left.id in self.fn.bias or c is None:
+            return []
+        return [node.left.id] if kind == "ne" and c == 0 or kind == "gt" and c >= 0 or kind == "ge" and c > 0 else []
+
+    def learn_accesses(self, s):
+        """After statement s, the indexes it certainly used are known to be in range (while neither the
+        index nor the list changes)."""
+        stores, grown, _, _ = self.summary(s)
+        for name, index in self.accessed(s):
+            names = _names([index])
+            if name not in stores | grown and not names & stores:
+                self.safe[(name, _key(index))] = names
+
+    def check_divisor(self, y, node, at):
+        """Stop with ZeroDivisionError if the divisor y (the value of node) is 0, unless it is known not to be."""
+        if not (isinstance(node, ast.Name) and (_NONZERO, ("!=0", node.id)) in self.safe):
+            self.emit("branch", a=y[0], target=self.fail_label("ZeroDivisionError", "division by zero", at))
+
+    def lower_bounds(self, node, truth):
+        """(x, c) for the conditions x > c - 1 / x >= c (c > 0) that hold when bool(node) == truth; x > y
+        for a variable y gives x >= 1 (values are never below 0)."""
+        if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And) == truth:
+            return [b for v in node.values for b in self.lower_bounds(v, truth)]
+        if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and _CMPOPS.get(type(node.ops[0]))):
+            return []
+        (x, y), kind = (node.left, node.comparators[0]), _CMPOPS[type(node.ops[0])]
+        kind = kind if truth else _NEGATE[kind]
+        if kind in ("lt", "le"):  # y > x is x < y
+            (x, y), kind = (y, x), _SWAP[kind]
+        if not isinstance(x, ast.Name):
+            return []  # (a counting-down x compares as in Python: x > 0 holds of its value)
+        c = self.signed(y)
+        low = c + 1 if kind == "gt" and c is not None else c if kind == "ge" else \
+            1 if kind == "gt" and isinstance(y, ast.Name) and y.id not in self.fn.bias else None
+        return [(x.id, low)] if low and low > 0 else []
 
     def accessed(self, node):
         """(list, index) of every a[i] that evaluating node certainly does (not under and/or/if-else):
@@ -1689,7 +1729,7 @@ class _Lowerer:
             if isinstance(n, (ast.BoolOp, ast.IfExp, ast.ListComp, ast.GeneratorExp, ast.Lambda)):
                 continue
             if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and not isinstance(n.slice, ast.Slice) \
-                    and n.value.id in self.fn.lists and not _names([n.slice]) & set(self.fn.bias):
+                    and n.value.id in self.fn.lists:
                 out.append((n.value.id, n.slice))
             stack.extend(_kids(n))
         return out
@@ -2813,6 +2853,8 @@ class _Lowerer:
             else:
                 method(s)
             self.depth = mark
+            if isinstance(s, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)):
+                self.learn_accesses(s)
 
     def drops_lists(self, s):
         """Does statement s keep no list it makes (so their heap cells can be given back after it)?"""
@@ -2928,14 +2970,14 @@ class _Lowerer:
             self.emit("load", dst=old, a=addr)
             y = self.operand(s.value, volatile=True)
             if zero_check:
-                self.emit("branch", a=y[0], target=self.fail_label("ZeroDivisionError", "division by zero", s))
+                self.check_divisor(y, s.value, s)
             self.alu(op, old, (old, None), y)
             self.emit("store", a=addr, b=old)
         else:
             r = self.store_reg(target)
             y = self.operand(s.value, volatile=True)
             if zero_check:
-                self.emit("branch", a=y[0], target=self.fail_label("ZeroDivisionError", "division by zero", s))
+                self.check_divisor(y, s.value, s)
             self.alu(op, r, (r, None), y)
             self.forget(*(([], [target.id]) if s in self.fn.guarded else ([target.id],)))
 
@@ -3060,8 +3102,9 @@ class _Lowerer:
 
     def stmt_For(self, s):
         self.forget_stores(s)
+        saved = dict(self.safe)  # what the body learns does not hold after the loop: it may not run
         self.iterate(s.target, s.iter, [s], lambda: self.stmts(s.body))
-        self.forget_stores(s)
+        self.safe = saved
 
     def stmt_Break(self, s):
         if not self.loops:
@@ -3311,7 +3354,7 @@ class _Lowerer:
     def range_facts(self, target, start, stop, step, nodes):
         """In `for i in range(s, len(a) - c)` (a's length fixed in the loop), a[i + d] for d <= c and
         a[i - d] for d <= s are in range."""
-        if step != 1 or target.id not in self.fn.counters:
+        if step != 1:
             return
         extra = 0
         while isinstance(stop, ast.BinOp) and isinstance(stop.op, ast.Sub):

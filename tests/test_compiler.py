@@ -850,3 +850,63 @@ def test_a_fail_stops_the_distribution_machine_with_its_mass_in_failed():
     assert out.value[0].argmax() == 4 and abs(out.value[1].sum() - 0.5) < 1e-6  # the mean field mixes the rest
     with pytest.raises(ExecutionError, match="line 2 in f: AssertionError: too big"):
         machine.run("f", 9)
+
+
+def _checks(program):
+    """How many distinct IndexError / ZeroDivisionError stops the program has."""
+    return sum("IndexError" in e for e in program.errors), sum("ZeroDivisionError" in e for e in program.errors)
+
+
+def test_checks_are_left_out_only_where_the_index_or_divisor_is_known_safe():
+    known = '''
+def sort_down(a, lo):
+    for i in range(lo + 1, len(a)):
+        x = a[i]
+        j = i
+        while j > lo and a[j - 1] > x:
+            a[j] = a[j - 1]
+            j -= 1
+        a[j] = x
+    return a
+
+def gcd(a, b):
+    while b != 0:
+        a, b = b, a % b
+    return a
+
+def ratio(a, b):
+    if b == 0:
+        return 0
+    return a // b + a % b
+'''
+    program = compile_source(known)
+    assert _checks(program) == (0, 0)  # a[i] by range, a[j - 1] by j > lo >= 0 and j <= i, b != 0
+    for a, lo in [([3, 1, 2], 0), ([5, 4, 3, 2], 1), ([], 0), ([1], 0)]:
+        assert program.run("sort_down", list(a), lo) == cpython_or_error(known, "sort_down", (list(a), lo))[0]
+    assert [program.run("gcd", x, y) for x, y in [(12, 18), (7, 0), (0, 5)]] == [6, 7, 5]
+    assert [program.run("ratio", x, y) for x, y in [(17, 5), (3, 0)]] == [5, 0]
+    unknown = '''
+def loop_may_not_run(a, n, i):
+    for k in range(n):
+        x = a[i]
+    a[i] = 7
+    return a[0]
+
+def offset_below_zero(a, x):
+    if x >= 1 and x - 1 < len(a):
+        return a[x - 2]
+    return 99
+
+def divisor_changed(a, b):
+    while b != 0:
+        b -= 1
+        a = a % b
+    return a
+'''
+    program = compile_source(unknown)
+    assert _checks(program) == (4, 1)  # a[i] twice and a[0]; a[x - 2]; a % b after b -= 1
+    # each stops where an unchecked access would read the wrong cell (CPython: a[-1] for x = 1, a % 0)
+    for entry, args in [("loop_may_not_run", ([1, 2], 0, 5)), ("offset_below_zero", ([1, 2], 1)),
+                        ("divisor_changed", (7, 1))]:
+        with pytest.raises(ExecutionError, match="IndexError|ZeroDivisionError"):
+            program.run(entry, *args)
