@@ -185,7 +185,7 @@ def same(machine, python):
 # -- the check ------------------------------------------------------------------------------------------
 
 def check_function(namespace, filename, name, text, program, rng, trials, report):
-    fn = program.functions[name]
+    fn, counted = program.functions[name], 0
     for _ in range(trials if fn.params else 1):
         args = [argument(rng, p.type) for p in fn.params]
         py_args = copy.deepcopy(args)
@@ -210,9 +210,11 @@ def check_function(namespace, filename, name, text, program, rng, trials, report
             ok = same(got[1], outcome[1]) and same(args, py_args)
         key = "signed" if out_of_range else "counted"
         report[key + " trials"] += 1
+        counted += key == "counted"
         if not ok:
             report[key + " wrong"] += 1
             report[key + " wrong list"].append((name, args, got, outcome))
+    report["untested"] += counted == 0
 
 
 def check_file(path, rng, trials, report, verbose):
@@ -268,7 +270,7 @@ def main():
     n, c = report["functions"], report["compiled"]
     print(f"{len(files)} files, {n} functions: {c} compile ({100 * c / max(n, 1):.1f}%)")
     print(f"counted trials (values in [0, {V})): {report['counted trials']}, wrong {report['counted wrong']}, "
-          f"crashes {report['crashes']}")
+          f"crashes {report['crashes']}; {report['untested']} compiled functions had no counted trial")
     print(f"trials whose values leave [0, {V}): {report['signed trials']}, of which differ {report['signed wrong']}; "
           f"uncounted: {report['uncounted']} too long or RecursionError, {report['machine limit']} machine limits")
     for name, a, got, want in report["counted wrong list"][:10]:
@@ -276,7 +278,7 @@ def main():
     for name, a, tb in report["crash list"][:5]:
         print(f"  CRASH {name} {a}:\n{tb}")
     if args.verbose:
-        for name, a, got, want in report["signed wrong list"][:10]:
+        for name, a, got, want in report["signed wrong list"][:40]:
             print(f"  differs (out of range) {name}{tuple(a)}: machine {got}, CPython {want}")
     print("refusals by first error:")
     for msg, k in collections.Counter(reason(m) for _, _, m in report["refused"]).most_common(25):
