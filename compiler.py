@@ -327,6 +327,8 @@ _ALLOWED = set("""Return Assign AugAssign AnnAssign For While If Expr Pass Break
     IfExp Compare Call Constant Name Subscript Tuple List ListComp GeneratorExp comprehension Attribute Slice
     Assert Raise keyword JoinedStr FormattedValue Load Store And Or Add Sub Mult FloorDiv Mod Pow BitAnd BitOr BitXor LShift RShift Not
     USub UAdd Invert Lt LtE Gt GtE Eq NotEq In NotIn Is IsNot""".split())
+_ALLOWED_TYPES = {getattr(ast, name) for name in _ALLOWED}
+_NO_EFFECT = _ALLOWED_TYPES - {ast.Call}  # expressions that may not stand alone as statements
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.FloorDiv: "floordiv", ast.Mod: "mod",
            ast.BitAnd: "bitand", ast.BitOr: "bitor", ast.BitXor: "bitxor", ast.LShift: "lshift",
            ast.RShift: "rshift", ast.Pow: "pow"}
@@ -386,24 +388,33 @@ def validate(module, V):
         if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
             raise _error(f"{fdef.name}: only positional parameters are supported (no *args, **kwargs or "
                          "keyword-only parameters)", fdef)
-        stack = [(s, s) for s in reversed(fdef.body)]  # (node, the nearest node with a position)
+        stack = list(reversed(fdef.body))
         while stack:
-            node, at = stack.pop()
-            at = node if hasattr(node, "lineno") else at
-            name = type(node).__name__
-            if name not in _ALLOWED:
-                raise _error(_UNSUPPORTED.get(name, f"{name} is not supported in a compiled function"), at)
-            if isinstance(node, ast.Constant):
+            node = stack.pop()
+            kind = type(node)
+            if kind not in _ALLOWED_TYPES:
+                name = kind.__name__
+                raise _error(_UNSUPPORTED.get(name, f"{name} is not supported in a compiled function"),
+                             _positioned(fdef, node))
+            if kind is ast.Constant:
                 _check_constant(node, V)
-            if isinstance(node, (ast.For, ast.While)) and node.orelse:
-                raise _error(f"{name.lower()} ... else is not supported: use a flag variable", node)
-            if isinstance(node, ast.Expr) and type(node.value).__name__ in _ALLOWED - {"Call"}:
-                raise _error("only calls may stand alone as statements; this expression has no effect", node)
-            if isinstance(node, ast.Raise):
+            elif kind is ast.Raise:
                 continue
-            children = [node.target, node.value] if isinstance(node, ast.AnnAssign) else \
-                [node.test] if isinstance(node, ast.Assert) else _kids(node)
-            stack.extend((c, at) for c in reversed(list(children)) if c is not None)
+            elif kind in (ast.For, ast.While) and node.orelse:
+                raise _error(f"{kind.__name__.lower()} ... else is not supported: use a flag variable", node)
+            elif kind is ast.Expr and type(node.value) in _NO_EFFECT:
+                raise _error("only calls may stand alone as statements; this expression has no effect", node)
+            children = [node.target, node.value] if kind is ast.AnnAssign else \
+                [node.test] if kind is ast.Assert else _kids(node)
+            stack.extend(c for c in reversed(children) if c is not None)
+
+
+def _positioned(fdef, node):
+    """node if it has a source position, else its nearest ancestor in fdef that has one."""
+    parents = {id(c): p for p in ast.walk(fdef) for c in ast.iter_child_nodes(p)}
+    while not hasattr(node, "lineno") and id(node) in parents:
+        node = parents[id(node)]
+    return node
 
 
 def _check_constant(node, V):
@@ -429,6 +440,7 @@ class _Fn:
     params: list[Param]
     annotated: set = field(default_factory=set)  # parameters whose type an annotation states
     nodes: list = field(default_factory=list)  # every node of the body, walked once
+    by_class: dict = field(default_factory=dict)  # ast class -> [(place in `nodes`, node)]
     kinds: dict = field(default_factory=dict)  # memo of of_kind
     memo: dict = field(default_factory=dict)  # node -> its type, once settled
     locals: list[str] = field(default_factory=list)  # assigned names that are not parameters
@@ -446,10 +458,14 @@ class _Fn:
     n_temps: int = 0  # the most temporaries live at once
 
     def of_kind(self, *kinds):
-        """The nodes of the body that are instances of these ast classes, in walk order."""
+        """The nodes of the body of these ast classes, in walk order."""
         got = self.kinds.get(kinds)
         if got is None:
-            got = self.kinds[kinds] = [n for n in self.nodes if isinstance(n, kinds)]
+            if not self.by_class:
+                for i, n in enumerate(self.nodes):
+                    self.by_class.setdefault(type(n), []).append((i, n))
+            places = [x for k in kinds for x in self.by_class.get(k, ())]
+            got = self.kinds[kinds] = [n for _, n in sorted(places, key=lambda x: x[0])]
         return got
 
     @property
@@ -464,10 +480,11 @@ def _flat(t):
 def _kids(node):
     """node's children (as ast.iter_child_nodes), listed once and kept on the node: the passes visit
     the same subtrees many times."""
-    kids = node.__dict__.get("_kids")
-    if kids is None:
+    try:
+        return node._kids
+    except AttributeError:
         kids = node._kids = list(ast.iter_child_nodes(node))
-    return kids
+        return kids
 
 
 def _walk(node):
@@ -1691,8 +1708,11 @@ class _Lowerer:
     def learn_accesses(self, s):
         """After statement s, the indexes it certainly used are known to be in range (while neither the
         index nor the list changes)."""
+        accesses = self.accessed(s) if self.fn.lists else None
+        if not accesses:
+            return
         stores, grown, _, _ = self.summary(s)
-        for name, index in self.accessed(s):
+        for name, index in accesses:
             names = _names([index])
             if name not in stores | grown and not names & stores:
                 self.safe[(name, _key(index))] = names
@@ -3055,7 +3075,13 @@ class _Lowerer:
         if got is None:
             stores, grown, plain, makes = set(), set(), set(), False
             decremented = {id(s.target) for s in self.fn.guarded}
-            for n in _walk(node):
+            header = [node]
+            if isinstance(node, (ast.If, ast.While, ast.For)):  # the body's statements are summarised once
+                header = [node.test] if isinstance(node, (ast.If, ast.While)) else [node.target, node.iter]
+                for s in node.body + node.orelse:
+                    st, g, p, m = self.summary(s)
+                    stores, grown, plain, makes = stores | st, grown | g, plain | p, makes or m
+            for n in (n for h in header for n in _walk(h)):
                 if isinstance(n, ast.Name):
                     if isinstance(n.ctx, ast.Store):
                         stores.add(n.id)
