@@ -317,7 +317,7 @@ _UNSUPPORTED = {name: message for names, message in [  # ast node classes -> wha
     ("Match", "match statements are not supported: use if/elif/else"),
     ("Dict DictComp", "dicts are not supported: use a list indexed by the key (keys are small ints)"),
     ("Set SetComp", "sets are not supported: use a list of flags indexed by the value"),
-    ("Starred", "star-arguments (*x) are not supported: pass arguments by position"),
+    ("Starred", "unpacking with * (f(*x), [*a, *b]) is not supported: pass arguments one by one, join lists with +"),
     ("NamedExpr", "the walrus operator (:=) is not supported: assign in a statement of its own"),
     ("Div", "true division (/) is not supported: use // (values are ints)"),
     ("MatMult", "@ is not supported: multiply in a loop"),
@@ -601,29 +601,8 @@ def resolve(module, V):
     for fdef in module.body:
         if fdef.name in table or fdef.name in _BUILTINS:
             raise _error(f"function {fdef.name} is defined twice or shadows a builtin", fdef)
-        nodes = [n for s in fdef.body for n in _walk(s)]
-        if any(isinstance(n, (ast.ListComp, ast.GeneratorExp)) for n in nodes):
-            _RenameComprehensions().visit(fdef)
-        args, defaults = fdef.args.args, fdef.args.defaults
-        types = [_annotation_type(a.annotation) if a.annotation else None for a in args]
-        params = [Param(a.arg, type=t) for a, t in zip(args, types)]
-        annotated = {a.arg for a, t in zip(args, types) if t is not None}
-        for p, d in zip(params[len(params) - len(defaults):], defaults):
-            p.default = _default_value(d, V)
-            if isinstance(p.default, str) and p.name not in annotated:
-                p.type = CHAR if len(p.default) == 1 else STR
-                annotated.add(p.name)
-        for p in params:
-            p.is_list = p.type in SEQS
-        table[fdef.name] = _Fn(fdef, params, annotated=annotated, nodes=nodes)
-    changed = True
-    while changed:
-        changed = False
-        for fn in table.values():
-            listy = _used_as_lists(fn, table)
-            for p in fn.params:
-                if p.name in listy and not p.is_list and p.name not in fn.annotated:
-                    p.type, p.is_list, changed = LIST, True, True
+        table[fdef.name] = _function_entry(fdef, V)
+    _parameter_types(table)
     holes = []
     for fn in table.values():
         body, params = fn.node.body, {p.name for p in fn.params}
@@ -646,6 +625,99 @@ def resolve(module, V):
     return table
 
 
+def _function_entry(fdef, V):
+    """A function's entry in the table: its parameters with the types their annotations and defaults
+    state, and its nodes. A generator expression that a list is made from (''.join, list, sorted) is
+    a list comprehension, and `reversed(range(c, stop))` (c a constant) is `range(stop - 1, c - 1, -1)`."""
+    for n in ast.walk(fdef):
+        if isinstance(n, ast.Call) and len(n.args) == 1 and isinstance(n.args[0], ast.GeneratorExp) and \
+                (_call_name(n) in ("list", "sorted") or _method(n)[1] == "join"):
+            g = n.args[0]
+            n.args[0] = ast.copy_location(ast.ListComp(g.elt, g.generators), g)
+        if isinstance(n, (ast.For, ast.comprehension)) and _call_name(n.iter) == "reversed" and \
+                len(n.iter.args) == 1 and _call_name(n.iter.args[0]) == "range":
+            n.iter = _reversed_range(n.iter.args[0]) or n.iter
+    nodes = [n for s in fdef.body for n in _walk(s)]
+    if any(isinstance(n, (ast.ListComp, ast.GeneratorExp)) for n in nodes):
+        _RenameComprehensions().visit(fdef)
+    args, defaults = fdef.args.args, fdef.args.defaults
+    types = [_annotation_type(a.annotation) if a.annotation else None for a in args]
+    params = [Param(a.arg, type=t) for a, t in zip(args, types)]
+    annotated = {a.arg for a, t in zip(args, types) if t is not None}
+    for p, d in zip(params[len(params) - len(defaults):], defaults):
+        p.default = _default_value(d, V)
+        if isinstance(p.default, str) and p.name not in annotated:
+            p.type = CHAR if len(p.default) == 1 else STR
+            annotated.add(p.name)
+    for p in params:
+        p.is_list = p.type in SEQS
+    return _Fn(fdef, params, annotated=annotated, nodes=nodes)
+
+
+def _reversed_range(r):
+    """range(stop - 1, c - 1, -1) for r = range(c, stop) with a constant c >= 0 (or range(stop)); else None."""
+    start, stop = (ast.Constant(0), r.args[0]) if len(r.args) == 1 else r.args if len(r.args) == 2 else (None, None)
+    if r.keywords or not (isinstance(start, ast.Constant) and type(start.value) is int):
+        return None
+    minus_one = ast.UnaryOp(ast.USub(), ast.Constant(1))
+    last = ast.BinOp(stop, ast.Sub(), ast.Constant(1))
+    end = ast.Constant(start.value - 1) if start.value > 0 else minus_one
+    return ast.fix_missing_locations(ast.copy_location(ast.Call(r.func, [last, end, minus_one], []), r))
+
+
+def _parameter_types(table):
+    """The type of each parameter without an annotation: a string if used as one (`_used_as_strings`),
+    else a list if used as one, iterating to a fixed point since calls propagate list-ness; else an int."""
+    for fn in table.values():
+        chars, strings = _used_as_strings(fn)
+        for p in fn.params:
+            if p.name not in fn.annotated and p.name in chars | strings:
+                p.type, p.is_list = (CHAR, False) if p.name in chars else (STR, True)
+                fn.annotated.add(p.name)
+    changed = True
+    while changed:
+        changed = False
+        for fn in table.values():
+            listy = _used_as_lists(fn, table)
+            for p in fn.params:
+                if p.name in listy and not p.is_list and p.name not in fn.annotated:
+                    p.type, p.is_list, changed = LIST, True, True
+
+
+def _used_as_strings(fn):
+    """(names used as characters, names used as strings) in `fn`. A name is a character if it is passed
+    to ord() or compared with a one-character string; a string if a string method is called on it or
+    its elements (x[i], or the variable of a loop over it) are used as characters."""
+    over = {}  # loop variable -> the name it runs over
+    for n in fn.of_kind(ast.For, ast.comprehension):
+        f, targets = _call_name(n.iter), n.target.elts if isinstance(n.target, ast.Tuple) else [n.target]
+        seqs = n.iter.args if f == "zip" else n.iter.args[:1] if f in ("enumerate", "reversed") else [n.iter]
+        targets = targets[1:] if f == "enumerate" else targets if f == "zip" else [n.target]
+        over.update({t.id: s.id for t, s in zip(targets, seqs) if isinstance(t, ast.Name) and isinstance(s, ast.Name)})
+    chars, strings, used = set(), set(), []  # `used`: expressions used as characters
+    one_char = lambda e: isinstance(e, ast.Constant) and isinstance(e.value, str) and len(e.value) == 1
+    for n in fn.of_kind(ast.Call, ast.Compare):
+        obj, method = _method(n)
+        if method in _STR_ONLY and isinstance(obj, ast.Name):
+            strings.add(obj.id)
+            used.append(obj)
+        if _call_name(n) == "ord" and len(n.args) == 1:
+            used.append(n.args[0])
+        if isinstance(n, ast.Compare):
+            sides = [n.left, *n.comparators]
+            for op, a, b in zip(n.ops, sides, sides[1:]):
+                in_str = isinstance(op, (ast.In, ast.NotIn)) and isinstance(b, ast.Constant) and isinstance(b.value, str)
+                used += [a] if one_char(b) or in_str else [b] if one_char(a) else []
+    for e in used:
+        if isinstance(e, ast.Subscript) and isinstance(e.value, ast.Name) and not isinstance(e.slice, ast.Slice):
+            strings.add(e.value.id)
+        elif isinstance(e, ast.Name) and e.id in over:
+            strings.add(over[e.id])
+        elif isinstance(e, ast.Name):
+            chars.add(e.id)
+    return chars - strings, strings
+
+
 def _used_as_lists(fn, table):
     """Names that `fn` uses as lists: indexed, len()'d, iterated, searched, or passed to a list parameter."""
     listy = set()
@@ -653,13 +725,11 @@ def _used_as_lists(fn, table):
     for node in fn.of_kind(ast.Subscript, ast.For, ast.comprehension, ast.Compare, ast.Call):
         if isinstance(node, ast.Subscript):
             listy.add(name(node.value))
-        elif isinstance(node, ast.For):
+        elif isinstance(node, (ast.For, ast.comprehension)):
             it = node.iter
             listy.add(name(it))
             if _call_name(it) in ("enumerate", "reversed", "zip"):
                 listy.update(name(a) for a in (it.args if _call_name(it) == "zip" else it.args[:1]))
-        elif isinstance(node, ast.comprehension):
-            listy.add(name(node.iter))
         elif isinstance(node, ast.Compare):
             listy.update(name(c) for op, c in zip(node.ops, node.comparators) if isinstance(op, (ast.In, ast.NotIn)))
         elif isinstance(node, ast.Call):
@@ -950,7 +1020,7 @@ def _infer_function(fn, table):
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
             _bind(fn, node.target, typer.of(node.value), node, params)
         elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
-            t = typer.of(ast.BinOp(ast.Name(node.target.id, ast.Load()), node.op, node.value))
+            t = typer.of(ast.copy_location(ast.BinOp(ast.Name(node.target.id, ast.Load()), node.op, node.value), node))
             _bind(fn, node.target, t, node, params)
         elif isinstance(node, (ast.For, ast.comprehension)):
             _bind(fn, node.target, _iter_type(typer, node.iter), node.iter, params)
@@ -2909,6 +2979,10 @@ class _Lowerer:
 
     def stmt_Assign(self, s):
         targets = s.targets
+        for t in targets:
+            if isinstance(t, ast.Subscript) and isinstance(t.slice, ast.Slice):
+                raise _error("assigning to a slice (a[i:j] = ...) is not supported: make a new list (a = a[:i] + b) "
+                             "or assign the elements one by one", t)
         if len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)):
             return self.assign_tuple(targets[0], s.value)
         t = self.type(s.value)

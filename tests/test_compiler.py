@@ -303,7 +303,10 @@ UNSUPPORTED = [  # (source, line, column, words the message contains)
     ("def f(x):\n    return g(x)", 2, 11, "unknown function 'g'"),
     ("def g(x, y):\n    return x\ndef f(x):\n    return g(x, z=1)", 4, 16, "no parameter z"),
     ("def f(a):\n    return sorted(a, key=len)", 2, 11, "reverse=True"),
-    ("def g(x):\n    return x\ndef f(a):\n    return g(*a)", 4, 13, "star-arguments"),
+    ("def g(x):\n    return x\ndef f(a):\n    return g(*a)", 4, 13, "unpacking with *"),
+    ("def f(a):\n    return [*a, 1]", 2, 12, "join lists with +"),
+    ("def f(a):\n    a[:] = [1]\n    return a", 2, 4, "assigning to a slice"),
+    ("def f(x):\n    s = 'ab'\n    s += x\n    return s", 3, 4, "Add of a string and an int"),
     ("def f(x):\n    a = [[1], [2]]\n    return x", 2, 8, "lists of lists"),
     ("def f(x):\n    return {i: 1 for i in range(x)}", 2, 11, "dicts"),
     ("def f(x):\n    s = {1, x}\n    return x", 2, 8, "sets"),
@@ -910,3 +913,42 @@ def divisor_changed(a, b):
                         ("divisor_changed", (7, 1))]:
         with pytest.raises(ExecutionError, match="IndexError|ZeroDivisionError"):
             program.run(entry, *args)
+
+
+def test_unannotated_strings_joined_generators_and_reversed_ranges_run_as_in_python():
+    src = '''
+def shout(text):
+    return "".join(ch.upper() for ch in text if ch != " ")
+
+def vowels(s):
+    count = 0
+    for c in s:
+        if c in "aeiou":
+            count += 1
+    return count
+
+def is_digit(c):
+    return "0" <= c <= "9"
+
+def countdown(a, n):
+    out = []
+    for i in reversed(range(n)):
+        out.append(i)
+    for i in reversed(range(2, len(a))):
+        out.append(a[i])
+    return out
+
+def dot(xs, ys):
+    return sum(x * y for x, y in zip(xs, ys))
+'''
+    program = compile_source(src)
+    assert [p.type for p in program.functions["shout"].params] == ["str"]  # ch.upper(): text is a string
+    assert [p.type for p in program.functions["is_digit"].params] == ["char"]
+    rng = random.Random(7)
+    for _ in range(100):
+        s = "".join(rng.choice("ab e1 ") for _ in range(rng.randrange(0, 7)))
+        a, n = [rng.randrange(20) for _ in range(rng.randrange(0, 6))], rng.randrange(0, 6)
+        xs, ys = [rng.randrange(5) for _ in range(rng.randrange(0, 4))], [rng.randrange(5) for _ in range(3)]
+        for entry, args in [("shout", (s,)), ("vowels", (s,)), ("is_digit", (rng.choice("a09 "),)),
+                            ("countdown", (list(a), n)), ("dot", (xs, ys))]:
+            assert normalise(program.run(entry, *args)) == cpython_or_error(src, entry, args)[0], (entry, args)
