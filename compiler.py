@@ -2566,7 +2566,8 @@ class _Lowerer:
         self.method_isdigit(node, obj, dst, ((97, 122),))
 
     def statement_method(self, node):
-        """a.append(x), a.insert(i, x), a.extend(b), a.sort(), a.reverse(), a.clear(), a.remove(x), a.pop()."""
+        """a.append(x), a.insert(i, x), a.extend(b), a.sort(), a.reverse(), a.clear(), a.remove(x), a.pop()
+        as a statement: each by its own `listmethod_...`."""
         obj, method = _method(node)
         if method == "pop":
             return self.method_pop(node, obj, self.temp())
@@ -2574,63 +2575,70 @@ class _Lowerer:
             return self.value(node, self.temp())
         if self.type(obj) not in (LIST, CHARS):
             raise _error(f".{method}() needs a list; {ast.unparse(obj)} is {_show(self.type(obj))}", node)
-        lst = self.list_regs(obj)
         if method in _GROWS:
             self.forget([obj.id])
-        if method == "append":
-            x, = self.args(node, 1, ".append()")
-            self.append(lst, self.operand(x), node)
-        elif method == "extend":
-            other, = self.args(node, 1, ".extend()")
-            self.extend(lst, other, node)
-        elif method == "insert":
-            i, x = self.args(node, 2, ".insert()")
-            i, x = self.operand(i), (self.reg(self.operand(x)), None)
-            at = self.temp()
-            self.alu("min", at, i, (lst[1], None))  # Python inserts at the end when i > len
-            self.append(lst, x, node)
-            t, u = self.temp(), self.temp()
-            k, top, test = self.temp(), _Label(), _Label()
-            self.emit("sub", dst=k, a=lst[1], imm=1)
-            self.emit("jump", target=test)
-            self.place(top)  # a[k] = a[k - 1] for k = len - 1 down to at + 1
-            self.emit("add", dst=t, a=lst[0], b=k)
-            self.emit("sub", dst=u, a=t, imm=1)
-            self.emit("load", dst=u, a=u)
-            self.emit("store", a=t, b=u)
-            self.emit("sub", dst=k, a=k, imm=1)
-            self.place(test)
-            self.branch_cmp("gt", (k, None), (at, None), top, True)
-            self.emit("add", dst=t, a=lst[0], b=at)
-            self.emit("store", a=t, b=x[0])
-        elif method == "sort":
-            reverse = [k for k in node.keywords if k.arg == "reverse"]
-            if node.args or len(node.keywords) != len(reverse) or reverse and self.fold(reverse[0].value) is None:
-                raise _error(".sort() takes only reverse=True or reverse=False", node)
-            self.sort((lst[0], None), (lst[1], None), bool(reverse and self.fold(reverse[0].value)))
-        elif method == "reverse":
-            t, u, v, w = self.temp(), self.temp(), self.temp(), self.temp()
-            self.emit("mov", dst=t, a=lst[0])
-            self.emit("add", dst=u, a=lst[0], b=lst[1])
-            top, test = _Label(), _Label()
-            self.emit("jump", target=test)
-            self.place(top)
-            self.emit("sub", dst=u, a=u, imm=1)
-            self.emit("load", dst=v, a=t)
-            self.emit("load", dst=w, a=u)
-            self.emit("store", a=t, b=w)
-            self.emit("store", a=u, b=v)
-            self.emit("add", dst=t, a=t, imm=1)
-            self.place(test)
-            self.emit("add", dst=v, a=t, imm=1)
-            self.branch_cmp("lt", (v, None), (u, None), top, True)
-        elif method == "clear":
-            self.emit("const", dst=lst[1], imm=0)
-        elif method == "remove":
-            x, = self.args(node, 1, ".remove()")
-            i = self.temp()
-            self.method_index(node, obj, i)
-            self.remove_at(lst, i, node)
+        getattr(self, "listmethod_" + method)(node, obj, self.list_regs(obj))
+
+    def listmethod_append(self, node, obj, lst):
+        x, = self.args(node, 1, ".append()")
+        self.append(lst, self.operand(x), node)
+
+    def listmethod_extend(self, node, obj, lst):
+        other, = self.args(node, 1, ".extend()")
+        self.extend(lst, other, node)
+
+    def listmethod_insert(self, node, obj, lst):
+        i, x = self.args(node, 2, ".insert()")
+        i, x = self.operand(i), (self.reg(self.operand(x)), None)
+        at = self.temp()
+        self.alu("min", at, i, (lst[1], None))  # Python inserts at the end when i > len
+        self.append(lst, x, node)
+        t, u = self.temp(), self.temp()
+        k, top, test = self.temp(), _Label(), _Label()
+        self.emit("sub", dst=k, a=lst[1], imm=1)
+        self.emit("jump", target=test)
+        self.place(top)  # a[k] = a[k - 1] for k = len - 1 down to at + 1
+        self.emit("add", dst=t, a=lst[0], b=k)
+        self.emit("sub", dst=u, a=t, imm=1)
+        self.emit("load", dst=u, a=u)
+        self.emit("store", a=t, b=u)
+        self.emit("sub", dst=k, a=k, imm=1)
+        self.place(test)
+        self.branch_cmp("gt", (k, None), (at, None), top, True)
+        self.emit("add", dst=t, a=lst[0], b=at)
+        self.emit("store", a=t, b=x[0])
+
+    def listmethod_sort(self, node, obj, lst):
+        reverse = [k for k in node.keywords if k.arg == "reverse"]
+        if node.args or len(node.keywords) != len(reverse) or reverse and self.fold(reverse[0].value) is None:
+            raise _error(".sort() takes only reverse=True or reverse=False", node)
+        self.sort((lst[0], None), (lst[1], None), bool(reverse and self.fold(reverse[0].value)))
+
+    def listmethod_reverse(self, node, obj, lst):
+        t, u, v, w = self.temp(), self.temp(), self.temp(), self.temp()
+        self.emit("mov", dst=t, a=lst[0])
+        self.emit("add", dst=u, a=lst[0], b=lst[1])
+        top, test = _Label(), _Label()
+        self.emit("jump", target=test)
+        self.place(top)  # swap the cells at t and u - 1, moving both ends inwards
+        self.emit("sub", dst=u, a=u, imm=1)
+        self.emit("load", dst=v, a=t)
+        self.emit("load", dst=w, a=u)
+        self.emit("store", a=t, b=w)
+        self.emit("store", a=u, b=v)
+        self.emit("add", dst=t, a=t, imm=1)
+        self.place(test)
+        self.emit("add", dst=v, a=t, imm=1)
+        self.branch_cmp("lt", (v, None), (u, None), top, True)
+
+    def listmethod_clear(self, node, obj, lst):
+        self.emit("const", dst=lst[1], imm=0)
+
+    def listmethod_remove(self, node, obj, lst):
+        x, = self.args(node, 1, ".remove()")
+        i = self.temp()
+        self.method_index(node, obj, i)
+        self.remove_at(lst, i, node)
 
     def extend(self, lst, value, node):
         """lst += value: if lst ended at the heap pointer before value was made, value's cells are copied
