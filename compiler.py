@@ -70,7 +70,7 @@ PRIMITIVES = {
 #                            (with an empty stack: halt, returning v)
 #   halt                     stop; the result is r[a0]
 
-OPCODES = ("const", "mov", *PRIMITIVES, "load", "store", "jump", "branch", "call", "ret", "halt")
+OPCODES = ("const", "mov", *PRIMITIVES, "load", "store", "jump", "branch", "call", "ret", "halt", "fail")
 
 
 class CompileError(Exception):
@@ -97,6 +97,7 @@ class Instr:
     target: int | None = None  # jump / branch / call target line
     lineno: int | None = None  # source line this instruction came from
     note: str = ""  # for the disassembly: variable or callee names
+    wrap_ok: bool = False
 
 
 @dataclass

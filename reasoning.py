@@ -48,6 +48,8 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from compiler import OPCODES, PRIMITIVES, ExecutionError, Program, _copy_back, _lay_out_arguments
+from hard import (BAD_ADDRESS, FAILED, HALTED, OFF_END, PROGRAM_FIELDS, TOO_DEEP, HardRun, PythonExecutor,
+                  check_program, pack, program_arrays, run_cached, run_python, run_torch)
 
 # -----------------------------------------------------------------------------
 # 1. The operation library. p, q: [B, V] distributions of the two operands; out: [B, V].
@@ -157,7 +159,11 @@ def _read(sel, regs):
     return (sel[..., None] * regs).sum(-2)
 
 WRITES = ("const", "mov", *PRIMITIVES, "load")  # opcodes that write r[dst] and go on to the next line
-HARD_FIELDS = ("op", "prim", "imm", "use_imm", "dst", "a", "b", "target")
+EXECUTORS = ("auto", "python", "torch", "graph")  # how run_hard runs (see Machine.run_hard)
+# From this batch size on, "auto" runs a CUDA device's batch on the torch executor rather than in Python
+# on the host: the crossing point of the README's H100 figures (the torch path at B = 4,096 was 1.4x the
+# interpreter, at 65,536 19.5x; the Python translation is ~5x at any B). Not re-measured on a GPU.
+CUDA_MIN_BATCH = 16_384
 SUPPORT_MAX = 8  # without gradients, ops on operands with at most this many live values use the table
 # Below this running mass an example counts as halted: its state is not renormalised further, so that
 # float round-off on a halted example's pc is never blown up into a full state.
@@ -191,6 +197,7 @@ class Machine(nn.Module):
 
     def __init__(self, program: Program, n_regs=None, n_cells=None, max_depth=16, trainable=False, sharpness=10.0):
         super().__init__()
+        check_program(program)
         V, L = program.n_values, len(program.instructions)
         used = [r for ins in program.instructions for r in (ins.dst, ins.a, ins.b) if r is not None]
         need = max([program.n_regs, *[r + 1 for r in used], *[r + 1 for r in program.arg_regs]])
@@ -230,10 +237,19 @@ class Machine(nn.Module):
         self.register_buffer("writes", torch.tensor([float(op in WRITES) for op in self.ops]))
         self.register_buffer("steps_on", torch.tensor([float(op in WRITES or op == "store") for op in self.ops]))
         self.prims = [op for op in self.ops if op in PRIMITIVES]
-        tables = torch.stack([op_table(op, V) for op in self.prims]) if self.prims else torch.zeros(0, V, V)
-        self.register_buffer("tables", tables.long(), persistent=False)  # [n_prims, V, V] for one-hot operands
-        for key, x in self._program_arrays().items():  # [L] each: the program for the integer hard path
+        self._tables = None  # [n_prims, V, V], built on first use: see `tables`
+        for key, x in program_arrays(program).items():  # [L + 1] each: the program for the tensor hard path
             self.register_buffer("hard_" + key, x, persistent=False)
+        self._python = None  # the program translated into Python (hard.PythonExecutor), built on first use
+
+    @property
+    def tables(self):
+        """[n_prims, V, V]: each primitive the program uses, tabulated, for one-hot operands. Built on first
+        use, not in __init__: V x V entries each (a million at V = 1,024), and the hard path needs none."""
+        if self._tables is None or self._tables.device != self.e_a0.device:
+            V, tables = self.V, [op_table(op, self.V) for op in self.prims]
+            self._tables = (torch.stack(tables) if tables else torch.zeros(0, V, V, dtype=torch.long)).to(self.e_a0.device)
+        return self._tables
 
     # --- program tensors -------------------------------------------------------
 
@@ -262,25 +278,34 @@ class Machine(nn.Module):
 
     def entry_pc(self, names):
         """One-hot program counters [B, L] at the entry lines of the named functions."""
+        return F.one_hot(torch.tensor(self._entries(names)), self.L).to(self.e_a0.dtype)
+
+    def _entries(self, names):
         for n in names:
-            if n not in self.program.functions:
+            if not isinstance(n, str) or n not in self.program.functions:
                 raise ExecutionError(f"unknown function {n!r}; the program defines {sorted(self.program.functions)}")
-        entries = torch.tensor([self.program.functions[n].entry for n in names])
-        return F.one_hot(entries, self.L).to(self.e_a0.dtype)
+        return [self.program.functions[n].entry for n in names]
 
     def init_state(self, names, args_list):
-        """Hard inputs -> (pc [B, L], registers [B, R, V], memory [B, N, V], per-example list bindings).
+        """Hard inputs -> (pc [B, L], registers [B, R, V], memory [B, N, V], per-example list bindings)."""
+        pcs, regs, mems, lists = self._lay_out(names, args_list)
+        return F.one_hot(torch.tensor(pcs), self.L).to(self.e_a0.dtype), self.one_hot(regs), self.one_hot(mems), lists
+
+    def _lay_out(self, names, args_list):
+        """Hard inputs as ints: (entry lines [B], registers [B][R], memory [B][N], list bindings [B]).
 
         Arguments go into the argument window and lists into memory from address 0, exactly as
         `Program.run` lays them out (the same function does it).
         """
-        pc = self.entry_pc(names)
-        regs, mems, lists = [], [], []
-        for name, args in zip(names, args_list):
+        pcs, regs, mems, lists = self._entries(names), [], [], []
+        for i, (name, args) in enumerate(zip(names, args_list)):
+            if not isinstance(args, (list, tuple)):
+                raise ExecutionError(f"the arguments of example {i} ({name}) must be a list or tuple, e.g. (5,), "
+                                     f"got {type(args).__name__}")
             fn = self.program.functions[name]
             mem, r, bound = _lay_out_arguments(fn, list(args), self.R, self.arg_regs, self.V, self.N)
             regs.append(r), mems.append(mem), lists.append(bound)
-        return pc, self.one_hot(regs), self.one_hot(mems), lists
+        return pcs, regs, mems, lists
 
     # --- one step ----------------------------------------------------------------
 
@@ -454,12 +479,54 @@ class Machine(nn.Module):
     # --- 3. hard use: ints in, ints out -----------------------------------------
 
     @torch.no_grad()
-    def run_batch(self, names, args_list, max_steps=10_000):
-        """Run `names[i](*args_list[i])` for every i in one batch on one-hot states.
+    def run_batch(self, names, args_list, max_steps=10_000, executor="auto"):
+        """Run `names[i](*args_list[i])` for every i in one batch, exactly as `Program.run` would.
 
         Programs (chosen by the initial pc) and inputs may differ across the batch. Returns the list of
-        results; list arguments are mutated in place, as `Program.run` and CPython do.
+        results; list arguments are mutated in place, as `Program.run` and CPython do. A run that does not
+        return raises `ExecutionError` with `Program.run`'s message. executor: as in `run_hard`, or
+        "distribution": the distribution machine (`forward`) on one-hot states, checked at every step
+        (slower by orders of magnitude; the tests use it to check `forward`).
         """
+        names, args_list = self._check_batch(names, args_list, max_steps)
+        if executor == "distribution":
+            return self._run_batch_distribution(names, args_list, max_steps)
+        pcs, regs, mems, lists = self._lay_out(names, args_list)
+        device = self.e_a0.device
+        if self._executor(executor, device, len(names)) == "python":
+            rows = run_python(self.python_executor(), pcs, regs, mems, max_steps)
+        else:
+            long = lambda x: torch.tensor(x, dtype=torch.long, device=device)
+            out = self._execute(long(pcs), long(regs), long(mems), max_steps, executor)
+            rows = list(zip(*[t.tolist() for t in (out.status, out.value, out.pc, out.registers, out.steps)]))
+            mems = out.memory.tolist()
+        for name, row in zip(names, rows):
+            if row[0] != HALTED:
+                raise ExecutionError(self._stop_message(name, row, max_steps))
+        for bound, mem in zip(lists, mems):
+            _copy_back(mem, bound)
+        return [row[1] for row in rows]
+
+    def run(self, name, *args, max_steps=10_000):
+        """`Program.run(name, *args)` on the machine: same result, lists mutated the same way."""
+        return self.run_batch([name], [args], max_steps)[0]
+
+    def _check_batch(self, names, args_list, max_steps):
+        """run_batch's inputs as lists, or a clear error (issue 15)."""
+        if isinstance(names, str) or isinstance(args_list, (str, bytes)):
+            raise ValueError("run_batch takes a list of function names and a list of argument tuples, e.g. "
+                             "run_batch(['fib', 'fib'], [(5,), (6,)]); for one call use run(name, *args)")
+        names, args_list = list(names), list(args_list)
+        if len(names) != len(args_list):
+            raise ValueError(f"run_batch got {len(names)} function names and {len(args_list)} argument tuples: "
+                             "give one tuple of arguments per name")
+        if not names:
+            raise ValueError("run_batch got an empty batch: give at least one function name and its arguments")
+        _check_max_steps(max_steps)
+        return names, args_list
+
+    def _run_batch_distribution(self, names, args_list, max_steps):
+        """run_batch on the distribution machine: one-hot inputs, exact, `Program.run`'s checks each step."""
         pc, regs, mem, lists = self.init_state(names, args_list)
         out = self(pc, regs, mem, max_steps=max_steps, eps=0.5, _check=True)
         for b, name in enumerate(names):
@@ -470,9 +537,20 @@ class Machine(nn.Module):
             _copy_back(mem_values[b].tolist(), bound)
         return out.value.argmax(-1).tolist()
 
-    def run(self, name, *args, max_steps=10_000):
-        """`Program.run(name, *args)` on the tensor machine: same result, lists mutated the same way."""
-        return self.run_batch([name], [args], max_steps)[0]
+    def _stop_message(self, name, row, max_steps):
+        """Why a run did not return, in `Program.run`'s words; row = (status, value, pc, registers, ...)."""
+        status, value, pc, regs = row[:4]
+        if status == FAILED:
+            errors = getattr(self.program, "errors", [])
+            return errors[value] if 0 <= value < len(errors) else f"line {pc}: fail #{value}"
+        if status == BAD_ADDRESS:
+            address = regs[self.program.instructions[pc].a]
+            return f"line {pc}: memory address {address} is past the last of n_cells={self.N} cells"
+        if status == TOO_DEEP:
+            return f"line {pc}: call depth limit: more than max_depth={self.D} nested calls"
+        if status == OFF_END:
+            return f"pc {pc} is outside the program's {self.L} lines"
+        return f"step limit: {name} did not halt within max_steps={max_steps}"
 
     # --- the hard path: one-hot states kept as integers --------------------------
 
@@ -482,75 +560,81 @@ class Machine(nn.Module):
         regs[:, self.arg_regs[0]], regs[:, self.arg_regs[1]] = base, length
         return regs
 
-    def _program_arrays(self):
-        """The compiled program as integer arrays over its lines, for `run_hard` (built once, in __init__).
-
-        The hard path runs the program as compiled: trainable program logits do not affect it."""
-        ins = self.program.instructions
-        col = lambda key: torch.tensor([getattr(i, key) or 0 for i in ins])
-        return {"op": torch.tensor([OPCODES.index(i.op) for i in ins]),
-                "prim": torch.tensor([self.prims.index(i.op) if i.op in PRIMITIVES else 0 for i in ins]),
-                "imm": torch.tensor([(i.imm or 0) % self.V for i in ins]),
-                "use_imm": torch.tensor([i.b is None for i in ins]),
-                "dst": col("dst"), "a": col("a"), "b": col("b"), "target": col("target")}
-
     @torch.no_grad()
-    def run_hard(self, pc, registers, memory, max_steps=10_000):
-        """The machine on one-hot states with every distribution stored as its one value: pc [B] (a line),
-        registers [B, R], memory [B, N] (ints). Equal to `forward` on one-hot inputs (a test checks it)
-        and far cheaper: a step is a few dozen integer ops whatever B is. Ops are the same tables.
+    def run_hard(self, pc, registers, memory, max_steps=10_000, cache=None, executor="auto"):
+        """The machine on hard states, every distribution kept as its one value: pc [B] (lines), registers
+        [B, R] and memory [B, N] (ints in [0, V)). Returns a `HardRun`: value [B], memory [B, N], halted [B],
+        steps, wrapped [B], error [B]. Equal to `forward` on one-hot inputs and to `Program.run` (tests).
 
-        Returns (value [B], memory [B, N], halted [B] bool, steps). An example that reaches an address past
-        memory or a call past max_depth stops without halting, like one that runs out of steps.
+        An example that reaches an address >= N, calls past max_depth or runs out of steps stops with
+        halted False and error -1; one that stops at `fail #k`, with halted False and error k.
+        executor (hard.py): "python", the program translated into Python and run one example at a time
+        (the fastest on a CPU, at any B); "torch", every example stepping together as tensors (a GPU's
+        path); "graph", the torch executor replayed as CUDA graphs (CUDA only; not yet measured); "auto":
+        torch on a CUDA device from CUDA_MIN_BATCH examples on, else python. The trainable program's
+        logits do not affect the hard path: it runs the program as compiled.
+        cache: a dict that memoises whole runs by their initial state (hard.run_cached); equal rows run once.
         """
-        P, OP = {k: getattr(self, "hard_" + k) for k in HARD_FIELDS}, {name: i for i, name in enumerate(OPCODES)}
-        B, R, N, D, a0 = pc.shape[0], self.R, self.N, self.D, self.arg_regs[0]
-        rows = torch.arange(B, device=pc.device)
-        regs, mem = registers.clone(), memory.clone()
-        saved = torch.zeros(B, D, R, dtype=torch.long, device=pc.device)  # the call stack
-        ret_to = torch.zeros(B, D, dtype=torch.long, device=pc.device)
-        sp = torch.zeros(B, dtype=torch.long, device=pc.device)
-        running = torch.ones(B, dtype=torch.bool, device=pc.device)
-        halted, value, steps = torch.zeros_like(running), torch.zeros_like(sp), 0
-        while steps < max_steps and bool(running.any()):
-            steps += 1
-            op, a, dst = P["op"][pc], P["a"][pc], P["dst"][pc]
-            is_ = lambda name: (op == OP[name]) & running
-            x = regs[rows, a]
-            y = torch.where(P["use_imm"][pc], P["imm"][pc], regs[rows, P["b"][pc]])
-            bad = (is_("load") | is_("store")) & (x >= N)
-            cell = x.clamp(max=N - 1)
-            # every writing op's result at once; the line's opcode picks one
-            val = self.tables[P["prim"][pc], x, y] if self.prims else x
-            val = torch.where(op == OP["const"], P["imm"][pc], val)
-            val = torch.where(op == OP["mov"], x, val)
-            val = torch.where(op == OP["load"], mem[rows, cell], val)
-            writes = (op <= OP["load"]) & running & ~bad  # const, mov, the primitives, load
-            regs[rows, dst] = torch.where(writes, val, regs[rows, dst])
-            mem[rows, cell] = torch.where(is_("store") & ~bad, y, mem[rows, cell])
-            nxt = torch.where(is_("jump") | (is_("branch") & (x == 0)), P["target"][pc], pc + 1)
-            call = is_("call")
-            bad = bad | (call & (sp >= D))
-            call = call & ~bad
-            slot = sp.clamp(max=D - 1)
-            saved[rows, slot] = torch.where(call[:, None], regs, saved[rows, slot])
-            ret_to[rows, slot] = torch.where(call, pc + 1, ret_to[rows, slot])
-            sp = sp + call.long()
-            nxt = torch.where(call, P["target"][pc], nxt)
-            ret, halt = is_("ret"), is_("halt")
-            stop = (ret & (sp == 0)) | halt
-            value = torch.where(ret & (sp == 0), x, torch.where(halt, regs[:, a0], value))
-            pop = ret & (sp > 0)  # restore the caller's registers, a0 := the returned value
-            top = (sp - 1).clamp(min=0)
-            restored = saved[rows, top].clone()
-            restored[:, a0] = x
-            regs = torch.where(pop[:, None], restored, regs)
-            nxt = torch.where(pop, ret_to[rows, top], nxt)
-            sp = sp - pop.long()
-            halted = halted | stop
-            running = running & ~stop & ~bad
-            pc = torch.where(running, nxt, pc)
-        return value, mem, halted, steps
+        pc, registers, memory = self._check_hard_inputs(pc, registers, memory, max_steps, executor)
+        run = lambda *state: self._execute(*state, executor)
+        out = run(pc, registers, memory, max_steps) if cache is None else \
+            run_cached(run, pc, registers, memory, max_steps, cache)
+        return out.hard_run()
+
+    def python_source(self):
+        """The program as the Python function that the "python" executor runs (one block per leaf)."""
+        return self.python_executor().source
+
+    def python_executor(self):
+        if self._python is None:
+            self._python = PythonExecutor(self.program, self.R, self.N, self.D)
+        return self._python
+
+    def _executor(self, executor, device, B):
+        if executor == "auto":
+            return "torch" if device.type == "cuda" and B >= CUDA_MIN_BATCH else "python"
+        return "torch" if executor == "graph" else executor
+
+    def _execute(self, pc, registers, memory, max_steps, executor="auto"):
+        """A hard run as a hard.Outcome (why each example stopped, where, its registers, ...)."""
+        if self._executor(executor, pc.device, len(pc)) == "python":
+            mem = memory.tolist()
+            rows = run_python(self.python_executor(), pc.tolist(), registers.tolist(), mem, max_steps)
+            return pack(rows, mem, self.R, self.N, pc.device)
+        if executor == "graph" and pc.device.type != "cuda":
+            raise ValueError(f"executor='graph' replays CUDA graphs: it needs tensors on a CUDA device, not {pc.device}")
+        P = {k: getattr(self, "hard_" + k) for k in PROGRAM_FIELDS}
+        tables = (self.prims, lambda op: self.tables[self.prims.index(op)])
+        return run_torch(P, pc, registers, memory, max_steps, self.V, self.D, self.arg_regs[0], tables,
+                         graphs=executor == "graph")
+
+    def _check_hard_inputs(self, pc, registers, memory, max_steps, executor):
+        """run_hard's inputs as integer tensors on one device, or a clear error (issue 15)."""
+        if executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+        _check_max_steps(max_steps)
+        pc, registers, memory = (torch.as_tensor(t) for t in (pc, registers, memory))
+        B = pc.shape[0] if pc.dim() == 1 else -1
+        if pc.dim() != 1 or registers.shape != (B, self.R) or memory.shape != (B, self.N):
+            raise ValueError(f"run_hard expects pc [B], registers [B, R={self.R}] and memory [B, N={self.N}] with "
+                             f"one B; got {tuple(pc.shape)}, {tuple(registers.shape)} and {tuple(memory.shape)}")
+        for name, t, hi, what in (("pc", pc, self.L, "a line of the program"), ("registers", registers, self.V,
+                                  "a value"), ("memory", memory, self.V, "a value")):
+            if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+                raise ValueError(f"run_hard: {name} must hold ints, got dtype {t.dtype}")
+            if t.device != pc.device:
+                raise ValueError(f"run_hard: pc is on {pc.device} but {name} on {t.device}: put them on one device")
+            bad = ((t < 0) | (t >= hi)).nonzero()
+            if len(bad):
+                i = tuple(bad[0].tolist())
+                raise ValueError(f"run_hard: {name}[{', '.join(map(str, i))}] = {int(t[i])} is not {what} "
+                                 f"(0..{hi - 1}; V={self.V}, L={self.L})")
+        return pc.long(), registers.long(), memory.long()
+
+
+def _check_max_steps(max_steps):
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0:
+        raise ValueError(f"max_steps must be an int >= 0, got {max_steps!r}")
 
 
 # -----------------------------------------------------------------------------
@@ -695,7 +779,7 @@ class ReasoningLayer(nn.Module):
             # A pair whose choice probability is below MIN_CHOICE is not run: it would add almost nothing.
             e, b = (choice.T > MIN_CHOICE).nonzero(as_tuple=True)  # [P] pairs to run
             regs = self.machine.list_registers(len(b), base=0, length=N)
-            value, memory, halted, steps = self.machine.run_hard(self.entry_lines[e], regs, cells[b], max_steps)
+            value, memory, halted, steps, _, _ = self.machine.run_hard(self.entry_lines[e], regs, cells[b], max_steps)
             start = torch.zeros(E, B, dtype=torch.long, device=h.device)
             out_cells = torch.zeros(E, B, N, dtype=torch.long, device=h.device)
             done = torch.zeros(E, B, dtype=torch.bool, device=h.device)
