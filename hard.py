@@ -19,8 +19,9 @@ value; here each value is one int. Two executors, both exact (tests/test_reasoni
    `check_every` steps only (one host sync per check), and can replay those steps as a CUDA graph.
 
 Both report why each example stopped (`RUNNING` means it ran out of steps) and whether an add, sub or mul
-without `wrap_ok` wrapped modulo V (CONTRACTS.md 3). `run_cached` memoises whole runs: a hard run is a
-function of its initial state and max_steps, so a cache keyed on them is exact.
+without `wrap_ok` wrapped modulo V (CONTRACTS.md 3). Then: 3. `run_cached` memoises whole runs (a hard run
+is a function of its initial state and max_steps, so a cache keyed on them is exact); 4. the input checks
+and the error messages of `run_hard` and `run_batch`.
 """
 
 from typing import NamedTuple
@@ -418,3 +419,64 @@ def run_cached(run, pc, registers, memory, max_steps, cache):
             cache[k] = tuple(f[j].copy() for f in fields)
     got = [cache[k] for k in keys]
     return Outcome(*[torch.from_numpy(np.stack([g[i] for g in got])).to(pc.device) for i in range(7)])
+
+
+# -----------------------------------------------------------------------------
+# 4. Input checks and error messages (issue 15): what a student gets instead of a silent 0 or an IndexError.
+
+
+def check_inputs(machine, pc, registers, memory, max_steps):
+    """run_hard's inputs as integer tensors on one device, or a clear error (issue 15)."""
+    check_max_steps(max_steps)
+    pc, registers, memory = (torch.as_tensor(t) for t in (pc, registers, memory))
+    B = pc.shape[0] if pc.dim() == 1 else -1
+    if pc.dim() != 1 or registers.shape != (B, machine.R) or memory.shape != (B, machine.N):
+        raise ValueError(f"run_hard expects pc [B], registers [B, R={machine.R}] and memory [B, N={machine.N}] with "
+                         f"one B; got {tuple(pc.shape)}, {tuple(registers.shape)} and {tuple(memory.shape)}")
+    for name, t, hi, what in (("pc", pc, machine.L, "a line of the program"), ("registers", registers, machine.V,
+                              "a value"), ("memory", memory, machine.V, "a value")):
+        if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+            raise ValueError(f"run_hard: {name} must hold ints, got dtype {t.dtype}")
+        if t.device != pc.device:
+            raise ValueError(f"run_hard: pc is on {pc.device} but {name} on {t.device}: put them on one device")
+        if t.numel() and (t.min() < 0 or t.max() >= hi):
+            i = tuple(((t < 0) | (t >= hi)).nonzero()[0].tolist())
+            raise ValueError(f"run_hard: {name}[{', '.join(map(str, i))}] = {int(t[i])} is not {what} "
+                             f"(0..{hi - 1}; V={machine.V}, L={machine.L})")
+    return pc.long(), registers.long(), memory.long()
+
+
+def check_batch(names, args_list, max_steps):
+    """run_batch's inputs as lists, or a clear error (issue 15)."""
+    if isinstance(names, str) or isinstance(args_list, (str, bytes)):
+        raise ValueError("run_batch takes a list of function names and a list of argument tuples, e.g. "
+                         "run_batch(['fib', 'fib'], [(5,), (6,)]); for one call use run(name, *args)")
+    names, args_list = list(names), list(args_list)
+    if len(names) != len(args_list):
+        raise ValueError(f"run_batch got {len(names)} function names and {len(args_list)} argument tuples: "
+                         "give one tuple of arguments per name")
+    if not names:
+        raise ValueError("run_batch got an empty batch: give at least one function name and its arguments")
+    check_max_steps(max_steps)
+    return names, args_list
+
+
+def check_max_steps(max_steps):
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0:
+        raise ValueError(f"max_steps must be an int >= 0, got {max_steps!r}")
+
+
+def stop_message(machine, name, row, max_steps):
+    """Why a run did not return, in `Program.run`'s words; row = (status, value, pc, registers, ...)."""
+    status, value, pc, regs = row[:4]
+    if status == FAILED:
+        errors = getattr(machine.program, "errors", [])
+        return errors[value] if 0 <= value < len(errors) else f"line {pc}: fail #{value}"
+    if status == BAD_ADDRESS:
+        address = regs[machine.program.instructions[pc].a]
+        return f"line {pc}: memory address {address} is past the last of n_cells={machine.N} cells"
+    if status == TOO_DEEP:
+        return f"line {pc}: call depth limit: more than max_depth={machine.D} nested calls"
+    if status == OFF_END:
+        return f"pc {pc} is outside the program's {machine.L} lines"
+    return f"step limit: {name} did not halt within max_steps={max_steps}"

@@ -48,8 +48,8 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from compiler import OPCODES, PRIMITIVES, ExecutionError, Program, _copy_back, _lay_out_arguments
-from hard import (BAD_ADDRESS, FAILED, HALTED, OFF_END, PROGRAM_FIELDS, TOO_DEEP, HardRun, PythonExecutor,
-                  check_program, pack, program_arrays, run_cached, run_python, run_torch)
+from hard import (HALTED, PROGRAM_FIELDS, HardRun, PythonExecutor, check_batch, check_inputs, check_program, pack,
+                  program_arrays, run_cached, run_python, run_torch, stop_message)
 
 # -----------------------------------------------------------------------------
 # 1. The operation library. p, q: [B, V] distributions of the two operands; out: [B, V].
@@ -488,7 +488,7 @@ class Machine(nn.Module):
         "distribution": the distribution machine (`forward`) on one-hot states, checked at every step
         (slower by orders of magnitude; the tests use it to check `forward`).
         """
-        names, args_list = self._check_batch(names, args_list, max_steps)
+        names, args_list = check_batch(names, args_list, max_steps)
         if executor == "distribution":
             return self._run_batch_distribution(names, args_list, max_steps)
         pcs, regs, mems, lists = self._lay_out(names, args_list)
@@ -502,7 +502,7 @@ class Machine(nn.Module):
             mems = out.memory.tolist()
         for name, row in zip(names, rows):
             if row[0] != HALTED:
-                raise ExecutionError(self._stop_message(name, row, max_steps))
+                raise ExecutionError(stop_message(self, name, row, max_steps))
         for bound, mem in zip(lists, mems):
             _copy_back(mem, bound)
         return [row[1] for row in rows]
@@ -510,20 +510,6 @@ class Machine(nn.Module):
     def run(self, name, *args, max_steps=10_000):
         """`Program.run(name, *args)` on the machine: same result, lists mutated the same way."""
         return self.run_batch([name], [args], max_steps)[0]
-
-    def _check_batch(self, names, args_list, max_steps):
-        """run_batch's inputs as lists, or a clear error (issue 15)."""
-        if isinstance(names, str) or isinstance(args_list, (str, bytes)):
-            raise ValueError("run_batch takes a list of function names and a list of argument tuples, e.g. "
-                             "run_batch(['fib', 'fib'], [(5,), (6,)]); for one call use run(name, *args)")
-        names, args_list = list(names), list(args_list)
-        if len(names) != len(args_list):
-            raise ValueError(f"run_batch got {len(names)} function names and {len(args_list)} argument tuples: "
-                             "give one tuple of arguments per name")
-        if not names:
-            raise ValueError("run_batch got an empty batch: give at least one function name and its arguments")
-        _check_max_steps(max_steps)
-        return names, args_list
 
     def _run_batch_distribution(self, names, args_list, max_steps):
         """run_batch on the distribution machine: one-hot inputs, exact, `Program.run`'s checks each step."""
@@ -536,21 +522,6 @@ class Machine(nn.Module):
         for b, bound in enumerate(lists):
             _copy_back(mem_values[b].tolist(), bound)
         return out.value.argmax(-1).tolist()
-
-    def _stop_message(self, name, row, max_steps):
-        """Why a run did not return, in `Program.run`'s words; row = (status, value, pc, registers, ...)."""
-        status, value, pc, regs = row[:4]
-        if status == FAILED:
-            errors = getattr(self.program, "errors", [])
-            return errors[value] if 0 <= value < len(errors) else f"line {pc}: fail #{value}"
-        if status == BAD_ADDRESS:
-            address = regs[self.program.instructions[pc].a]
-            return f"line {pc}: memory address {address} is past the last of n_cells={self.N} cells"
-        if status == TOO_DEEP:
-            return f"line {pc}: call depth limit: more than max_depth={self.D} nested calls"
-        if status == OFF_END:
-            return f"pc {pc} is outside the program's {self.L} lines"
-        return f"step limit: {name} did not halt within max_steps={max_steps}"
 
     # --- the hard path: one-hot states kept as integers --------------------------
 
@@ -575,7 +546,9 @@ class Machine(nn.Module):
         logits do not affect the hard path: it runs the program as compiled.
         cache: a dict that memoises whole runs by their initial state (hard.run_cached); equal rows run once.
         """
-        pc, registers, memory = self._check_hard_inputs(pc, registers, memory, max_steps, executor)
+        if executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+        pc, registers, memory = check_inputs(self, pc, registers, memory, max_steps)
         run = lambda *state: self._execute(*state, executor)
         out = run(pc, registers, memory, max_steps) if cache is None else \
             run_cached(run, pc, registers, memory, max_steps, cache)
@@ -598,8 +571,9 @@ class Machine(nn.Module):
     def _execute(self, pc, registers, memory, max_steps, executor="auto"):
         """A hard run as a hard.Outcome (why each example stopped, where, its registers, ...)."""
         if self._executor(executor, pc.device, len(pc)) == "python":
-            mem = memory.tolist()
-            rows = run_python(self.python_executor(), pc.tolist(), registers.tolist(), mem, max_steps)
+            ints = lambda t: t.cpu().numpy().tolist()  # numpy's tolist is the faster
+            mem = ints(memory)
+            rows = run_python(self.python_executor(), ints(pc), ints(registers), mem, max_steps)
             return pack(rows, mem, self.R, self.N, pc.device)
         if executor == "graph" and pc.device.type != "cuda":
             raise ValueError(f"executor='graph' replays CUDA graphs: it needs tensors on a CUDA device, not {pc.device}")
@@ -608,33 +582,6 @@ class Machine(nn.Module):
         return run_torch(P, pc, registers, memory, max_steps, self.V, self.D, self.arg_regs[0], tables,
                          graphs=executor == "graph")
 
-    def _check_hard_inputs(self, pc, registers, memory, max_steps, executor):
-        """run_hard's inputs as integer tensors on one device, or a clear error (issue 15)."""
-        if executor not in EXECUTORS:
-            raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
-        _check_max_steps(max_steps)
-        pc, registers, memory = (torch.as_tensor(t) for t in (pc, registers, memory))
-        B = pc.shape[0] if pc.dim() == 1 else -1
-        if pc.dim() != 1 or registers.shape != (B, self.R) or memory.shape != (B, self.N):
-            raise ValueError(f"run_hard expects pc [B], registers [B, R={self.R}] and memory [B, N={self.N}] with "
-                             f"one B; got {tuple(pc.shape)}, {tuple(registers.shape)} and {tuple(memory.shape)}")
-        for name, t, hi, what in (("pc", pc, self.L, "a line of the program"), ("registers", registers, self.V,
-                                  "a value"), ("memory", memory, self.V, "a value")):
-            if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
-                raise ValueError(f"run_hard: {name} must hold ints, got dtype {t.dtype}")
-            if t.device != pc.device:
-                raise ValueError(f"run_hard: pc is on {pc.device} but {name} on {t.device}: put them on one device")
-            bad = ((t < 0) | (t >= hi)).nonzero()
-            if len(bad):
-                i = tuple(bad[0].tolist())
-                raise ValueError(f"run_hard: {name}[{', '.join(map(str, i))}] = {int(t[i])} is not {what} "
-                                 f"(0..{hi - 1}; V={self.V}, L={self.L})")
-        return pc.long(), registers.long(), memory.long()
-
-
-def _check_max_steps(max_steps):
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0:
-        raise ValueError(f"max_steps must be an int >= 0, got {max_steps!r}")
 
 
 # -----------------------------------------------------------------------------
