@@ -1,4 +1,4 @@
-"""Speed and memory of the machine (reasoning.py, hard.py) against the plain-Python interpreter.
+"""Speed and memory of the machine (reasoning.py) against the plain-Python interpreter.
 
     python tests/bench_reasoning.py               # every path at B = 1 .. 4,096; a few minutes on a 2-core CPU
     python tests/bench_reasoning.py --hard cuda   # the hard executors alone, B up to 65,536, on a GPU
@@ -8,7 +8,7 @@
 Throughput is examples x steps per second: the interpreter's step count of every example (the work a
 plain computer does), summed over the batch, divided by wall time. Modes:
 "run_batch": `Machine.run_batch`, the public int-in/int-out run (on a CPU: the Python translation);
-"python" and "torch": `Machine.run_hard` with that executor (hard.py; "torch" steps the whole batch
+"python" and "torch": `Machine.run_hard` with that executor (reasoning.py section 3; "torch" steps the whole batch
 together, as long as its slowest example, which the count does not reward); "dist": `run_batch` on the
 distribution machine (one-hot inputs, checked every step; B <= 256); "fwd+bwd": a soft forward with
 gradients (mean field, checkpointing every 64 steps) and a backward pass from the log-probability of the
