@@ -494,7 +494,7 @@ class Machine(nn.Module):
         pcs, regs, mems, lists = self._lay_out(names, args_list)
         device = self.e_a0.device
         if self._executor(executor, device, len(names)) == "python":
-            rows = run_python(self.python_executor(), pcs, regs, mems, max_steps)
+            rows = self.python_executor().run_all(pcs, regs, mems, max_steps)
         else:
             long = lambda x: torch.tensor(x, dtype=torch.long, device=device)
             out = self._execute(long(pcs), long(regs), long(mems), max_steps, executor)
@@ -573,7 +573,7 @@ class Machine(nn.Module):
         if self._executor(executor, pc.device, len(pc)) == "python":
             ints = lambda t: t.cpu().numpy().tolist()  # numpy's tolist is the faster
             mem = ints(memory)
-            rows = run_python(self.python_executor(), ints(pc), ints(registers), mem, max_steps)
+            rows = self.python_executor().run_all(ints(pc), ints(registers), mem, max_steps)
             return pack(rows, mem, self.R, self.N, pc.device)
         if executor == "graph" and pc.device.type != "cuda":
             raise ValueError(f"executor='graph' replays CUDA graphs: it needs tensors on a CUDA device, not {pc.device}")
@@ -630,33 +630,6 @@ class Outcome(NamedTuple):
                        error=torch.where(self.status == FAILED, self.value, -1))
 
 
-# What each opcode must have besides `op` (a primitive: dst, a, and b or imm).
-OPERANDS = {"const": ("dst", "imm"), "mov": ("dst", "a"), "load": ("dst", "a"), "store": ("a", "b"),
-            "jump": ("target",), "branch": ("a", "target"), "call": ("target",), "ret": ("a",), "halt": (),
-            "fail": ("imm",)}
-
-
-def check_program(program):
-    """A ValueError naming the line for what no machine can run: an unknown opcode, a missing operand, a
-    register that is not an index 0, 1, ... or a jump outside the program. (Machine checks the count.)"""
-    L = len(program.instructions)
-    for line, ins in enumerate(program.instructions):
-        if ins.op not in OPCODES:
-            raise ValueError(f"line {line}: unknown opcode {ins.op!r}; the machine runs {', '.join(OPCODES)}")
-        need = OPERANDS.get(ins.op, ("dst", "a", "b" if ins.imm is None else "imm"))
-        for key in need:
-            if getattr(ins, key) is None:
-                raise ValueError(f"line {line}: `{ins.op}` needs its {key} field, which is None")
-        for key in ("dst", "a", "b"):
-            r = getattr(ins, key)
-            if r is not None and (not isinstance(r, (int, np.integer)) or r < 0):
-                raise ValueError(f"line {line}: {key} = {r!r} is not a register; registers are 0, 1, ... (r0, r1, ...)")
-        if ins.target is not None and not (isinstance(ins.target, (int, np.integer)) and 0 <= ins.target < L):
-            raise ValueError(f"line {line}: target {ins.target!r} is not a line of the program (0..{L - 1})")
-        if ins.imm is not None and not isinstance(ins.imm, (int, np.integer)):
-            raise ValueError(f"line {line}: immediate {ins.imm!r} is not an int")
-
-
 # --- 3a. The program as Python source ---------------------------------------------
 
 # Each primitive as a Python expression of its operands {a}, {b} (register names or literals); each equals
@@ -681,7 +654,13 @@ def _arithmetic(ins, d, a, b, V):
 
 
 class PythonExecutor:
-    """A program translated into Python (see the module docstring), built once per machine.
+    """A program translated into one Python function, built once per machine (`Machine.python_source()`
+    prints it).
+
+    Every *block* (a straight run of lines, following jumps and calls, up to a branch, ret, halt or fail)
+    becomes a few plain Python statements on local variables r0, r1, ..., reached through a binary tree
+    of `if pc < k` tests. The interpreter pays a dispatch on the opcode name, attribute look-ups and a
+    list access per instruction; the translation pays a few comparisons per block.
 
     `run(pc, registers, memory, max_steps)` runs one example exactly as `Program.run` would. The function
     `self.blocks` runs whole blocks; a block is entered only when it fits in the steps left, so the last
@@ -717,6 +696,10 @@ class PythonExecutor:
         if out[0] == RUNNING:  # the next block would pass max_steps: its lines one at a time
             out = self.lines(out[2], out[3], memory, stack, out[4], max_steps, out[5])
         return out
+
+    def run_all(self, pcs, registers, memory, max_steps):
+        """`run` on every example: lists in (memory rows changed in place), a list of rows out."""
+        return [self.run(p, r, m, max_steps) for p, r, m in zip(pcs, registers, memory)]
 
     def _translate(self, name, starts, cap):
         """(source of the function `name`, its entry lines): a loop around a binary tree of `if pc < k`
@@ -791,14 +774,8 @@ class PythonExecutor:
         return [guard, *body, f"steps += {n}", *control], exits
 
 
-def run_python(executor, pcs, registers, memory, max_steps):
-    """Every example through `executor.run`: lists in (memory rows changed in place), a list of
-    (status, value, pc, registers, steps, wrapped) out."""
-    return [executor.run(p, r, m, max_steps) for p, r, m in zip(pcs, registers, memory)]
-
-
 def pack(rows, memory, R, N, device):
-    """run_python's rows and its memory lists -> an Outcome of tensors on `device`."""
+    """PythonExecutor.run_all's rows and its memory lists -> an Outcome of tensors on `device`."""
     B = len(rows)
     status, value, pc, registers, steps, wrapped = zip(*rows) if B else [()] * 6
     long = lambda x, *shape: torch.from_numpy(np.array(x, dtype=np.int64).reshape(B, *shape)).to(device)
@@ -807,6 +784,12 @@ def pack(rows, memory, R, N, device):
 
 
 # --- 3b. The batched tensor executor -----------------------------------------------
+#
+# Every example of the batch steps together: a step is a few dozen integer tensor ops whatever B is, so it
+# pays off where launching an op is cheap against B examples' work (a GPU at large B). Primitives are
+# computed (`TORCH_FORMS`), not looked up in V x V tables, so V = 1,024 costs what V = 128 does. The loop
+# checks for finished examples every `check_every` steps only (each check is a host sync), and can replay
+# those steps as a CUDA graph.
 
 # Each primitive on long tensors; add, sub and mul give the exact result, wrapped (and flagged) after.
 # Each equals PRIMITIVES[name] on [0, V) (tests). A primitive not here is looked up in its table.
@@ -986,6 +969,33 @@ def run_cached(run, pc, registers, memory, max_steps, cache):
 
 
 # --- 3d. Input checks and error messages: a clear error instead of a silent 0 or an IndexError ---
+
+
+# What each opcode must have besides `op` (a primitive: dst, a, and b or imm).
+OPERANDS = {"const": ("dst", "imm"), "mov": ("dst", "a"), "load": ("dst", "a"), "store": ("a", "b"),
+            "jump": ("target",), "branch": ("a", "target"), "call": ("target",), "ret": ("a",), "halt": (),
+            "fail": ("imm",)}
+
+
+def check_program(program):
+    """A ValueError naming the line for what no machine can run: an unknown opcode, a missing operand, a
+    register that is not an index 0, 1, ... or a jump outside the program. (Machine checks the count.)"""
+    L = len(program.instructions)
+    for line, ins in enumerate(program.instructions):
+        if ins.op not in OPCODES:
+            raise ValueError(f"line {line}: unknown opcode {ins.op!r}; the machine runs {', '.join(OPCODES)}")
+        need = OPERANDS.get(ins.op, ("dst", "a", "b" if ins.imm is None else "imm"))
+        for key in need:
+            if getattr(ins, key) is None:
+                raise ValueError(f"line {line}: `{ins.op}` needs its {key} field, which is None")
+        for key in ("dst", "a", "b"):
+            r = getattr(ins, key)
+            if r is not None and (not isinstance(r, (int, np.integer)) or r < 0):
+                raise ValueError(f"line {line}: {key} = {r!r} is not a register; registers are 0, 1, ... (r0, r1, ...)")
+        if ins.target is not None and not (isinstance(ins.target, (int, np.integer)) and 0 <= ins.target < L):
+            raise ValueError(f"line {line}: target {ins.target!r} is not a line of the program (0..{L - 1})")
+        if ins.imm is not None and not isinstance(ins.imm, (int, np.integer)):
+            raise ValueError(f"line {line}: immediate {ins.imm!r} is not an int")
 
 
 def check_inputs(machine, pc, registers, memory, max_steps):
