@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from compiler import PRIMITIVES, ExecutionError, Function, Instr, Param, Program
-from reasoning import CIRCUITS, FAST_FORMS, Machine, apply_op, apply_table, op_table
+from reasoning import CIRCUITS, FAST_FORMS, HALTED, Machine, apply_op, apply_table, op_table
 
 # -----------------------------------------------------------------------------
 # A tiny assembler, so the test programs read like the disassembly: `label: op operands`.
@@ -419,7 +419,11 @@ def test_recursive_fib_to_depth_12(machine, library):
         assert machine.run("fib", n) == library.run("fib", n) == py_fib(n)
 
 
-def test_every_program_matches_cpython_and_the_interpreter_in_mixed_batches(machine, library):
+EXECUTORS = ["python", "torch", "distribution"]  # every exact path of run_batch
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_every_program_matches_cpython_and_the_interpreter_in_mixed_batches(machine, library, executor):
     rng = random.Random(0)
     names = [name for name in CASES for _ in range(50)]
     rng.shuffle(names)
@@ -427,7 +431,7 @@ def test_every_program_matches_cpython_and_the_interpreter_in_mixed_batches(mach
     for start in range(0, len(names), 175):  # mixed batches: different programs and inputs per row
         names_b, args_b = names[start:start + 175], args_list[start:start + 175]
         machine_args = [copy_args(a) for a in args_b]
-        got = machine.run_batch(names_b, machine_args)
+        got = machine.run_batch(names_b, machine_args, executor=executor)
         for name, args, machine_a, result in zip(names_b, args_b, machine_args, got):
             interp_args, python_args = copy_args(args), copy_args(args)
             assert result == library.run(name, *interp_args) == CASES[name][0](*python_args), (name, args)
@@ -459,7 +463,8 @@ def corpus_library():
     return corpus.CORPUS, sources, compiler.compile_source("\n\n".join(sources))
 
 
-def test_compiled_corpus_matches_cpython_in_mixed_batches():
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_compiled_corpus_matches_cpython_in_mixed_batches(executor):
     cases, sources, program = corpus_library()
     machine = Machine(program)
     rng = random.Random(1)
@@ -469,7 +474,7 @@ def test_compiled_corpus_matches_cpython_in_mixed_batches():
         batch = jobs[start:start + 250]
         names = [f"{case.name}__{case.entry}" for case, _, _ in batch]
         machine_args = [copy_args(args) for _, _, args in batch]
-        got = machine.run_batch(names, machine_args)
+        got = machine.run_batch(names, machine_args, executor=executor)
         for (case, src, args), name, machine_a, result in zip(batch, names, machine_args, got):
             namespace, python_args = {}, copy_args(args)
             exec(src, namespace)
@@ -628,9 +633,11 @@ def test_errors_name_the_problem(library, machine):
 # 5. The hard path, and one soft step against brute force. (The reasoning layer: tests/test_layer.py.)
 
 
-def test_hard_path_equals_the_interpreter_on_the_whole_corpus():
-    """run_hard keeps one-hot states as ints; it must agree with Program.run (and so with CPython and
-    the distribution machine) on every corpus program, 40 inputs of each in one batch."""
+@pytest.mark.parametrize("executor", ["python", "torch"])
+def test_hard_path_equals_the_interpreter_on_the_whole_corpus(executor):
+    """run_hard keeps one-hot states as ints; each executor must agree with Program.run (and so with
+    CPython and the distribution machine) on every corpus program, 40 inputs of each in one batch:
+    value, memory and the slowest example's step count."""
     from compiler import compile_source
     from corpus import CORPUS
 
@@ -639,15 +646,17 @@ def test_hard_path_equals_the_interpreter_on_the_whole_corpus():
         machine = Machine(program, max_depth=64)  # Program.run's default depth
         rng = random.Random(case.name)
         inputs = [case.gen(rng) for _ in range(40)]
-        pcs, regs, mems, want = [], [], [], []
+        pcs, regs, mems, want, steps = [], [], [], [], 0
         for args in inputs:
             expected = [list(a) if isinstance(a, list) else a for a in args]
-            result = program.run(case.entry, *expected)
+            result, n = program.run(case.entry, *expected, return_steps=True)
+            steps = max(steps, n)
             pc, r, m, _ = machine.init_state([case.entry], [[list(a) if isinstance(a, list) else a for a in args]])
             pcs.append(pc.argmax(-1)), regs.append(r.argmax(-1)), mems.append(m.argmax(-1))
             want.append((result, expected))
-        value, memory, halted, *_ = machine.run_hard(torch.cat(pcs), torch.cat(regs), torch.cat(mems), 20_000)
-        assert halted.all(), case.name
+        value, memory, halted, hard_steps, _, error = machine.run_hard(torch.cat(pcs), torch.cat(regs), torch.cat(mems),
+                                                                       20_000, executor=executor)
+        assert halted.all() and (error == -1).all() and hard_steps == steps, case.name
         for b, (result, expected) in enumerate(want):
             assert int(value[b]) == result, (case.name, inputs[b])
             lists = [x for x in expected if isinstance(x, list)]
@@ -655,16 +664,191 @@ def test_hard_path_equals_the_interpreter_on_the_whole_corpus():
             assert memory[b, :len(flat)].tolist() == flat, (case.name, inputs[b])
 
 
-def test_hard_path_equals_the_distribution_machine_step_for_step(machine, library):
+@pytest.mark.parametrize("executor", ["python", "torch"])
+def test_hard_path_equals_the_distribution_machine_step_for_step(machine, library, executor):
     """Same halting steps, values and memory as the one-hot tensor machine, on the hand-assembled library."""
     names, args = zip(*[("fib", (n,)) for n in range(8)])
     pc, regs, mem, _ = machine.init_state(list(names), [list(a) for a in args])
     with torch.no_grad():
         soft = machine(pc, regs, mem, max_steps=5_000)
-    value, memory, halted, steps, *_ = machine.run_hard(pc.argmax(-1), regs.argmax(-1), mem.argmax(-1), 5_000)
+    value, memory, halted, steps, _, _ = machine.run_hard(pc.argmax(-1), regs.argmax(-1), mem.argmax(-1), 5_000,
+                                                          executor=executor)
     assert steps == soft.steps and halted.all()
     assert value.tolist() == soft.value.argmax(-1).tolist()
     assert memory.tolist() == soft.memory.argmax(-1).tolist()
+
+
+def hard_inputs(machine, names, args_list):
+    """Integer pc [B], registers [B, R], memory [B, N] for run_hard, laid out as Program.run does."""
+    pc, regs, mem, _ = machine.init_state(names, [copy_args(a) for a in args_list])
+    return pc.argmax(-1), regs.argmax(-1), mem.argmax(-1)
+
+
+def test_executors_agree_at_every_step_limit(machine, library):
+    """Cut off after k steps for every k: the Python translation (whole blocks, then single lines near the
+    limit) and the tensor executor stop at the same line with the same registers, memory and step count,
+    and an example halts exactly when k reaches `Program.run`'s step count."""
+    names, args = ["fib", "isort", "gcd", "fibmap", "second"], [[4], [[5, 1, 4]], [30, 12], [[3, 1]], [1, 2]]
+    needed = [library.run(n, *copy_args(a), return_steps=True)[1] for n, a in zip(names, args)]
+    pc, regs, mem = hard_inputs(machine, names, args)
+    for k in range(max(needed) + 2):
+        py, tt = (machine._execute(pc, regs, mem, k, executor) for executor in ("python", "torch"))
+        for field, x, y in zip(py._fields, py, tt):
+            assert torch.equal(x, y), (k, field)
+        assert (py.status == HALTED).tolist() == [k >= n for n in needed], k
+
+
+def test_a_run_may_start_in_the_middle_of_a_block(machine, library):
+    """run_hard starts at any line (the Python translation steps line by line to the next block)."""
+    mid = library.functions["gcd"].entry + 2  # gcd_loop, after the two movs
+    pc, regs = torch.tensor([mid, mid + 1]), torch.zeros(2, machine.R, dtype=torch.long)
+    regs[:, 0], regs[:, 1] = 84, 36
+    mem = torch.zeros(2, machine.N, dtype=torch.long)
+    for executor in ("python", "torch"):
+        out = machine.run_hard(pc, regs, mem, executor=executor)
+        assert out.value.tolist() == [12, 84 % 36] and out.halted.all(), executor
+
+
+ONE_OP = """
+f:
+    {op} r0, a0, a1
+    ret r0
+g:
+    {op} r0, a0, #{imm}
+    ret r0
+"""
+
+
+@pytest.mark.parametrize("forms", ["computed", "tables"])
+@pytest.mark.parametrize("name", sorted(PRIMITIVES))
+def test_every_primitive_on_every_executor_is_the_python_function(name, forms, monkeypatch):
+    """Each executor's form of each primitive (and, with the forms removed, the table or function it
+    falls back on) equals compiler.PRIMITIVES on every pair of values (V = 12), with a register and with an
+    immediate operand; `wrapped` is set exactly when add/sub/mul leave [0, V), unless the line is wrap_ok."""
+    import reasoning
+    if forms == "tables":
+        monkeypatch.setattr(reasoning, "PYTHON_FORMS", {})
+        monkeypatch.setattr(reasoning, "TORCH_FORMS", {k: f for k, f in reasoning.TORCH_FORMS.items() if k in reasoning.ARITHMETIC})
+    V, imm = 12, 7
+    program = assemble(ONE_OP.format(op=name, imm=imm), {"f": ["a", "b"], "g": ["a", "b"]}, 3, 2, V=V)
+    ok = assemble(ONE_OP.format(op=name, imm=imm), {"f": ["a", "b"], "g": ["a", "b"]}, 3, 2, V=V)
+    for ins in ok.instructions:
+        ins.wrap_ok = True
+    pairs = [(a, b) for a in range(V) for b in range(V)]
+    raw = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b}.get(name)
+    for entry, operand in (("f", lambda a, b: b), ("g", lambda a, b: imm)):
+        want = [PRIMITIVES[name](a, operand(a, b), V) for a, b in pairs]
+        wraps = [raw is not None and not 0 <= raw(a, operand(a, b)) < V for a, b in pairs]
+        for prog, wrapped in ((program, wraps), (ok, [False] * len(pairs))):
+            machine = Machine(prog)
+            regs = torch.tensor([[0, a, b] for a, b in pairs])
+            pc = torch.full((len(pairs),), prog.functions[entry].entry)
+            for executor in ("python", "torch"):
+                out = machine.run_hard(pc, regs, torch.zeros(len(pairs), V, dtype=torch.long), executor=executor)
+                assert out.value.tolist() == want, (entry, executor)
+                assert out.wrapped.tolist() == wrapped, (entry, executor)
+
+
+CHECKED = """
+check:                  ; check(x): fail #1 if x > 5, else x + 100
+    gt r0, a0, #5
+    branch r0, @ok
+    fail #1
+ok:
+    add r1, a0, #100
+    ret r1
+outer:                  ; outer(x): check(x) from inside a call, then x * 30 - 1
+    mov r0, a0
+    call @check
+    mul r1, r0, #30
+    sub r1, r1, #1
+    ret r1
+"""
+
+
+def test_fail_stops_the_example_with_its_error_and_wrapped_flags_user_arithmetic():
+    """`fail #k` (CONTRACTS.md 1) stops an example with halted False and error k, even from a callee;
+    the others of the batch run on. `wrapped` (CONTRACTS.md 3) flags an add/sub/mul that wrapped mod V."""
+    program = assemble(CHECKED, {"check": ["x"], "outer": ["x"]}, n_regs=3, n_args=1)
+    machine = Machine(program)
+    names, args = ["check", "check", "outer", "outer", "outer", "outer"], [[3], [9], [2], [5], [0], [9]]
+    for executor in ("python", "torch"):
+        out = machine.run_hard(*hard_inputs(machine, names, args), executor=executor)
+        assert out.halted.tolist() == [True, False, True, True, True, False], executor
+        assert out.error.tolist() == [-1, 1, -1, -1, -1, 1], executor
+        assert out.value.tolist() == [103, 0, 59, 149 % 128, 127, 0], executor
+        assert out.wrapped.tolist() == [False, False, False, True, True, False], executor  # 150 >= 128; 0 - 1 < 0
+        with pytest.raises(ExecutionError, match="line 2: fail #1"):
+            machine.run_batch(["check", "outer"], [[1], [8]], executor=executor)
+    program.errors = ["(message 0)", "test line 2 in check: AssertionError: x is at most 5"]  # message k of fail #k
+    with pytest.raises(ExecutionError, match="AssertionError: x is at most 5"):
+        Machine(program).run("check", 6)
+
+
+def test_bad_inputs_to_run_hard_and_run_batch_are_clear_errors(machine, library):
+    """Issue 15: a register value or pc out of range, a wrong shape or dtype, a register index that is not
+    one, mismatched or empty batches: a ValueError naming the problem, not a silent 0 or an IndexError."""
+    pc, regs, mem = hard_inputs(machine, ["fib"], [[5]])
+    bad = regs.clone()
+    bad[0, 2] = -3
+    with pytest.raises(ValueError, match=r"registers\[0, 2\] = -3 is not a value"):
+        machine.run_hard(pc, bad, mem)
+    with pytest.raises(ValueError, match=r"pc\[0\] = 999 is not a line of the program"):
+        machine.run_hard(torch.tensor([999]), regs, mem)
+    with pytest.raises(ValueError, match="must hold ints"):
+        machine.run_hard(pc, regs.float(), mem)
+    with pytest.raises(ValueError, match="run_hard expects pc"):
+        machine.run_hard(pc, regs[:, :3], mem)
+    with pytest.raises(ValueError, match="max_steps must be an int"):
+        machine.run_hard(pc, regs, mem, max_steps=-1)
+    with pytest.raises(ValueError, match="executor must be one of"):
+        machine.run_hard(pc, regs, mem, executor="fast")
+    with pytest.raises(ValueError, match="a = -3 is not a register"):
+        Machine(Program([Instr("mov", dst=0, a=-3), Instr("ret", a=0)], {"f": Function("f", 0)}, 2, [1]))
+    with pytest.raises(ValueError, match="2 function names and 1 argument tuples"):
+        machine.run_batch(["fib", "fib"], [[3]])
+    with pytest.raises(ValueError, match="empty batch"):
+        machine.run_batch([], [])
+    with pytest.raises(ExecutionError, match=r"arguments of example 0 \(fib\) must be a list or tuple"):
+        machine.run_batch(["fib"], [3])
+
+
+def test_cache_runs_each_distinct_state_once(machine, library, monkeypatch):
+    """run_hard(cache=dict) is exact: the same HardRun as without it; equal rows and rows seen before
+    do not run again."""
+    names, args = ["fib", "gcd", "fib", "fib", "gcd"], [[6], [84, 36], [6], [5], [84, 36]]
+    pc, regs, mem = hard_inputs(machine, names, args)
+    plain, cache, ran = machine.run_hard(pc, regs, mem), {}, []
+    execute = machine._execute
+    monkeypatch.setattr(machine, "_execute", lambda pc, *a: ran.append(len(pc)) or execute(pc, *a))
+    for _ in range(2):
+        cached = machine.run_hard(pc, regs, mem, cache=cache)
+        for field, x, y in zip(plain._fields, plain, cached):
+            assert x == y if field == "steps" else torch.equal(x, y), field
+    assert ran == [3] and len(cache) == 3
+
+
+def test_hard_path_at_V_1024_computes_its_ops():
+    """V = 1,024 and memory of 1,000 cells: both executors sort 300 values exactly, and no V x V table is
+    built (the tables of the distribution machine would hold a million entries per primitive)."""
+    from compiler import compile_source
+    from corpus import CORPUS
+    source = next(case.source for case in CORPUS if case.name == "insertion_sort")
+    machine = Machine(compile_source(source, n_values=1024), n_cells=1000)
+    xs = [random.Random(0).randrange(1024) for _ in range(300)]
+    for executor in ("python", "torch"):
+        got = list(xs)
+        machine.run_batch(["insertion_sort"], [[got]], max_steps=10**6, executor=executor)
+        assert got == sorted(xs), executor
+    assert machine._tables is None
+    assert "# 0: " in machine.python_source()  # the translation shows each line it came from
+
+
+def test_auto_executor_is_python_on_cpu_and_torch_for_large_cuda_batches(machine):
+    from reasoning import CUDA_MIN_BATCH
+    assert machine._executor("auto", torch.device("cpu"), 10**6) == "python"
+    assert machine._executor("auto", torch.device("cuda"), 100) == "python"
+    assert machine._executor("auto", torch.device("cuda"), CUDA_MIN_BATCH) == "torch"
 
 
 # A product state (every field its own marginal) with a soft stack, for one step of the machine.
@@ -748,9 +932,9 @@ def test_one_soft_step_is_the_exact_update_of_its_product_state(lines):
     for fast in (False, True):
         state = [x[None].clone() for x in (pc, regs, torch.eye(3, dtype=torch.float64), saved, ret_to, sp)]
         state += [torch.zeros(1, dtype=torch.float64), torch.zeros(1, 3, dtype=torch.float64),
-                  torch.zeros(1, 3, 3, dtype=torch.float64)]
+                  torch.zeros(1, 3, 3, dtype=torch.float64), torch.zeros_like(pc)[None]]  # ..., failed_at
         with torch.set_grad_enabled(not fast):
-            new_pc, regs1, _, saved1, ret_to1, sp1, halted, value, _ = machine._step(machine.fields(), state, fast, False)
+            new_pc, regs1, _, saved1, ret_to1, sp1, halted, value, *_ = machine._step(machine.fields(), state, fast, False)
         got = {"pc": new_pc, "regs": regs1, "sp": sp1, "saved": saved1, "ret_to": ret_to1, "halted": halted, "value": value}
         for k, x in got.items():
             torch.testing.assert_close(x[0], expected[k], atol=1e-12, rtol=0, msg=lambda m: f"{k}, fast={fast}: {m}")
