@@ -36,7 +36,7 @@ TEXTS = [
     "Hello, world! Numbers 1234567 and 3.14159, x   1, a  \n 12  34.",
     "Größenwahn, naïve café; Здравствуй, мир; 你好，世界; こんにちは; مرحبا بالعالم; नमस्ते; ١٢٣ ² ½ ⅷ",
     "def fib(n):\n    if n < 2:\n        return n\n\treturn fib(n - 1) + fib(n - 2)  # {'a': [1, 2]}\r\n",
-    "emoji 😀👍🏽 👨‍👩‍👧‍👦 🇫🇷, bytes the vocabulary may lack \x04\x06, and trailing spaces   \n\n",
+    "emoji 😀👍🏽 👨‍👩‍👧‍👦 🇫🇷 and trailing spaces   \n\n",
     "<|im_start|>user\nsort 3 1 2<|im_end|>\n<|im_start|>assistant\n1 2 3<|im_end|><|endoftext|>",
     "  leading spaces, CamelCase, don't, it's, we'll, TABS\t\tand 10,000.50 $ 2+2=4 x**2 a_b-c",
 ]
@@ -90,7 +90,7 @@ def write_gguf(path, hf, quant=gguf.GGMLQuantizationType.F32, skip=(), arch="lla
     w.add_feed_forward_length(c.intermediate_size)
     w.add_head_count(c.num_attention_heads)
     w.add_head_count_kv(c.num_key_value_heads)
-    w.add_rope_freq_base(c.rope_parameters["rope_theta"])
+    w.add_rope_freq_base(getattr(c, "rope_theta", None) or c.rope_parameters["rope_theta"])
     w.add_layer_norm_rms_eps(c.rms_norm_eps)
     w.add_rope_dimension_count(c.hidden_size // c.num_attention_heads)
     w.add_vocab_size(c.vocab_size)
@@ -262,10 +262,40 @@ def test_smollm2_tokenizers_match_llama_cpp_and_hf(smollm2, smollm2_tokenizer, t
         assert ours.encode(text, allowed_special="all") == want, text
         assert from_json.encode(text, allowed_special="all") == hf(text).input_ids == want, text
         plain = ours.encode(text)  # special-token text as ordinary text unless allowed
-        assert all(i > 16 for i in plain) and ours.decode(plain) == text.replace("\x04", "").replace("\x06", "")
+        assert all(i > 16 for i in plain) and ours.decode(plain) == text
+    # Bytes the vocabulary lacks ("\x04", "\x06") are dropped, as llama.cpp drops them: after merging. (HF's
+    # BPE drops them before, so " \x04\x06," becomes " ," there, one token: a corner where the two differ.)
+    text = "lack \x04\x06, and\x04 b"
+    assert ours.encode(text) == reference.tokenize(text.encode(), add_bos=False, special=False) == [92, 580, 216, 28, 284, 278]
     chat = [{"role": "user", "content": "Sort: 3 1 2"}]
     assert from_json.apply_chat_template(chat) == hf.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
     assert ours.apply_chat_template(chat) == from_json.apply_chat_template(chat)
+
+
+def test_smollm2_export_reloads_in_hf_with_its_tokenizer(smollm2_model, smollm2_tokenizer, tmp_path):
+    """train.py's export of SmolLM2 after interface training (here: the final norm, which that training
+    changes, perturbed by hand): HF's LlamaForCausalLM and AutoTokenizer read it back equal."""
+    from reasoning import AugmentedLlama
+
+    saved = smollm2_model.norm.weight.detach().clone()
+    try:
+        with torch.no_grad():
+            smollm2_model.norm.weight.mul_(1 + 0.1 * torch.randn_like(saved))
+        train.export(AugmentedLlama(smollm2_model, smollm2_tokenizer), None, smollm2_tokenizer, str(tmp_path))
+        hf = transformers.LlamaForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
+        hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path)
+        for text in TEXTS:
+            assert hf_tok(text).input_ids == smollm2_tokenizer.encode(text, allowed_special="all"), text
+        chat = [{"role": "user", "content": "Sort: 3 1 2"}]
+        assert hf_tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False) == \
+            smollm2_tokenizer.apply_chat_template(chat)
+        tokens = torch.tensor([smollm2_tokenizer.encode("Sort these: 5 3 9 ->", bos=True)])
+        with torch.no_grad():
+            assert (hf(tokens).logits - smollm2_model(tokens)).abs().max() <= 1e-4
+        assert hf.config.bos_token_id == 1 and hf.config.eos_token_id == 2
+    finally:
+        with torch.no_grad():
+            smollm2_model.norm.weight.copy_(saved)
 
 
 def test_llama3_tokenizer_json_round_trip_matches_meta(tmp_path):
