@@ -369,7 +369,7 @@ def print_results(results):
 
 # ---- the prompted baseline: a pretrained chat LLM alone ----------------------
 
-SYSTEM_PROMPT = "Solve the task exactly. Reply with the answer only: the numbers, nothing else."
+SYSTEM_PROMPT = "Answer with the result only, no explanation."
 N_SHOTS = 3
 
 
@@ -387,7 +387,8 @@ def chat_prompt(tokenizer, prompt, shots):
 def prompted_baseline(llama, tokenizer, task, args, device, autocast, out_dir, master, batch_size=16):
     """`--prompted`: the --init LLM without the layer and without training, asked each test prompt through
     its chat template, zero-shot or after N_SHOTS solved training examples of the same task (training
-    phrasings and range; drawn per prompt from the seed). Greedy reply, cut at eos. exact_match: the reply,
+    phrasings and range; drawn per prompt from the seed). Greedy reply, cut at eos (or at 1.5 times the
+    answer's tokens + 16). exact_match: the reply,
     stripped of surrounding whitespace, is the answer; numbers_match (looser): its numbers are the answer's,
     in order. Prompts are decoded in batches of similar length (Llama.generate pads on the right)."""
     if not args.init:
@@ -406,9 +407,9 @@ def prompted_baseline(llama, tokenizer, task, args, device, autocast, out_dir, m
         replies = [""] * len(chats)
         for k in range(0, len(order), batch_size):
             rows = order[k:k + batch_size]
-            longest = max(len(tokenizer.encode(examples[i][1])) for i in rows)
+            longest = max(len(tokenizer.encode(examples[i][1])) for i in rows)  # room for a wordier reply:
             with autocast:
-                new = llama.generate([chats[i] for i in rows], longest + 8, eos_id=tokenizer.eos_id)
+                new = llama.generate([chats[i] for i in rows], longest * 3 // 2 + 16, eos_id=tokenizer.eos_id)
             for i, ids in zip(rows, new):
                 replies[i] = tokenizer.decode(ids).strip()
         n = len(examples)
