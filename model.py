@@ -984,7 +984,8 @@ def _hf_tokenizer(path: str) -> Tokenizer:
         raise ValueError(f"{file} is not a byte-level BPE tokenizer (GPT-2's kind), the only kind read from "
                          f"tokenizer.json; it has model {model.get('type')}, decoder {data.get('decoder')}")
     special = {t["content"]: t["id"] for t in data.get("added_tokens", [])}
-    ranks = {_token_bytes(t): i for t, i in model["vocab"].items() if i not in special.values()}
+    special_ids = set(special.values())
+    ranks = {_token_bytes(t): i for t, i in model["vocab"].items() if i not in special_ids}
     merges = [tuple(_token_bytes(w) for w in (m.split(" ") if isinstance(m, str) else m)) for m in model.get("merges", [])]
     config = _tokenizer_config(path)
     if config.get("eos_token") not in special:
