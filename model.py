@@ -392,8 +392,9 @@ class Llama(nn.Module):
         try:
             fed, pos = 0, min_len - 1  # fed: positions already in the KV cache
             for pos in range(min_len, total):
-                if use_cache:
-                    logits = self(seq[:, fed:pos], start_pos=fed, block_hook=block_hook)[:, -1]  # [B, vocab]
+                if use_cache:  # the output head on the last position only (a prompt's others need no logits)
+                    h = self.blocks(self.tok_embeddings(seq[:, fed:pos]), fed, block_hook)  # [B, pos - fed, D]
+                    logits = self.output(self.norm(h[:, -1]))  # [B, vocab]
                     fed = pos
                 else:
                     logits = self(seq[:, :pos], block_hook=block_hook)[:, -1]  # [B, vocab]
