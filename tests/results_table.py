@@ -1,10 +1,12 @@
 """Print the README's results table from the runs' results.json files.
 
     python tests/results_table.py [out]     # after the commands in the README's "Results" section
+    python tests/results_table.py --compare "name=dir" "name=dir" ...
 
 Each row is one split of one task; the columns are exact match of greedy answers for the augmented run
 (out/<task>) and the baseline run (out/<task>-baseline), with the number of test examples, and extra
-rows for any other run directory given as name=dir (e.g. an ablation).
+rows for any other run directory given as name=dir (e.g. an ablation). With --compare, one column per run
+(e.g. the pretrained model augmented, prompted zero- and few-shot, the tiny model), one row per split.
 """
 
 import json
@@ -25,6 +27,7 @@ def cell(results, split):
         return "-"
     r = results[split]
     extra = f" (choice {r['choice_accuracy']:.2f})" if "choice_accuracy" in r else ""
+    extra += f" (numbers {100 * r['numbers_match']:.1f}%)" if "numbers_match" in r else ""
     return f"{100 * r['exact_match']:.1f}%{extra}"
 
 
@@ -53,7 +56,24 @@ def main(out="out", tasks=("fib", "sort", "add", "gcd", "all"), extra=()):
             print(f"{name}: {run['iters']} iterations, {run['train_seconds']:.0f} s training on {run['device']}")
 
 
+def compare(columns):
+    runs = [(name, load(path)) for name, path in columns]
+    ref = next(res for _, res in runs if res is not None)
+    print("| split | " + " | ".join(name for name, _ in runs) + " | n |")
+    print("|---" * (len(runs) + 2) + "|")
+    for split, r in ref.items():
+        if not split.startswith("_"):
+            print(f"| {split} | " + " | ".join(cell(res, split) for _, res in runs) + f" | {r['n']} |")
+    for name, res in runs:
+        if res is not None:
+            run = res["_run"]
+            print(f"{name}: {run['iters']} iterations, {run['train_seconds']:.0f} s training"
+                  + (f", {run['eval_seconds']:.0f} s evaluation" if "eval_seconds" in run else "") + f" on {run['device']}")
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--compare"]:
+        sys.exit(compare([tuple(a.split("=", 1)) for a in sys.argv[2:]]))
     out = sys.argv[1] if len(sys.argv) > 1 and "=" not in sys.argv[1] else "out"
     extra = [tuple(a.split("=", 1)) for a in sys.argv[1:] if "=" in a]
     main(out, extra=extra)

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import train
+from model import Tokenizer
 from tasks import TASKS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,6 +81,7 @@ def test_init_loads_a_hugging_face_checkpoint(tmp_path):
                                                     "high_freq_factor": 4.0, "original_max_position_embeddings": 64})
     torch.manual_seed(0)
     transformers.LlamaForCausalLM(config).save_pretrained(tmp_path / "hf")
+    Tokenizer().save_pretrained(str(tmp_path / "hf"))  # its tokenizer: the byte tokenizer, as tokenizer.json
     results, out = run(tmp_path, "--task", "gcd", "--init", str(tmp_path / "hf"), "--iters", "2", "--eval_n", "2")
     assert results["test"]["n"] == 2
     assert os.path.exists(os.path.join(out, "ckpt-2", "model.safetensors"))
