@@ -553,6 +553,178 @@ class Machine(nn.Module):
         return value, mem, halted, steps
 
 
+    # --- exact probabilistic execution (the threads of section 3) -----------------
+
+    def run_distribution(self, name, *args, holes=None, max_threads=4096, max_steps=10_000):
+        """`name(*args)` on soft inputs, exactly: a `Distribution` over what it returns.
+
+        Each argument is an int, a 1-D tensor of V probabilities (it may require grad), or, for a list
+        parameter, a list of those. Every soft input is independent of the others. Each assignment of
+        values to the soft inputs is a thread, run on the hard path, weighted by the product of its
+        values' probabilities; with more than `max_threads` assignments the heaviest are run and the rest
+        is reported as `dropped`. The program's holes are soft inputs too: by default each takes its
+        learned distribution (`hole_probs`); `holes` may give, per hole, an int (the alternative) or a
+        tensor of probabilities over its alternatives. On one-hot inputs this is one hard run.
+        """
+        if not isinstance(max_threads, int) or max_threads < 1:
+            raise ValueError(f"max_threads must be an int >= 1, got {max_threads!r}")
+        if name not in self.program.functions:
+            raise ExecutionError(f"unknown function {name!r}; the program defines {sorted(self.program.functions)}")
+        fn = self.program.functions[name]
+        if len(args) != len(fn.params):
+            raise ExecutionError(f"{name} takes {len(fn.params)} arguments ({', '.join(p.name for p in fn.params)}), "
+                                 f"got {len(args)}")
+        template, places, dists = [], [], []  # ints to lay out (0 where soft); where each soft input goes
+        for p, x in zip(fn.params, args):
+            what = f"argument {p.name} of {name}"
+            if p.is_list:
+                if torch.is_tensor(x) and x.dim() == 2:
+                    x = list(x)
+                if not isinstance(x, (list, tuple)):
+                    raise ExecutionError(f"{what} must be a list (of ints or distributions), got {type(x).__name__}")
+                items = [(f"{what}, item {i}", v) for i, v in enumerate(x)]
+            else:
+                items = [(what, x)]
+            ints = []
+            for label, v in items:
+                if torch.is_tensor(v) and v.dim() > 0:
+                    dists.append(_soft_input(v, self.V, label))
+                    places.append((p.name, len(ints)))
+                    ints.append(0)
+                else:
+                    ints.append(int(v) if torch.is_tensor(v) else v)
+            template.append(ints if p.is_list else ints[0])
+        memory, regs, lists = _lay_out_arguments(fn, template, self.R, self.arg_regs, self.V, self.N)
+        where = self._argument_places(fn, lists)  # param name -> ("reg", r) or ("mem", base)
+        slots = [(where[n][0], where[n][1] + i) for n, i in places]
+        for i, (reg, p) in enumerate(self._hole_inputs(holes)):
+            slots.append(("reg", reg))
+            dists.append(p)
+        # The threads: the heaviest joint assignments of the soft inputs' supports.
+        device = self.e_a0.device
+        supports = [d.nonzero()[:, 0] for d in dists]
+        if dists:
+            weight, choice, dropped = top_assignments([d[s][None] for d, s in zip(dists, supports)], max_threads)
+            live = weight[0].detach() > 0
+            weight, choice, dropped = weight[0][live], choice[0][live], dropped[0]
+        else:
+            weight, choice, dropped = torch.ones(1), torch.zeros(1, 0, dtype=torch.long), torch.zeros(())
+        M = len(weight)
+        regs = torch.tensor(regs, device=device).repeat(M, 1)  # [M, R]
+        memory = torch.tensor(memory, device=device).repeat(M, 1)  # [M, N]
+        for f, ((kind, at), s) in enumerate(zip(slots, supports)):
+            values = s.to(device)[choice[:, f].to(device)]  # [M] this input's value in each thread
+            (regs if kind == "reg" else memory)[:, at] = values
+        pc = torch.full((M,), fn.entry, dtype=torch.long, device=device)
+        out = self.run_hard(pc, regs, memory, max_steps)
+        value, mem, halted = out[0], out[1], out[2]
+        failed = getattr(out, "error", torch.full_like(value, -1)) >= 0
+        wrapped = getattr(out, "wrapped", torch.zeros_like(halted))
+        weight = weight.to(device)
+        w_ok = weight * halted  # [M] the mass of each thread that returned
+        dist = weight.new_zeros(self.V).index_add(0, value, w_ok)  # [V]
+        cells = []
+        for x, base in lists:  # each list's cells at the end, over the threads that returned
+            n = len(x)
+            got = mem[:, base:base + n]  # [M, n]
+            cells.append(weight.new_zeros(n, self.V).index_put(
+                (torch.arange(n, device=device).repeat(M), got.flatten()), w_ok.repeat_interleave(n), accumulate=True))
+        return Distribution(value=dist, memory=cells, dropped=dropped, not_halted=(weight * (~halted & ~failed)).sum(),
+                            failed=(weight * failed).sum(), wrapped=(weight * wrapped).sum(), threads=M, steps=out[3])
+
+    def _argument_places(self, fn, lists):
+        """Where each parameter's value lives after `_lay_out_arguments`: ("reg", r) for an int, ("mem", base)
+        for a list (the order of the argument window and of the laid-out lists is the parameters')."""
+        window, bases, where = iter(self.arg_regs), iter(base for _, base in lists), {}
+        for p in fn.params:
+            if p.is_list:
+                next(window), next(window)
+                where[p.name] = ("mem", next(bases))
+            else:
+                where[p.name] = ("reg", next(window))
+        return where
+
+    def _hole_inputs(self, holes):
+        """[(register, distribution over the hole's alternatives)] for the program's holes (none yet)."""
+        return []
+
+
+# -----------------------------------------------------------------------------
+# 3. Exact probabilistic execution: the state is a weighted set of hard runs ("threads").
+#
+# The mean-field machine keeps one marginal per register and cell and so forgets which value of one goes
+# with which value of another; over long runs that error grows (see `Machine`). Here nothing is forgotten:
+# every soft input (an argument or memory cell given as a distribution over values, a hole of the program,
+# the program choice in the reasoning layer) is split into one thread per value of its support, every
+# thread is an ordinary machine run on the hard path, and the output distribution is the sum of the
+# threads' weights by what they return. The weight of a thread is the product of its inputs'
+# probabilities, a differentiable function of them, so the gradient is the exact derivative of the output
+# distribution wherever a thread was run: stable at any depth, since no derivative crosses a step.
+#
+# All the splits happen before the first step (a thread picks a value for every soft input at once). This
+# gives the same distribution as splitting when a value is first read, and lets one batched hard run
+# execute every thread. When the joint support is larger than `max_threads`, the heaviest assignments are
+# kept (`top_assignments`, exactly the top k, as in the top-k proofs of Scallop/DeepProbLog) and the mass of
+# the rest is reported as `dropped`, never renormalised away. Threads that end in the same output are
+# merged by adding their weights.
+
+
+def top_assignments(factors, k):
+    """The k most probable joint assignments of independent discrete inputs, for each of B examples.
+
+    factors: a list of F >= 1 tensors [B, S_f], row b of factor f the distribution of input f of example b
+    over its S_f values. Returns (weight [B, K], choice [B, K, F] value indices, dropped [B]), K <= k,
+    sorted by weight; an assignment of weight 0 (a value outside an input's support, or padding when
+    fewer than k assignments exist) is a row of weight 0 that the caller skips.
+
+    A beam that keeps the k heaviest prefixes after each input is exact: a pruned prefix has k kept
+    prefixes at least as heavy, and each of them, completed with the same values, weighs at least as much
+    as any completion of it, so no completion of it is among the k heaviest. `dropped` adds up the
+    pruned prefixes' weights: the mass of all the assignments that were not kept (inputs sum to 1).
+    """
+    weight = factors[0].new_ones(factors[0].shape[0], 1)  # [B, 1] the empty prefix
+    B = weight.shape[0]
+    choice = torch.zeros(B, 1, 0, dtype=torch.long, device=weight.device)
+    dropped = weight.new_zeros(B)
+    for p in factors:
+        S = p.shape[1]
+        cand = (weight[:, :, None] * p[:, None, :]).flatten(1)  # [B, K * S] every prefix extended
+        top = cand.detach().topk(min(k, cand.shape[1]), dim=1).indices  # [B, K'] sorted, heaviest first
+        kept = cand.gather(1, top)
+        if kept.shape[1] < cand.shape[1]:
+            dropped = dropped + (cand.sum(1) - kept.sum(1))
+        prev = choice.gather(1, (top // S)[..., None].expand(-1, -1, choice.shape[2]))
+        choice, weight = torch.cat([prev, (top % S)[..., None]], 2), kept
+    return weight, choice, dropped
+
+
+@dataclass
+class Distribution:
+    """What `Machine.run_distribution` returns. Masses add up: value.sum() + not_halted + failed + dropped = 1."""
+
+    value: torch.Tensor  # [V] P(the run returns k)
+    memory: list  # per list argument, [len, V]: P(the run returns and cell i of the list then holds k)
+    dropped: torch.Tensor  # [] mass of input assignments not run (more than max_threads)
+    not_halted: torch.Tensor  # [] mass of runs that did not return (out of steps, past memory or call depth)
+    failed: torch.Tensor  # [] mass of runs that stopped at an `assert` / `raise`
+    wrapped: torch.Tensor  # [] mass of runs in which some arithmetic wrapped around modulo V
+    threads: int  # hard runs made
+    steps: int  # the longest run's steps
+
+
+def _soft_input(x, V, what):
+    """A soft argument checked: a 1-D tensor of V probabilities (non-negative, finite, summing to 1)."""
+    if x.dim() != 1 or x.shape[0] != V:
+        raise ValueError(f"{what}: a distribution must be a 1-D tensor of V={V} probabilities, got shape "
+                         f"{tuple(x.shape)}")
+    d = x.detach()
+    if not torch.isfinite(d).all() or (d < 0).any():
+        raise ValueError(f"{what}: probabilities must be finite and non-negative, got min {float(d.min())}")
+    if abs(float(d.sum()) - 1) > 1e-4:
+        raise ValueError(f"{what}: probabilities must sum to 1, got {float(d.sum()):.6f}")
+    return x
+
+
 # -----------------------------------------------------------------------------
 # 4. The reasoning layer: how the transformer calls the library (DESIGN.md section 6).
 
