@@ -746,7 +746,6 @@ def token_characters(tokenizer, vocab_size, n_values):
 
 
 GAIN_SCALE = 30.0
-MIN_CHOICE = 1e-3
 
 
 class ReasoningLayer(nn.Module):
@@ -760,38 +759,47 @@ class ReasoningLayer(nn.Module):
       a tiny model then generalises better to unseen phrasings and to long lists. The choice is the
       machine's initial program counter, so choosing a program and running it are one mechanism.
     - write: every prompt position writes its token's characters into memory, as a *text tape* (see
-      tasks.py). A gate head decides whether a position writes; the cell address is the number of
-      characters that the open gates before it wrote, so a tape of any length is laid out exactly.
-      The address uses the hard decision gate > 1/2; the gate starts open. The value written is the
-      character itself (a fixed table): a learned value head would only learn the characters it saw.
+      tasks.py). A gate head gives the probability that a position writes; the cell of a token's first
+      character is the number of characters the tokens before it wrote, so a tape of any length is laid
+      out exactly. The gate starts open. The value written is the character itself (a fixed table): a
+      learned value head would only learn the characters it saw.
     - run: the entry point gets the whole memory as its list argument `m` (base 0, length `n_cells`).
     - read back: the program returns the address where its answer text starts. The position that has
-      emitted `o` answer characters since the call attends to the cells `start + o, ..., start + o + K-1`
-      (K = `read_window`, at most the longest token: 1 for bytes): the attention weights are the
-      machine's distribution over `start`, shifted by `o`. The query is fixed, so the alignment holds for answers longer than any in
-      training. Each read cell is embedded as the model's own output vector of that character's token
-      (NUL: end-of-text) and added to the residual stream through a projection and a gain, both
-      initialised to zero: a pretrained LLaMA starts out unchanged.
+      emitted `o` answer characters since the call reads the answer's characters `o, ..., o + K-1`
+      (K = `read_window`, at most the longest token: 1 for bytes). The query is fixed, so the alignment
+      holds for answers longer than any in training. Each character is embedded as the model's own output
+      vector of that character's token (NUL: end-of-text) and added to the residual stream through a
+      projection and a gain, both initialised to zero: a pretrained LLaMA starts out unchanged.
 
     How gradients cross the machine (`grad`):
-    - "enumerate" (the default): every entry point runs on the same tape in one batch, on the machine's
-      exact hard path; the read-backs are mixed by the choice probabilities. This is the exact
-      expectation over the program choice, so the choice head gets exact gradients, and it needs no
-      derivative through the machine's steps, which is what makes CPU training fast. The tape is hard
-      (gates thresholded), so the gate head gets no gradient in this mode and stays open.
+    - "exact": exact probabilistic execution (section 3). The program choice and every token's write
+      decision are independent soft inputs; a thread is one choice of program and one open/closed
+      decision per token, its tape laid out from the open tokens and run on the hard path, its weight the
+      product of the probabilities of its decisions. The `max_threads` heaviest threads of each example
+      are run (exactly the top k of the joint distribution, `top_assignments`); the mass of the others is
+      `dropped`, reported, and reads as nothing. The read-back mixes the threads' answers by their
+      weights, so the choice head and the gate head get the exact gradient of that mixture: a gate learns
+      to close a token when the threads that leave it out answer better. While the gates are confident
+      the heaviest threads are the likeliest tape and the tapes with one uncertain token flipped, so the
+      gate's signal comes from one token at a time (or a few, as a gate grows uncertain).
     - "mean_field": one soft run of the differentiable machine with the pc in superposition over the
       entry points, the tape written with the soft gate weights; gradients flow through every step of
-      the machine into the choice and gate heads. Slower by orders of magnitude on a CPU.
-    A program that has not halted within `max_steps` (`max_steps_train` while training: a program run on
-    another task's prompt may take very long, e.g. fib of a list's first number) contributes nothing.
+      the machine into the choice and gate heads. Slower by orders of magnitude on a CPU, and unstable on
+      long runs (the paper's method, kept for comparison).
+    A program that has not returned within `max_steps` (`max_steps_train` while training: a program run on
+    another task's prompt may take very long, e.g. fib of a list's first number) reads as nothing; the
+    run reports that mass per example (`not_halted`), with the `dropped` mass, the mass whose arithmetic
+    wrapped modulo V (`wrapped`) and whether the likeliest tape overflowed memory (`overflow`).
     """
 
-    def __init__(self, dim, machine, entries, token_chars, char_token_ids, grad="enumerate", max_steps=20_000,
-                 max_steps_train=3_000, read_window=4, gate_bias=6.0):
+    def __init__(self, dim, machine, entries, token_chars, char_token_ids, grad="exact", max_steps=20_000,
+                 max_steps_train=3_000, read_window=4, gate_bias=6.0, max_threads=8):
         super().__init__()
-        if grad not in ("enumerate", "mean_field"):
-            raise ValueError(f"grad must be 'enumerate' or 'mean_field', got {grad!r}")
-        self.machine, self.entries, self.grad = machine, list(entries), grad
+        if grad not in ("exact", "mean_field"):
+            raise ValueError(f"grad must be 'exact' or 'mean_field', got {grad!r}")
+        if max_threads < 1:
+            raise ValueError(f"max_threads must be at least 1, got {max_threads}")
+        self.machine, self.entries, self.grad, self.max_threads = machine, list(entries), grad, max_threads
         self.max_steps, self.max_steps_train = max_steps, max_steps_train
         self.choose = nn.Linear(dim, len(self.entries))
         self.choose_query = nn.Parameter(torch.zeros(dim))  # zero: pooling starts as the prompt's mean
@@ -814,32 +822,47 @@ class ReasoningLayer(nn.Module):
         nn.init.zeros_(self.out_proj.weight)
         self.gain = nn.Parameter(torch.zeros(()))
 
-    # -- write ---------------------------------------------------------------
+    # -- the heads -------------------------------------------------------------
 
-    def write_tape(self, h, tokens, call_pos):
-        """The prompt's characters laid out from cell 0: (cells [B, N] ints, gate [B, T], (cell, ok)).
+    def choose_program(self, h, call_pos):
+        """[B, E]: the distribution over entry points, from the call position and a pooling of the prompt."""
+        B = h.shape[0]
+        prompt = torch.arange(h.shape[1], device=h.device)[None] <= call_pos[:, None]  # [B, T]
+        attn = torch.softmax((h @ self.choose_query).masked_fill(~prompt, float("-inf")), -1)  # [B, T]
+        h_pool = (attn[..., None] * h).sum(1)  # [B, D] attention pooling over the prompt
+        return torch.softmax(self.choose(h[torch.arange(B), call_pos] + h_pool).float(), -1)
 
-        cell [B, T, K] is where each character of each token goes, ok [B, T, K] whether it is written
-        there at all (for the soft tape, which also writes the closed gates' characters, weighted).
-        """
-        B, T = tokens.shape
+    def gates(self, h, tokens, call_pos):
+        """(gate [B, T], length [B, T]): P(token t writes), 0 for tokens with nothing to write; its characters."""
+        pos = torch.arange(tokens.shape[1], device=tokens.device)
+        length = self.token_len[tokens] * (pos[None] <= call_pos[:, None])  # [B, T] characters each can write
+        return torch.sigmoid(self.gate(h).squeeze(-1).float()) * (length > 0), length
+
+    # -- write -----------------------------------------------------------------
+
+    def lay_out(self, tokens, length, open_):
+        """Tapes: the characters of the open tokens, one after another from cell 0, NUL after them.
+
+        tokens, length [M, T]; open_ [M, T] bool. Returns (cells [M, N] ints, cell [M, T, K] where each
+        character of each token goes if it is written, overflow [M]: the tape did not fit with its NUL)."""
+        M, T = tokens.shape
         N = self.machine.N
-        pos = torch.arange(T, device=tokens.device)
-        length = self.token_len[tokens] * (pos[None] <= call_pos[:, None])  # [B, T] characters each writes
-        gate = torch.sigmoid(self.gate(h).squeeze(-1).float()) * (length > 0)  # [B, T]
-        written = length * (gate > 0.5)
-        address = torch.cumsum(written, 1) - written  # [B, T] the cell of each token's first character
+        written = length * open_
+        address = torch.cumsum(written, 1) - written  # [M, T] the cell of each token's first character
         k = torch.arange(self.K, device=tokens.device)
-        cell = address[..., None] + k  # [B, T, K]
+        cell = address[..., None] + k  # [M, T, K]
         ok = (k < written[..., None]) & (cell < N)
-        cells = torch.zeros(B, N + 1, dtype=torch.long, device=tokens.device)  # one spare cell for the misses
+        cells = torch.zeros(M, N + 1, dtype=torch.long, device=tokens.device)  # one spare cell for the misses
         cells.scatter_(1, torch.where(ok, cell, N).flatten(1), (self.token_chars[tokens] * ok).flatten(1))
-        return cells[:, :N], gate, (cell, ok | ((k < length[..., None]) & (cell < N)))
+        return cells[:, :N], cell, written.sum(1) >= N
 
-    def soft_tape(self, tokens, gate, cell, ok):
-        """Memory [B, N, V] as written with the soft gate weights: a later write to a cell wins."""
+    def soft_tape(self, tokens, length, gate):
+        """Memory [B, N, V] as written with the soft gate weights: a later write to a cell wins (mean field).
+        A token's cells are those of the likeliest tape (gates > 1/2), as the mean field has one layout."""
         B, T = tokens.shape
         V, N = self.machine.V, self.machine.N
+        _, cell, _ = self.lay_out(tokens, length, gate > 0.5)
+        ok = (torch.arange(self.K, device=tokens.device) < length[..., None]) & (cell < N)
         memory = F.one_hot(torch.zeros(B, N, dtype=torch.long, device=tokens.device), V).to(gate.dtype)
         rows = torch.arange(B, device=tokens.device)
         for t in range(T):
@@ -852,71 +875,91 @@ class ReasoningLayer(nn.Module):
                 memory = memory.index_put((rows, c), (1 - w) * memory[rows, c] + w * new)
         return memory
 
-    # -- run -----------------------------------------------------------------
+    # -- run -------------------------------------------------------------------
 
     def run(self, h, tokens, call_pos, max_steps):
-        """Choose, write, run. Returns the cache that `read_back` uses and `forward` reuses."""
+        """Choose, write, run. Returns the run (a dict) that `read_back` uses and `forward` reuses: the
+        heads' outputs, `answer` [B, N + 1, V] (P(the answer's o-th character is c); its total is the
+        mass that returned) and the per-example masses and flags of the docstring."""
+        choice = self.choose_program(h, call_pos)  # [B, E]
+        gate, length = self.gates(h, tokens, call_pos)  # [B, T]
+        run = self.run_exact if self.grad == "exact" else self.run_mean_field
+        return {"choice": choice, "gate": gate, **run(tokens, length, choice, gate, max_steps)}
+
+    def run_exact(self, tokens, length, choice, gate, max_steps):
+        """The threads of each example (the class docstring), run on the hard path in one batch."""
+        B, T = tokens.shape
+        N, V = self.machine.N, self.machine.V
+        live = length.amax(0) > 0  # [T] positions where some example writes: one factor each
+        gate_live = gate[:, live]
+        factors = [choice] + list(torch.stack([1 - gate_live, gate_live], -1).unbind(1))  # [B, E], [B, 2] ...
+        weight, pick, dropped = top_assignments(factors, self.max_threads)  # [B, K], [B, K, 1 + T'], [B]
+        b, k = (weight.detach() > 0).nonzero(as_tuple=True)  # [M] the threads: example, rank
+        open_ = torch.zeros(len(b), T, dtype=torch.bool, device=tokens.device)
+        open_[:, live] = pick[b, k, 1:].bool()
+        cells, _, overflow = self.lay_out(tokens[b], length[b], open_)
+        regs = self.machine.list_registers(len(b), base=0, length=N)
+        out = self.machine.run_hard(self.entry_lines[pick[b, k, 0]], regs, cells, max_steps)
+        start, memory, halted = out[0], out[1], out[2]
+        w = weight[b, k]  # [M]
+        ok = w * halted
+        # answer[b, o, c] = sum over b's threads that returned of weight * [their o-th answer character is c]
+        where = start[:, None] + torch.arange(N + 1, device=tokens.device)  # [M, N + 1] past memory: NUL
+        char = memory.gather(1, where.clamp(max=N - 1)) * (where < N)
+        answer = ok.new_zeros(B, N + 1, V).index_put(
+            (b[:, None].expand_as(char), torch.arange(N + 1, device=tokens.device).expand_as(char), char),
+            ok[:, None].expand_as(char), accumulate=True)
+        per_example = lambda x: ok.new_zeros(B).index_add(0, b, x)  # [B] a mass summed over threads
+        flag = lambda name: getattr(out, name, torch.zeros_like(halted))
+        failed = getattr(out, "error", torch.full_like(start, -1)) >= 0
+        likeliest = k == 0  # the heaviest thread's tape
+        return {"answer": answer, "steps": out[3], "threads": len(b), "dropped": dropped.detach(),
+                "not_halted": per_example(w * (~halted & ~failed)).detach(), "failed": per_example(w * failed).detach(),
+                "wrapped": per_example(w * flag("wrapped")).detach(),
+                "overflow": torch.zeros(B, dtype=torch.bool, device=tokens.device).index_put((b[likeliest],), overflow[likeliest])}
+
+    def run_mean_field(self, tokens, length, choice, gate, max_steps):
+        """One soft run: all programs in superposition on the soft tape."""
         B = tokens.shape[0]
-        E, N = len(self.entries), self.machine.N
-        prompt = torch.arange(h.shape[1], device=h.device)[None] <= call_pos[:, None]  # [B, T]
-        attn = torch.softmax((h @ self.choose_query).masked_fill(~prompt, float("-inf")), -1)  # [B, T]
-        h_pool = (attn[..., None] * h).sum(1)  # [B, D] attention pooling over the prompt
-        choice = torch.softmax(self.choose(h[torch.arange(B), call_pos] + h_pool).float(), -1)  # [B, E]
-        cells, gate, (cell, ok) = self.write_tape(h, tokens, call_pos)
-        if self.grad == "enumerate":  # each program on the hard tape, all (program, example) pairs in one batch
-            # A pair whose choice probability is below MIN_CHOICE is not run: it would add almost nothing.
-            e, b = (choice.T > MIN_CHOICE).nonzero(as_tuple=True)  # [P] pairs to run
-            regs = self.machine.list_registers(len(b), base=0, length=N)
-            value, memory, halted, steps = self.machine.run_hard(self.entry_lines[e], regs, cells[b], max_steps)
-            start = torch.zeros(E, B, dtype=torch.long, device=h.device)
-            out_cells = torch.zeros(E, B, N, dtype=torch.long, device=h.device)
-            done = torch.zeros(E, B, dtype=torch.bool, device=h.device)
-            start[e, b], out_cells[e, b], done[e, b] = value, memory, halted
-            return {"choice": choice, "gate": gate, "steps": steps, "start": start, "cells": out_cells, "halted": done}
-        memory = self.soft_tape(tokens, gate, cell, ok)
+        N, V = self.machine.N, self.machine.V
+        memory = self.soft_tape(tokens, length, gate)
         pc = choice @ F.one_hot(self.entry_lines, self.machine.L).to(choice.dtype)  # [B, L] superposition
         regs = self.machine.one_hot(self.machine.list_registers(B, base=0, length=N))
         out = self.machine(pc, regs, memory, max_steps=max_steps)
-        return {"choice": choice, "gate": gate, "steps": out.steps, "value": out.value, "memory": out.memory}
+        # answer[b, o] = sum_s P(start = s) memory[s + o]: a shifted copy of P(start) times the memory, whose
+        # cells past the end (a start s >= N, or s + o >= N) hold NUL.
+        O = N + 1
+        nul = F.one_hot(torch.zeros(B, V + O - N, dtype=torch.long, device=tokens.device), V).to(out.memory.dtype)
+        cells = torch.cat([out.memory, nul], 1)  # [B, V + O, V]
+        o, c = torch.arange(O, device=tokens.device), torch.arange(V + O, device=tokens.device)
+        src = c[None, :] - o[:, None]  # [O, V + O]: shifted[b, o, c] = P(start = c - o)
+        shifted = out.value[:, src.clamp(0, V - 1)] * ((src >= 0) & (src < V))  # [B, O, V + O]
+        answer = torch.bmm(shifted, cells)  # [B, O, V]
+        _, _, overflow = self.lay_out(tokens, length, gate > 0.5)
+        zero = torch.zeros(B, device=tokens.device)
+        return {"answer": answer, "steps": out.steps, "threads": B, "dropped": zero,
+                "not_halted": (1 - out.halted).detach(), "failed": getattr(out, "failed", zero).detach(),
+                "wrapped": zero, "overflow": overflow}
 
-    # -- read back -----------------------------------------------------------
+    # -- read back -------------------------------------------------------------
 
     def offsets(self, tokens, call_pos):
-        """[B, T, window]: the cells after `start` that each position reads: answer characters emitted so far."""
+        """[B, T, window]: the answer characters each position reads: the characters emitted so far, on."""
         pos = torch.arange(tokens.shape[1], device=tokens.device)
         emitted = torch.cumsum(self.token_len[tokens] * (pos[None] > call_pos[:, None]), 1)  # [B, T]
         return emitted[..., None] + torch.arange(self.window, device=tokens.device)
 
     def read_back(self, run, tokens, call_pos, token_vectors):
-        """The embedding of what each position reads, [B, T, window, D].
+        """The embedding of what each position reads, [B, T, window, D]: the expected output vector.
 
         A character is embedded as its token's row of `token_vectors`, the model's output head (the
         token embeddings, when tied; NUL as end-of-text). So reading a character and predicting it share
         one vector: a gain learned on the characters seen in training carries over to every other one.
         """
-        off = self.offsets(tokens, call_pos)
-        E_val = token_vectors[self.char_token_ids]  # [V, D]
-        N = self.machine.N
-        if "cells" in run:  # hard: each program's start and memory are ints; mix by the choice
-            emb = 0
-            for e in range(len(self.entries)):
-                where = run["start"][e][:, None, None] + off  # [B, T, window]
-                char = run["cells"][e].gather(1, where.clamp(max=N - 1).flatten(1)).view_as(where) * (where < N)
-                w = run["choice"][:, e] * run["halted"][e]  # [B]
-                emb = emb + w[:, None, None, None] * E_val[char]
-            return emb
-        # soft: the read distribution of offset d is sum_s p(start = s) memory[s + d] (NUL past the end)
-        value, memory = run["value"], run["memory"]
-        B, V = value.shape
-        D = int(off.max()) + 1
-        nul = F.one_hot(torch.zeros(B, V + D - N, dtype=torch.long, device=value.device), V).to(memory.dtype)
-        cells = torch.cat([memory, nul], 1)  # [B, V + D, V]
-        d, c = torch.arange(D, device=value.device), torch.arange(V + D, device=value.device)
-        src = c[None, :] - d[:, None]  # [D, V + D]: shifted[b, d, c] = p(start = c - d)
-        shifted = value[:, src.clamp(0, V - 1)] * ((src >= 0) & (src < V))  # [B, D, V + D]
-        at_offset = torch.bmm(shifted, cells)  # [B, D, V]
-        read = at_offset[torch.arange(B, device=value.device)[:, None, None], off]  # [B, T, window, V]
-        return read @ E_val.to(read.dtype)
+        answer = run["answer"]  # [B, N + 1, V]
+        off = self.offsets(tokens, call_pos).clamp(max=answer.shape[1] - 1)  # past the end: NUL
+        read = answer[torch.arange(len(answer), device=answer.device)[:, None, None], off]  # [B, T, window, V]
+        return read @ token_vectors[self.char_token_ids].to(read.dtype)
 
     def forward(self, h, tokens, call_pos, token_vectors, cache=None, start_pos=0):
         """h [B, T', D] -> (h plus what the positions from the call on read back, the machine's run).
@@ -945,8 +988,9 @@ class AugmentedLlama(nn.Module):
     run, which depends on the prompt only, so `generate` runs the machine once per prompt.
     """
 
-    def __init__(self, llama, tokenizer, program=None, entries=None, layer_after=None, grad="enumerate",
-                 max_steps=20_000, max_steps_train=3_000, n_cells=None, max_depth=16, trainable_library=False):
+    def __init__(self, llama, tokenizer, program=None, entries=None, layer_after=None, grad="exact",
+                 max_steps=20_000, max_steps_train=3_000, n_cells=None, max_depth=16, trainable_library=False,
+                 max_threads=8):
         super().__init__()
         self.llama = llama
         self.layer_after = llama.args.n_layers // 2 - 1 if layer_after is None else layer_after
@@ -959,7 +1003,7 @@ class AugmentedLlama(nn.Module):
             chars = token_characters(tokenizer, llama.args.vocab_size, V)
             char_ids = [tokenizer.eos_id] + [_token_of_char(tokenizer, c) for c in range(1, V)]
             self.layer = ReasoningLayer(llama.args.dim, machine, entries, chars, char_ids, grad, max_steps,
-                                        max_steps_train)
+                                        max_steps_train, max_threads=max_threads)
 
     def forward(self, tokens, call_pos, cache=None, start_pos=0):
         """tokens [B, T] -> (logits of positions start_pos.. [B, T - start_pos, vocab], the machine's run).
@@ -1011,9 +1055,8 @@ class AugmentedLlama(nn.Module):
 
 
 def _rows(run, rows):
-    """The machine's run restricted to some examples (the enumerated runs are indexed [E, B, ...])."""
-    per_program = ("start", "cells", "halted")
-    return {k: (v[:, rows] if k in per_program else v[rows]) if torch.is_tensor(v) else v for k, v in run.items()}
+    """The machine's run restricted to some examples (every tensor in it is indexed by example first)."""
+    return {k: v[rows] if torch.is_tensor(v) else v for k, v in run.items()}
 
 
 def _token_of_char(tokenizer, c):

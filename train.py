@@ -85,9 +85,12 @@ def get_args(argv=None):
     p.add_argument("--library", default="frozen", choices=["frozen", "trainable"],
                    help="keep the compiled programs fixed, or train their logits too (with --grad mean_field)")
     p.add_argument("--layer_after", type=int, default=None, help="block the reasoning layer follows (default: middle)")
-    p.add_argument("--grad", default="enumerate", choices=["enumerate", "mean_field"],
-                   help="how gradients cross the machine: exact expectation over the program choice on the "
-                        "hard machine, or one soft differentiable run (see reasoning.ReasoningLayer)")
+    p.add_argument("--grad", default="exact", choices=["exact", "mean_field"],
+                   help="how gradients cross the machine: exact probabilistic execution (threads over the "
+                        "program choice and the write gates, each a hard run) or one soft differentiable run "
+                        "(the paper's mean field); see reasoning.ReasoningLayer")
+    p.add_argument("--max_threads", type=int, default=8, help="with --grad exact: the heaviest threads run per "
+                   "example (the rest is dropped and reported)")
     p.add_argument("--max_steps", type=int, default=20_000, help="machine steps before a run counts as not halted")
     p.add_argument("--max_steps_train", type=int, default=3_000, help="the same while training")
     p.add_argument("--compile", action="store_true", help="torch.compile each transformer block (the reasoning "
@@ -238,8 +241,8 @@ def build(args, device):
     its tokenizer if the directory has Meta's original/tokenizer.model, else the byte tokenizer), with the
     reasoning layer unless --baseline."""
     task = get_task(args.task)
-    if args.library == "trainable" and args.grad == "enumerate" and not args.baseline:
-        raise ValueError("--library trainable needs --grad mean_field: under --grad enumerate the programs "
+    if args.library == "trainable" and args.grad == "exact" and not args.baseline:
+        raise ValueError("--library trainable needs --grad mean_field: under --grad exact the programs "
                          "run on the hard path, which passes no gradient to the program's logits")
     if args.init:
         llama = Llama.from_pretrained(args.init, device=device, dtype=torch.float32)
@@ -253,6 +256,7 @@ def build(args, device):
     entries = None if args.baseline else task_entries(task)
     model = AugmentedLlama(llama, tokenizer, compile_library(), entries, layer_after=args.layer_after,
                            grad=args.grad, max_steps=args.max_steps, max_steps_train=args.max_steps_train,
+                           max_threads=args.max_threads,
                            n_cells=N_CELLS, trainable_library=args.library == "trainable")
     return task, tokenizer, model.to(device)
 

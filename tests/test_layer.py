@@ -31,6 +31,39 @@ def encode(tokenizer, prompts):
     return tokens, torch.tensor([len(i) - 1 for i in ids])
 
 
+def answer_text(run, b):
+    """The likeliest answer text of example b: the most probable character at each offset, up to NUL."""
+    chars = run["answer"][b].argmax(-1).tolist()
+    return bytes(chars[:chars.index(0)]).decode("ascii")
+
+
+def all_open(model, tokens, calls):
+    """The tapes with every gate open: the prompts' characters as they are."""
+    _, length = model.layer.gates(model.llama.tok_embeddings(tokens), tokens, calls)
+    return model.layer.lay_out(tokens, length, length > 0)[0]
+
+
+def forced(model, entry):
+    """A context in which the choice head picks `entry` (a large bias) and the gates are shut open."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def ctx():
+        layer = model.layer
+        saved = layer.choose.bias.detach().clone(), layer.gate.bias.detach().clone()
+        with torch.no_grad():
+            layer.choose.bias.fill_(-30.0)
+            layer.choose.bias[layer.entries.index(entry)] = 30.0
+            layer.gate.bias.fill_(30.0)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                layer.choose.bias.copy_(saved[0])
+                layer.gate.bias.copy_(saved[1])
+    return ctx()
+
+
 def test_layer_starts_as_the_plain_llama(tiny_augmented):
     """Zero-initialised read-back: the augmented model's logits equal the LLaMA's at the start."""
     model, tokenizer, _ = tiny_augmented
@@ -47,20 +80,72 @@ def test_tape_holds_the_prompt_text_and_the_machine_answers_from_it(tiny_augment
     prompts = ["fib(9)=", "sort 5 3 9 1=", "12+345="]
     tokens, calls = encode(tokenizer, prompts)
     h = model.llama.tok_embeddings(tokens)
-    cells, gate, _ = model.layer.write_tape(h, tokens, calls)
+    cells = all_open(model, tokens, calls)
     for b, p in enumerate(prompts):
         assert cells[b].tolist() == tasks.prompt_tape(p)
-    run = model.layer.run(h, tokens, calls, max_steps=20_000)
-    for e, entry in enumerate(model.layer.entries):
+    for entry in model.layer.entries:
+        with torch.no_grad(), forced(model, entry):
+            run = model.layer.run(h, tokens, calls, max_steps=20_000)
         for b, p in enumerate(prompts):
-            if run["choice"][b, e] > 1e-3:  # pairs below MIN_CHOICE are not run
-                text = tasks.read_text(run["cells"][e, b].tolist(), int(run["start"][e, b]))
-                assert text == tasks.solve_with_library(entry, p, model.layer.machine.program)
+            assert answer_text(run, b) == tasks.solve_with_library(entry, p, model.layer.machine.program)
+            assert abs(float(run["answer"][b, 0].sum()) - 1) < 1e-4  # one thread, and it returned
     want = {"fib(9)=": "34", "sort 5 3 9 1=": "1 3 5 9", "12+345=": "357"}
     for b, p in enumerate(prompts):
-        e = ["fib_task", "sort_task", "add_task"][b]
-        i = model.layer.entries.index(e)
-        assert tasks.read_text(run["cells"][i, b].tolist(), int(run["start"][i, b])) == want[p]
+        with torch.no_grad(), forced(model, ["fib_task", "sort_task", "add_task"][b]):
+            assert answer_text(model.layer.run(h, tokens, calls, max_steps=20_000), b) == want[p]
+
+
+def closed_gates_text(prompt, open_):
+    """The prompt with the characters of closed tokens (byte tokenizer: one character each) left out."""
+    return "".join(ch for ch, o in zip(prompt, open_) if o)
+
+
+def test_exact_threads_equal_brute_force_over_every_tape_and_program(tiny_augmented):
+    """With max_threads at least the number of joint (program, gates) assignments, the answer
+    distribution is the exact mixture over all of them, each answered by the library in CPython; and its
+    gradient with respect to the gate probabilities is the closed form of that mixture."""
+    import itertools
+    from compiler import ExecutionError
+    model, tokenizer, tasks = tiny_augmented
+    layer = model.layer
+    prompt = "f(3)+1"
+    tokens, calls = encode(tokenizer, [prompt])
+    _, length = layer.gates(model.llama.tok_embeddings(tokens), tokens, calls)
+    T = len(prompt)
+    g = torch.tensor([0.3, 0.9, 0.6, 0.8, 0.5, 0.7], dtype=torch.float64, requires_grad=True)
+    gate = torch.cat([torch.zeros(1, dtype=torch.float64), g])[None]  # bos writes nothing
+    choice = torch.tensor([[0.2, 0.5, 0.3]], dtype=torch.float64)
+    saved = layer.max_threads
+    layer.max_threads = 3 * 2 ** T
+    try:
+        run = layer.run_exact(tokens, length, choice, gate, max_steps=20_000)
+    finally:
+        layer.max_threads = saved
+    assert run["threads"] == 3 * 2 ** T and float(run["dropped"][0]) < 1e-12
+    N = layer.machine.N
+    want = torch.zeros(N + 1, 128, dtype=torch.float64)
+    dwant = torch.zeros(T, dtype=torch.float64)
+    probe = torch.randn(N + 1, 128, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for e, entry in enumerate(layer.entries):
+        for open_ in itertools.product([0, 1], repeat=T):
+            p_gates = [g[t].item() if o else 1 - g[t].item() for t, o in enumerate(open_)]
+            w = float(choice[0, e]) * torch.tensor(p_gates, dtype=torch.float64).prod()
+            # the reference interpreter (which wraps modulo V like the machine; CPython would not), with the
+            # run's step budget: a run out of steps (fib(31) of the tape "31") contributes nothing
+            m = tasks.prompt_tape(closed_gates_text(prompt, open_))
+            try:
+                start = layer.machine.program.run(entry, m, n_cells=N, max_steps=20_000)
+            except ExecutionError:
+                continue
+            chars = torch.zeros(N + 1, 128, dtype=torch.float64)  # what the read-back sees: memory from start on
+            codes = m[start:] + [0] * (N + 1 - len(m[start:]))
+            chars[torch.arange(N + 1), torch.tensor(codes)] = 1
+            want += w * chars
+            for t in range(T):  # d w / d g_t: the other factors, signed by the decision on t
+                dwant[t] += (w / p_gates[t]) * (1 if open_[t] else -1) * (probe * chars).sum()
+    assert torch.allclose(run["answer"][0], want, atol=1e-9)
+    (run["answer"][0] * probe).sum().backward()
+    assert torch.allclose(g.grad, dwant, atol=1e-8)
 
 
 def test_read_back_positions_read_successive_answer_characters(tiny_augmented):
@@ -71,11 +156,8 @@ def test_read_back_positions_read_successive_answer_characters(tiny_augmented):
     tokens, _ = encode(tokenizer, [prompt + answer])
     calls = torch.tensor([len(tokenizer.encode(prompt, bos=True)) - 1])
     h = model.llama.tok_embeddings(tokens)
-    bias = model.layer.choose.bias.detach().clone()
-    with torch.no_grad():
-        model.layer.choose.bias.copy_(torch.tensor([-30.0, 30.0, -30.0]))  # choose sort_task
+    with torch.no_grad(), forced(model, "sort_task"):
         run = model.layer.run(h, tokens, calls, max_steps=20_000)
-        model.layer.choose.bias.copy_(bias)
     E = model.llama.output.weight
     read = model.layer.read_back(run, tokens, calls, E)[0, :, 0]  # [T, D]
     c = int(calls[0])
@@ -109,7 +191,7 @@ def first_plus_one(m):
     tokens = torch.cat([tokens, tokens[:, -1:]], 1)
     logits, run = model(tokens, calls)
     logits[:, -1].logsumexp(-1).sum().backward()
-    assert run["value"].shape == (2, 128)
+    assert run["answer"].shape == (2, 9, 128)
     assert model.layer.choose.weight.grad.abs().sum() > 0
     assert model.layer.gate.bias.grad.abs() > 0
 
@@ -135,11 +217,10 @@ def test_tape_and_read_back_with_the_real_llama3_tokenizer():
     assert len(full) - len(ids) < len(answer)  # the answer has multi-character tokens
     tokens, calls = torch.tensor([full]), torch.tensor([len(ids) - 1])
     h = model.llama.tok_embeddings(tokens)
-    cells, _, _ = model.layer.write_tape(h, tokens, calls)
-    assert cells[0].tolist() == tasks.prompt_tape(prompt)
-    run = model.layer.run(h, tokens, calls, max_steps=20_000)
-    text = tasks.read_text(run["cells"][0, 0].tolist(), int(run["start"][0, 0]))
-    assert text == answer
+    assert all_open(model, tokens, calls)[0].tolist() == tasks.prompt_tape(prompt)
+    with torch.no_grad(), forced(model, "add_task"):
+        run = model.layer.run(h, tokens, calls, max_steps=20_000)
+    assert answer_text(run, 0) == answer
     off = model.layer.offsets(tokens, calls)[0, :, 0].tolist()
     c = len(ids) - 1
     emitted = 0
