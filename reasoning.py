@@ -746,6 +746,7 @@ def token_characters(tokenizer, vocab_size, n_values):
 
 
 GAIN_SCALE = 30.0
+MIN_CHOICE = 1e-3  # programs less likely than this are not run (their mass is dropped)
 
 
 class ReasoningLayer(nn.Module):
@@ -773,15 +774,15 @@ class ReasoningLayer(nn.Module):
 
     How gradients cross the machine (`grad`):
     - "exact": exact probabilistic execution (section 3). The program choice and every token's write
-      decision are independent soft inputs; a thread is one choice of program and one open/closed
-      decision per token, its tape laid out from the open tokens and run on the hard path, its weight the
-      product of the probabilities of its decisions. The `max_threads` heaviest threads of each example
-      are run (exactly the top k of the joint distribution, `top_assignments`); the mass of the others is
-      `dropped`, reported, and reads as nothing. The read-back mixes the threads' answers by their
-      weights, so the choice head and the gate head get the exact gradient of that mixture: a gate learns
-      to close a token when the threads that leave it out answer better. While the gates are confident
-      the heaviest threads are the likeliest tape and the tapes with one uncertain token flipped, so the
-      gate's signal comes from one token at a time (or a few, as a gate grows uncertain).
+      decision are independent soft inputs; a thread is one program and one tape (an open/closed decision
+      per token), laid out from the open tokens and run on the hard path; the read-back mixes the
+      threads' answers by their weights, so the choice head and the gate head get the exact gradient of
+      that mixture: a gate learns to close a token when the threads that leave it out answer better.
+      There are 2^T tapes, so not all are run (`threads`): every program that is not negligible, on the
+      likeliest tape and, while training, on tapes that flip one token, drawn at random and weighted so
+      that the mixture is unbiased for the neighbourhood of the likeliest tape. The mass outside it is
+      reported as `dropped`. Without the gate's uncertainty (one tape) this is the exact expectation over
+      the program choice, which is how the choice head learns.
     - "mean_field": one soft run of the differentiable machine with the pc in superposition over the
       entry points, the tape written with the soft gate weights; gradients flow through every step of
       the machine into the choice and gate heads. Slower by orders of magnitude on a CPU, and unstable on
@@ -886,37 +887,79 @@ class ReasoningLayer(nn.Module):
         run = self.run_exact if self.grad == "exact" else self.run_mean_field
         return {"choice": choice, "gate": gate, **run(tokens, length, choice, gate, max_steps)}
 
+    def threads(self, length, choice, gate):
+        """Which (program, tape) threads each example runs, and their weights (the class docstring).
+
+        Programs: every entry point of probability >= MIN_CHOICE. Tapes: the likeliest (each gate decided
+        by > 1/2) and, while training, `n` tapes that each flip one token's decision, drawn with replacement
+        from q(t) = (1/T_b + P(flip t) / sum_s P(flip s)) / 2 over the tokens that write. A flip thread's
+        weight is P(program) P(its tape) / (n q(t)), the Hansen-Hurwitz estimator: its expectation over the
+        draws is exactly the mixture over every one-token flip, so the mixture and its gradient are
+        unbiased for the neighbourhood {likeliest tape, every one-token flip}; what lies outside it (and
+        the programs below MIN_CHOICE) is `dropped`. Half of q is uniform so that every token is
+        sometimes flipped (a gate that is never flipped gets no gradient); the other half goes where a
+        flip is likely. Each example runs at most `max_threads` threads: n = max_threads // programs - 1.
+
+        Returns b, e, flip (-1: none) [M] (example, program, flipped token), weight [M], the likeliest
+        decisions open_ [B, T] and dropped [B]."""
+        B, T = gate.shape
+        device = gate.device
+        writes = length > 0
+        open_ = (gate > 0.5) & writes  # [B, T] the likeliest tape's decisions
+        p_map = torch.where(open_, gate, 1 - gate)  # [B, T] P(the likeliest decision); 1 where nothing is written
+        p_flip = (1 - p_map) * writes  # [B, T] P(the other decision)
+        tape = p_map.prod(1)  # [B] P(the likeliest tape)
+        live = choice.detach() >= MIN_CHOICE  # [B, E]
+        n_prog = live.sum(1)  # [B]
+        n = (self.max_threads // n_prog - 1).clamp(min=0) * self.training  # [B] flips drawn per example
+        flips = torch.full((B, max(1, int(n.max()))), -1, dtype=torch.long, device=device)
+        q = torch.zeros(B, T, device=device)
+        if n.max() > 0:
+            flip_share = p_flip.detach() / p_flip.detach().sum(1, keepdim=True).clamp_min(1e-30)
+            q = (writes / writes.sum(1, keepdim=True).clamp_min(1) + flip_share) / 2  # [B, T]
+            drawn = torch.multinomial(q.clamp_min(1e-30) * writes, flips.shape[1], replacement=True)  # [B, n_max]
+            flips = torch.where(torch.arange(flips.shape[1], device=device) < n[:, None], drawn, -1)
+        options = torch.cat([torch.full((B, 1), -1, dtype=torch.long, device=device), flips], 1)  # [B, 1 + n_max]
+        be, e = live.nonzero(as_tuple=True)  # the (example, program) pairs
+        j = torch.arange(options.shape[1], device=device)
+        pair, j = (options[be] >= 0).logical_or(j == 0).nonzero(as_tuple=True)  # skip unused draws
+        b, e, flip = be[pair], e[pair], options[be[pair], j]
+        t = flip.clamp(min=0)
+        ratio = p_flip[b, t] / p_map[b, t]  # P(tape with t flipped) / P(likeliest tape)
+        hh = ratio / (n[b] * q[b, t]).clamp_min(1e-30)  # Hansen-Hurwitz weight of one draw
+        weight = choice[b, e] * tape[b] * torch.where(flip >= 0, hh, torch.ones_like(hh))
+        neighbourhood = tape * (1 + (p_flip / p_map).sum(1) * (n > 0))  # [B] its exact mass
+        dropped = 1 - (choice * live).sum(1) * neighbourhood
+        return b, e, flip, weight, open_, dropped.detach()
+
     def run_exact(self, tokens, length, choice, gate, max_steps):
-        """The threads of each example (the class docstring), run on the hard path in one batch."""
+        """The threads of each example, run on the hard path in one batch; their answers mixed by weight."""
         B, T = tokens.shape
         N, V = self.machine.N, self.machine.V
-        live = length.amax(0) > 0  # [T] positions where some example writes: one factor each
-        gate_live = gate[:, live]
-        factors = [choice] + list(torch.stack([1 - gate_live, gate_live], -1).unbind(1))  # [B, E], [B, 2] ...
-        weight, pick, dropped = top_assignments(factors, self.max_threads)  # [B, K], [B, K, 1 + T'], [B]
-        b, k = (weight.detach() > 0).nonzero(as_tuple=True)  # [M] the threads: example, rank
-        open_ = torch.zeros(len(b), T, dtype=torch.bool, device=tokens.device)
-        open_[:, live] = pick[b, k, 1:].bool()
-        cells, _, overflow = self.lay_out(tokens[b], length[b], open_)
+        b, e, flip, weight, open_, dropped = self.threads(length, choice, gate)
+        decisions = open_[b]  # [M, T]
+        rows = (flip >= 0).nonzero()[:, 0]
+        decisions[rows, flip[rows]] = ~decisions[rows, flip[rows]]
+        cells, _, overflow = self.lay_out(tokens[b], length[b], decisions)
         regs = self.machine.list_registers(len(b), base=0, length=N)
-        out = self.machine.run_hard(self.entry_lines[pick[b, k, 0]], regs, cells, max_steps)
+        out = self.machine.run_hard(self.entry_lines[e], regs, cells, max_steps)
         start, memory, halted = out[0], out[1], out[2]
-        w = weight[b, k]  # [M]
-        ok = w * halted
+        ok = weight * halted  # [M]
         # answer[b, o, c] = sum over b's threads that returned of weight * [their o-th answer character is c]
         where = start[:, None] + torch.arange(N + 1, device=tokens.device)  # [M, N + 1] past memory: NUL
         char = memory.gather(1, where.clamp(max=N - 1)) * (where < N)
         answer = ok.new_zeros(B, N + 1, V).index_put(
             (b[:, None].expand_as(char), torch.arange(N + 1, device=tokens.device).expand_as(char), char),
             ok[:, None].expand_as(char), accumulate=True)
-        per_example = lambda x: ok.new_zeros(B).index_add(0, b, x)  # [B] a mass summed over threads
-        flag = lambda name: getattr(out, name, torch.zeros_like(halted))
+        per_example = lambda x: ok.new_zeros(B).index_add(0, b, x.to(ok.dtype)).detach()  # [B] a mass over threads
         failed = getattr(out, "error", torch.full_like(start, -1)) >= 0
-        likeliest = k == 0  # the heaviest thread's tape
-        return {"answer": answer, "steps": out[3], "threads": len(b), "dropped": dropped.detach(),
-                "not_halted": per_example(w * (~halted & ~failed)).detach(), "failed": per_example(w * failed).detach(),
-                "wrapped": per_example(w * flag("wrapped")).detach(),
-                "overflow": torch.zeros(B, dtype=torch.bool, device=tokens.device).index_put((b[likeliest],), overflow[likeliest])}
+        wrapped = getattr(out, "wrapped", torch.zeros_like(halted))
+        likeliest = flip < 0
+        return {"answer": answer, "steps": out[3], "threads": len(b), "dropped": dropped,
+                "not_halted": per_example(weight * (~halted & ~failed)), "failed": per_example(weight * failed),
+                "wrapped": per_example(weight * wrapped),
+                "overflow": torch.zeros(B, dtype=torch.bool, device=tokens.device).index_put(
+                    (b[likeliest],), overflow[likeliest])}
 
     def run_mean_field(self, tokens, length, choice, gate, max_steps):
         """One soft run: all programs in superposition on the soft tape."""

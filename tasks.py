@@ -261,6 +261,27 @@ class FibTask(Task):
         return [(p.format(n=k), str(fibonacci(k))) for k in range(lo, hi + 1) for p in self.phrasings(split)]
 
 
+class DistractedFibTask(FibTask):
+    """fib with a distractor number before the question ("Ignore 42. fib(7)="): fib_task's parser takes the
+    first number on the tape, so the gate must learn to keep the distractor off the tape. Training mixes
+    these prompts with plain ones (`plain_phrasings`), from which the read-back first learns to trust the
+    machine; every evaluation split has a distractor: `test` in held-out phrasings, `distract` in the
+    training ones, `deeper` with n = 8-11."""
+
+    plain_phrasings = ["fib({n})=", "fibonacci({n}) =", "What is fib of {n}?", "F({n})="]
+
+    def sample(self, rng, split):
+        values, answer = super().sample(rng, split)
+        return {**values, "d": rng.randint(0, 99)}, answer
+
+    def phrasings(self, split):
+        if split == "train":
+            return self.train_phrasings + self.plain_phrasings
+        return self.test_phrasings if split == "test" else self.train_phrasings
+
+    examples = Task.examples  # too many distinct prompts to list them all: a seeded sample per split
+
+
 class SortTask(Task):
     def sample(self, rng, split):
         lo, hi = self.ranges[split]
@@ -349,12 +370,24 @@ class AllTask:
         raise ValueError(f"task 'all' has no split {split!r}; its splits are {self.splits}")
 
 
+# Variants of a task that `all` does not mix in (they share its entry point).
+VARIANTS = {
+    "fib_distract": DistractedFibTask(
+        "fib_distract", "fib_task",
+        ["Ignore {d}. fib({n})=", "not {d} but fib({n}) =", "skip {d}: F({n})=", "forget {d}, what is fib of {n}?",
+         "ignore {d} and compute fibonacci({n}):"],
+        ["Ignore the {d}; Fibonacci number {n}:", "not {d}: fib {n} ->"],
+        {"train": (0, 7), "test": (0, 7), "distract": (0, 7), "deeper": (8, 11)},
+        {"test": 200, "distract": 200, "deeper": 200}),
+}
+
+
 def get_task(name):
     if name == "all":
         return AllTask(list(TASKS.values()))
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS) + ['all']}")
-    return TASKS[name]
+    if name not in TASKS and name not in VARIANTS:
+        raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS) + ['all'] + sorted(VARIANTS)}")
+    return TASKS.get(name) or VARIANTS[name]
 
 
 # -----------------------------------------------------------------------------

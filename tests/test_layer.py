@@ -100,52 +100,74 @@ def closed_gates_text(prompt, open_):
     return "".join(ch for ch, o in zip(prompt, open_) if o)
 
 
-def test_exact_threads_equal_brute_force_over_every_tape_and_program(tiny_augmented):
-    """With max_threads at least the number of joint (program, gates) assignments, the answer
-    distribution is the exact mixture over all of them, each answered by the library in CPython; and its
-    gradient with respect to the gate probabilities is the closed form of that mixture."""
-    import itertools
+def library_answer(layer, tasks, entry, text):
+    """What the read-back sees for one thread: memory from the returned address on, [N + 1] one-hot rows;
+    None if the run does not return within the layer's step budget. On the reference interpreter (which
+    wraps modulo V like the machine; CPython would not)."""
     from compiler import ExecutionError
+    N = layer.machine.N
+    m = tasks.prompt_tape(text)
+    try:
+        start = layer.machine.program.run(entry, m, n_cells=N, max_steps=20_000)
+    except ExecutionError:
+        return None
+    codes = m[start:] + [0] * (N + 1 - len(m[start:]))
+    return torch.nn.functional.one_hot(torch.tensor(codes), 128).double()
+
+
+def test_exact_threads_mix_the_likeliest_tape_and_its_one_token_flips(tiny_augmented, monkeypatch):
+    """In evaluation the threads are every program on the likeliest tape, weighted by P(program) P(tape).
+    In training they add one-token flips drawn from q; forcing every draw onto token t and averaging the
+    results under q gives exactly the mixture over the likeliest tape and all its one-token flips, and
+    the same holds for the gradient with respect to the gate probabilities (the estimator is unbiased)."""
     model, tokenizer, tasks = tiny_augmented
     layer = model.layer
     prompt = "f(3)+1"
+    T = len(prompt)
     tokens, calls = encode(tokenizer, [prompt])
     _, length = layer.gates(model.llama.tok_embeddings(tokens), tokens, calls)
-    T = len(prompt)
-    g = torch.tensor([0.3, 0.9, 0.6, 0.8, 0.5, 0.7], dtype=torch.float64, requires_grad=True)
-    gate = torch.cat([torch.zeros(1, dtype=torch.float64), g])[None]  # bos writes nothing
+    g = torch.tensor([0.3, 0.9, 0.6, 0.8, 0.2, 0.7], dtype=torch.float64, requires_grad=True)
+    gate = lambda: torch.cat([torch.zeros(1, dtype=torch.float64), g])[None]  # bos writes nothing
     choice = torch.tensor([[0.2, 0.5, 0.3]], dtype=torch.float64)
-    saved = layer.max_threads
-    layer.max_threads = 3 * 2 ** T
-    try:
-        run = layer.run_exact(tokens, length, choice, gate, max_steps=20_000)
-    finally:
-        layer.max_threads = saved
-    assert run["threads"] == 3 * 2 ** T and float(run["dropped"][0]) < 1e-12
-    N = layer.machine.N
-    want = torch.zeros(N + 1, 128, dtype=torch.float64)
-    dwant = torch.zeros(T, dtype=torch.float64)
-    probe = torch.randn(N + 1, 128, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    for e, entry in enumerate(layer.entries):
-        for open_ in itertools.product([0, 1], repeat=T):
-            p_gates = [g[t].item() if o else 1 - g[t].item() for t, o in enumerate(open_)]
-            w = float(choice[0, e]) * torch.tensor(p_gates, dtype=torch.float64).prod()
-            # the reference interpreter (which wraps modulo V like the machine; CPython would not), with the
-            # run's step budget: a run out of steps (fib(31) of the tape "31") contributes nothing
-            m = tasks.prompt_tape(closed_gates_text(prompt, open_))
-            try:
-                start = layer.machine.program.run(entry, m, n_cells=N, max_steps=20_000)
-            except ExecutionError:
-                continue
-            chars = torch.zeros(N + 1, 128, dtype=torch.float64)  # what the read-back sees: memory from start on
-            codes = m[start:] + [0] * (N + 1 - len(m[start:]))
-            chars[torch.arange(N + 1), torch.tensor(codes)] = 1
-            want += w * chars
-            for t in range(T):  # d w / d g_t: the other factors, signed by the decision on t
-                dwant[t] += (w / p_gates[t]) * (1 if open_[t] else -1) * (probe * chars).sum()
-    assert torch.allclose(run["answer"][0], want, atol=1e-9)
-    (run["answer"][0] * probe).sum().backward()
-    assert torch.allclose(g.grad, dwant, atol=1e-8)
+    likeliest = [x > 0.5 for x in g.tolist()]
+    p = [x if o else 1 - x for x, o in zip(g.tolist(), likeliest)]
+    probe = torch.randn(layer.machine.N + 1, 128, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+    def mixture(flips, probe=None):
+        """The mixture over every program and the likeliest tape and the tapes flipping `flips`; with a
+        probe, also d <mixture, probe> / d g, the closed form: each thread's weight is a product of p's."""
+        total, grad = 0, torch.zeros(T, dtype=torch.float64)
+        for e, entry in enumerate(layer.entries):
+            for t in [None, *flips]:
+                open_ = [o != (s == t) for s, o in enumerate(likeliest)]
+                factors = [p[s] if s != t else 1 - p[s] for s in range(T)]  # P(each decision of this tape)
+                w = float(choice[0, e]) * torch.tensor(factors, dtype=torch.float64).prod()
+                chars = library_answer(layer, tasks, entry, closed_gates_text(prompt, open_))
+                if chars is None:
+                    continue
+                total = total + w * chars
+                if probe is not None:
+                    for s in range(T):  # d w / d g_s: open decisions have probability g_s, closed 1 - g_s
+                        grad[s] += w / factors[s] * (1 if open_[s] else -1) * float((probe * chars).sum())
+        return total if probe is None else grad
+
+    layer.eval()
+    run = layer.run_exact(tokens, length, choice, gate(), max_steps=20_000)
+    layer.train()
+    assert run["threads"] == 3
+    assert torch.allclose(run["answer"][0], mixture([]), atol=1e-9)
+
+    flip_p = torch.tensor([1 - x for x in p], dtype=torch.float64)
+    q = (1 / T + flip_p / flip_p.sum()) / 2  # the draw distribution of the docstring, written out again
+    expected, grads = 0, 0
+    for t in range(T):
+        monkeypatch.setattr(torch, "multinomial", lambda w, n, replacement: torch.full((1, n), 1 + t))
+        run = layer.run_exact(tokens, length, choice, gate(), max_steps=20_000)
+        g.grad = None
+        (run["answer"][0] * probe).sum().backward()
+        expected, grads = expected + q[t] * run["answer"][0].detach(), grads + q[t] * g.grad
+    assert torch.allclose(expected, mixture(range(T)), atol=1e-9)
+    assert torch.allclose(grads, mixture(range(T), probe), atol=1e-9)
 
 
 def test_read_back_positions_read_successive_answer_characters(tiny_augmented):
