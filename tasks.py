@@ -180,8 +180,58 @@ def gcd_task(m):
     return start
 
 
+# The paper's interface (`--interface args`): the network's argument heads give the numbers; the library
+# only computes and prints. An args entry's last parameter `m` is the answer tape (the memory after the
+# arguments); it returns where in m the answer text starts.
+
+
+def fib_args(n, m):
+    end = print_number(m, 0, fib(n))
+    m[end] = 0
+    return 0
+
+
+def add_mod_args(a, b, m):
+    """The paper's modular arithmetic: (a + b) mod V, V = 128 (the machine wraps by itself)."""
+    s = a + b
+    if s > 127:  # in CPython; on the machine the sum has already wrapped
+        s = s - 127 - 1
+    end = print_number(m, 0, s)
+    m[end] = 0
+    return 0
+
+
+def sort_args(a, m):
+    """Sort the fixed-length list a (filled by the argument heads) and print it."""
+    insertion_sort(a, 0, len(a))
+    p = 0
+    for k in range(len(a)):
+        if k > 0:
+            m[p] = 32
+            p += 1
+        p = print_number(m, p, a[k])
+    m[p] = 0
+    return 0
+
+
+def add_mod_task(m):
+    """The same modular addition on the text tape: the first two numbers of the prompt."""
+    i = next_number(m, 0)
+    a = parse_number(m, i)
+    j = next_number(m, number_end(m, i))
+    b = parse_number(m, j)
+    start = text_end(m, j) + 1
+    s = a + b
+    if s > 127:
+        s = s - 127 - 1
+    end = print_number(m, start, s)
+    m[end] = 0
+    return start
+
+
 LIBRARY_FUNCTIONS = (text_end, next_number, number_end, parse_number, print_number, fib, fib_task,
-                     insertion_sort, parse_list, sort_task, add_task, gcd, gcd_task)
+                     insertion_sort, parse_list, sort_task, add_task, gcd, gcd_task,
+                     fib_args, add_mod_args, sort_args, add_mod_task)
 
 
 def compile_library():
@@ -220,6 +270,8 @@ class Task:
     test_phrasings: list
     ranges: dict  # split -> parameters for `sample`
     eval_n: dict  # split -> number of test examples
+    args_entry: str = None  # the entry point of `--interface args` (numbers in, answer text out), if any
+    args_len: int = 0  # for an args entry with a list parameter: its fixed length (the heads fill it)
 
     def sample(self, rng, split):
         raise NotImplementedError
@@ -233,9 +285,13 @@ class Task:
 
     def example(self, rng, split):
         """One (prompt, answer) pair of `split`."""
+        return self.example_with_args(rng, split)[:2]
+
+    def example_with_args(self, rng, split):
+        """(prompt, answer, the args entry's arguments before its tape m): the tests check the args entry."""
         self.check_split(split)
         values, answer = self.sample(rng, split)
-        return rng.choice(self.phrasings(split)).format(**values), answer
+        return rng.choice(self.phrasings(split)).format(**values), answer, values.get("args")
 
     def examples(self, split, n=None, seed=0):
         """A fixed, seeded list of (prompt, answer) pairs for evaluation."""
@@ -252,13 +308,14 @@ class FibTask(Task):
     def sample(self, rng, split):
         lo, hi = self.ranges[split]
         n = rng.randint(lo, hi)
-        return {"n": n}, str(fibonacci(n))
+        return {"n": n, "w": number_word(n), "args": (n,)}, str(fibonacci(n))
 
     def examples(self, split, n=None, seed=0):
         """Every distinct prompt of the split: there are only a few."""
         self.check_split(split)
         lo, hi = self.ranges[split]
-        return [(p.format(n=k), str(fibonacci(k))) for k in range(lo, hi + 1) for p in self.phrasings(split)]
+        return [(p.format(n=k, w=number_word(k)), str(fibonacci(k))) for k in range(lo, hi + 1)
+                for p in self.phrasings(split)]
 
 
 class DistractedFibTask(FibTask):
@@ -286,7 +343,8 @@ class SortTask(Task):
     def sample(self, rng, split):
         lo, hi = self.ranges[split]
         xs = [rng.randint(0, 99) for _ in range(rng.randint(lo, hi))]
-        return {"xs": " ".join(map(str, xs)), "cs": ",".join(map(str, xs))}, " ".join(map(str, sorted(xs)))
+        return ({"xs": " ".join(map(str, xs)), "cs": ",".join(map(str, xs)), "args": (xs,)},
+                " ".join(map(str, sorted(xs))))
 
 
 class AddTask(Task):
@@ -294,6 +352,33 @@ class AddTask(Task):
         lo, hi = self.ranges[split]
         a, b = digits(rng, rng.randint(lo, hi)), digits(rng, rng.randint(lo, hi))
         return {"a": a, "b": b}, str(a + b)
+
+
+class AddModTask(Task):
+    """a + b modulo 128 with a, b in [0, 128): the paper's arithmetic. The `unseen` split uses values that
+    no training prompt contains (those ending in the digit 7), to see whether a learned head can name them."""
+
+    def sample(self, rng, split):
+        pool = UNSEEN if split == "unseen" else [v for v in range(128) if v not in UNSEEN]
+        a, b = rng.choice(pool), rng.choice(pool)
+        if split == "unseen" and rng.random() < 0.5:  # at least one unseen value
+            a = rng.randrange(128) if a in UNSEEN else a
+        return {"a": a, "b": b, "wa": number_word(a), "wb": number_word(b), "args": (a, b)}, str((a + b) % 128)
+
+
+UNSEEN = [v for v in range(128) if v % 10 == 7]
+
+
+def number_word(n):
+    """0..999 in English words: 7 -> 'seven', 42 -> 'forty-two', 115 -> 'one hundred fifteen'."""
+    ones = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen " \
+           "sixteen seventeen eighteen nineteen".split()
+    tens = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+    if n < 20:
+        return ones[n]
+    if n < 100:
+        return tens[n // 10] + ("-" + ones[n % 10] if n % 10 else "")
+    return ones[n // 100] + " hundred" + (" " + number_word(n % 100) if n % 100 else "")
 
 
 class GcdTask(Task):
@@ -309,17 +394,18 @@ def _gcd(a, b):
     return a
 
 
+SORT_TRAIN = ["sort {xs}=", "sorted([{cs}]) =", "Sort: {xs}?", "order {xs}:", "sort the list {cs}:",
+              "{xs} sorted is", "Sort ascending: {xs}"]
+SORT_TEST = ["Sort these: {xs} ->", "ascending order [{cs}]:"]
+
 TASKS = {
     # fib(11) = 89 is the largest Fibonacci number below V = 128: the deeper split goes that far.
     "fib": FibTask("fib", "fib_task",
                    ["fib({n})=", "fibonacci({n}) =", "What is fib of {n}?", "F({n})=", "Fibonacci({n}):",
                     "the fibonacci number at {n} is", "compute fib {n}:"],
                    ["Fibonacci number {n}:", "fib {n} ->"],
-                   {"train": (0, 7), "test": (0, 7), "deeper": (8, 11)}, {}),
-    "sort": SortTask("sort", "sort_task",
-                     ["sort {xs}=", "sorted([{cs}]) =", "Sort: {xs}?", "order {xs}:", "sort the list {cs}:",
-                      "{xs} sorted is", "Sort ascending: {xs}"],
-                     ["Sort these: {xs} ->", "ascending order [{cs}]:"],
+                   {"train": (0, 7), "test": (0, 7), "deeper": (8, 11)}, {}, args_entry="fib_args"),
+    "sort": SortTask("sort", "sort_task", SORT_TRAIN, SORT_TEST,
                      {"train": (1, 8), "test": (1, 8), "2x": (9, 16), "4x": (17, 32)},
                      {"test": 200, "2x": 200, "4x": 100}),
     "add": AddTask("add", "add_task",
@@ -379,6 +465,28 @@ VARIANTS = {
         ["Ignore the {d}; Fibonacci number {n}:", "not {d}: fib {n} ->"],
         {"train": (0, 7), "test": (0, 7), "distract": (0, 7), "deeper": (8, 11)},
         {"test": 200, "distract": 200, "deeper": 200}),
+    # The paper's interface next to the tape (README "The paper's interface"): fixed-length lists, modular
+    # addition, and number words that only a learned head can read.
+    "sort4": SortTask("sort4", "sort_task", SORT_TRAIN, SORT_TEST, {"train": (4, 4), "test": (4, 4), "2x": (8, 8)},
+                      {"test": 200, "2x": 200}, args_entry="sort_args", args_len=4),
+    "sort8": SortTask("sort8", "sort_task", SORT_TRAIN, SORT_TEST, {"train": (8, 8), "test": (8, 8), "2x": (16, 16)},
+                      {"test": 200, "2x": 200}, args_entry="sort_args", args_len=8),
+    "add_mod": AddModTask("add_mod", "add_mod_task",
+                          ["{a}+{b} mod 128 =", "add {a} and {b} modulo 128:", "What is {a} plus {b} mod 128?",
+                           "({a} + {b}) % 128 =", "sum of {a}, {b} mod 128:"],
+                          ["{a} plus {b}, modulo 128:", "{a} + {b} (mod 128) ->"],
+                          {"train": None, "test": None, "unseen": None}, {"test": 200, "unseen": 200},
+                          args_entry="add_mod_args"),
+    "fib_words": FibTask("fib_words", "fib_task",
+                         ["fib of {w} =", "what is fibonacci of {w}?", "fibonacci({w}) =", "F of {w}:",
+                          "compute fib {w}:"],
+                         ["Fibonacci number {w}:", "fib {w} ->"],
+                         {"train": (0, 7), "test": (0, 7), "deeper": (8, 11)}, {}, args_entry="fib_args"),
+    "add_words": AddModTask("add_words", "add_mod_task",
+                            ["{wa} plus {wb} mod 128 =", "add {wa} and {wb} modulo 128:", "what is {wa} plus {wb}?"],
+                            ["{wa} + {wb} (mod 128) ->"],
+                            {"train": None, "test": None, "unseen": None}, {"test": 200, "unseen": 200},
+                            args_entry="add_mod_args"),
 }
 
 
