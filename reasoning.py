@@ -749,6 +749,76 @@ GAIN_SCALE = 30.0
 MIN_CHOICE = 1e-3  # programs less likely than this are not run (their mass is dropped)
 
 
+class ArgumentHeads(nn.Module):
+    """The paper's interface: the network writes the program's inputs (`interface="args"`).
+
+    For each argument slot s (an int parameter of the entry point, or one cell of its fixed-length list
+    parameter) a learned query attends over the prompt's hidden states, and the pooled state is decoded
+    into a distribution over the V values: [B, S, V]. The decoder is shared by the slots (a value is a
+    value wherever it was read); the slots differ only in where they look. Nothing parses the text.
+
+    The entry point is `f(x1, ..., [xs], m)`: ints, at most one list of `args_len` cells, and last the
+    answer tape m, into which it prints its answer and returns where it starts (tasks.py). `layout` says
+    where each slot lives in the machine: an argument register or a memory cell (lists are laid out from
+    address 0, as `Program.run` does), and where m begins.
+    """
+
+    def __init__(self, dim, machine, entry, args_len):
+        super().__init__()
+        fn = machine.program.functions[entry]
+        *inputs, tape = fn.params
+        if not fn.params or not tape.is_list:
+            raise ValueError(f"the args interface needs an entry point whose last parameter is the answer tape "
+                             f"(a list, e.g. fib_args(n, m)); {entry} has parameters "
+                             f"({', '.join(p.name for p in fn.params)})")
+        lists = [p for p in inputs if p.is_list]
+        if len(lists) > 1:
+            raise ValueError(f"{entry}: the args interface fills at most one list parameter, got {len(lists)}")
+        if bool(lists) != (args_len > 0):
+            raise ValueError(f"{entry}: a list parameter needs a fixed length args_len > 0 (and only then); "
+                             f"got args_len={args_len}")
+        n_slots = len(inputs) - len(lists) + args_len
+        if n_slots < 1:
+            raise ValueError(f"{entry} takes no arguments before its tape: nothing for the heads to fill")
+        template = [[0] * args_len if p.is_list else 0 for p in inputs] + [[0] * (machine.N - args_len)]
+        memory, regs, bases = _lay_out_arguments(fn, template, machine.R, machine.arg_regs, machine.V, machine.N)
+        where = machine._argument_places(fn, bases)
+        self.slots = [where[p.name] if not p.is_list else ("mem", where[p.name][1] + i)
+                      for p in inputs for i in range(args_len if p.is_list else 1)]  # ("reg" | "mem", index)
+        self.tape_base = where[tape.name][1]  # the answer tape m starts at this cell
+        self.register_buffer("regs", torch.tensor(regs), persistent=False)  # [R] the registers before the heads
+        self.register_buffer("memory", torch.tensor(memory), persistent=False)  # [N]
+        self.query = nn.Parameter(torch.randn(n_slots, dim) * dim ** -0.5)  # distinct: the slots must differ
+        self.key = nn.Linear(dim, dim, bias=False)
+        self.decode = nn.Linear(dim, machine.V)
+
+    def forward(self, h, call_pos):
+        """[B, S, V]: each slot's distribution over the values, from the prompt's hidden states h [B, T, D]."""
+        prompt = torch.arange(h.shape[1], device=h.device)[None] <= call_pos[:, None]  # [B, T]
+        scores = torch.einsum("sd,btd->bst", self.query, self.key(h)) * h.shape[-1] ** -0.5  # [B, S, T]
+        attn = torch.softmax(scores.masked_fill(~prompt[:, None], float("-inf")), -1)
+        return torch.softmax(self.decode(attn @ h).float(), -1)  # [B, S, V]
+
+    def fill(self, values):
+        """Hard inputs for the slots' values [M, S]: (registers [M, R], memory [M, N])."""
+        regs = self.regs.repeat(len(values), 1)
+        memory = self.memory.repeat(len(values), 1)
+        for s, (kind, at) in enumerate(self.slots):
+            (regs if kind == "reg" else memory)[:, at] = values[:, s]
+        return regs, memory
+
+    def fill_soft(self, dists, V):
+        """Soft inputs for the mean field: (registers [B, R, V], memory [B, N, V]) with the slots' distributions."""
+        B = dists.shape[0]
+        regs = F.one_hot(self.regs, V).to(dists.dtype).repeat(B, 1, 1)
+        memory = F.one_hot(self.memory, V).to(dists.dtype).repeat(B, 1, 1)
+        for s, (kind, at) in enumerate(self.slots):
+            target = regs if kind == "reg" else memory
+            target = target.index_copy(1, torch.tensor([at], device=dists.device), dists[:, s:s + 1])
+            regs, memory = (target, memory) if kind == "reg" else (regs, target)
+        return regs, memory
+
+
 class ReasoningLayer(nn.Module):
     """Connects a transformer to a `Machine` running the compiled library.
 
@@ -794,10 +864,16 @@ class ReasoningLayer(nn.Module):
     """
 
     def __init__(self, dim, machine, entries, token_chars, char_token_ids, grad="exact", max_steps=20_000,
-                 max_steps_train=3_000, read_window=4, gate_bias=6.0, max_threads=8):
+                 max_steps_train=3_000, read_window=4, gate_bias=6.0, max_threads=8, interface="tape", args_len=0):
         super().__init__()
         if grad not in ("exact", "mean_field"):
             raise ValueError(f"grad must be 'exact' or 'mean_field', got {grad!r}")
+        if interface not in ("tape", "args"):
+            raise ValueError(f"interface must be 'tape' or 'args', got {interface!r}")
+        if interface == "args" and len(entries) != 1:
+            raise ValueError(f"the args interface runs one entry point (its heads fill its arguments), got {list(entries)}")
+        self.interface = interface
+        self.arg_heads = ArgumentHeads(dim, machine, entries[0], args_len) if interface == "args" else None
         if max_threads < 1:
             raise ValueError(f"max_threads must be at least 1, got {max_threads}")
         self.machine, self.entries, self.grad, self.max_threads = machine, list(entries), grad, max_threads
@@ -883,6 +959,10 @@ class ReasoningLayer(nn.Module):
         heads' outputs, `answer` [B, N + 1, V] (P(the answer's o-th character is c); its total is the
         mass that returned) and the per-example masses and flags of the docstring."""
         choice = self.choose_program(h, call_pos)  # [B, E]
+        if self.interface == "args":
+            args = self.arg_heads(h, call_pos)  # [B, S, V]
+            run = self.run_args_exact if self.grad == "exact" else self.run_args_mean_field
+            return {"choice": choice, "args": args, **run(args, max_steps)}
         gate, length = self.gates(h, tokens, call_pos)  # [B, T]
         run = self.run_exact if self.grad == "exact" else self.run_mean_field
         return {"choice": choice, "gate": gate, **run(tokens, length, choice, gate, max_steps)}
@@ -943,23 +1023,54 @@ class ReasoningLayer(nn.Module):
         cells, _, overflow = self.lay_out(tokens[b], length[b], decisions)
         regs = self.machine.list_registers(len(b), base=0, length=N)
         out = self.machine.run_hard(self.entry_lines[e], regs, cells, max_steps)
-        start, memory, halted = out[0], out[1], out[2]
+        likeliest = flip < 0
+        overflow = torch.zeros(B, dtype=torch.bool, device=tokens.device).index_put((b[likeliest],), overflow[likeliest])
+        return {**self.mix(out, b, weight, B, out[0]), "dropped": dropped, "overflow": overflow}
+
+    def mix(self, out, b, weight, B, start):
+        """The threads' answers mixed by weight: answer[b, o, c] = sum over b's threads that returned of
+        weight * [their o-th answer character is c]; and the masses per example that the run reports.
+        out: the hard run of the threads, b [M] their examples, start [M] the cell where each answer starts."""
+        N, V = self.machine.N, self.machine.V
+        memory, halted = out[1], out[2]
         ok = weight * halted  # [M]
-        # answer[b, o, c] = sum over b's threads that returned of weight * [their o-th answer character is c]
-        where = start[:, None] + torch.arange(N + 1, device=tokens.device)  # [M, N + 1] past memory: NUL
+        where = start[:, None] + torch.arange(N + 1, device=b.device)  # [M, N + 1] past memory: NUL
         char = memory.gather(1, where.clamp(max=N - 1)) * (where < N)
         answer = ok.new_zeros(B, N + 1, V).index_put(
-            (b[:, None].expand_as(char), torch.arange(N + 1, device=tokens.device).expand_as(char), char),
+            (b[:, None].expand_as(char), torch.arange(N + 1, device=b.device).expand_as(char), char),
             ok[:, None].expand_as(char), accumulate=True)
         per_example = lambda x: ok.new_zeros(B).index_add(0, b, x.to(ok.dtype)).detach()  # [B] a mass over threads
         failed = getattr(out, "error", torch.full_like(start, -1)) >= 0
         wrapped = getattr(out, "wrapped", torch.zeros_like(halted))
-        likeliest = flip < 0
-        return {"answer": answer, "steps": out[3], "threads": len(b), "dropped": dropped,
+        return {"answer": answer, "steps": out[3], "threads": len(b),
                 "not_halted": per_example(weight * (~halted & ~failed)), "failed": per_example(weight * failed),
-                "wrapped": per_example(weight * wrapped),
-                "overflow": torch.zeros(B, dtype=torch.bool, device=tokens.device).index_put(
-                    (b[likeliest],), overflow[likeliest])}
+                "wrapped": per_example(weight * wrapped)}
+
+    def run_args_exact(self, args, max_steps):
+        """The args interface's threads: the `max_threads` heaviest joint assignments of the slots' values
+        (exactly the top k, `top_assignments`: with one slot and max_threads >= V, every value). Sound for
+        any number of slots: the mixture and its gradient are exact on the assignments run, and the rest
+        is `dropped`, reported."""
+        B, S, V = args.shape
+        weight, values, dropped = top_assignments(list(args.unbind(1)), self.max_threads)  # [B, K], [B, K, S]
+        b, k = (weight.detach() > 0).nonzero(as_tuple=True)  # [M] the threads
+        regs, memory = self.arg_heads.fill(values[b, k])
+        entry = self.entry_lines[0].expand(len(b))
+        out = self.machine.run_hard(entry, regs, memory, max_steps)
+        mixed = self.mix(out, b, weight[b, k], B, out[0] + self.arg_heads.tape_base)
+        return {**mixed, "dropped": dropped.detach(), "overflow": torch.zeros(B, dtype=torch.bool, device=args.device)}
+
+    def run_args_mean_field(self, args, max_steps):
+        """The paper's method: one soft run with the argument distributions in the registers and cells."""
+        B = args.shape[0]
+        regs, memory = self.arg_heads.fill_soft(args, self.machine.V)
+        pc = F.one_hot(self.entry_lines[:1], self.machine.L).to(args.dtype).expand(B, -1)
+        out = self.machine(pc, regs, memory, max_steps=max_steps)
+        value = F.pad(out.value, (self.arg_heads.tape_base, 0))[:, :self.machine.V]  # the start, as a cell
+        zero = torch.zeros(B, device=args.device)
+        return {"answer": self.answer_of_soft_run(value, out.memory), "steps": out.steps, "threads": B,
+                "dropped": zero, "not_halted": (1 - out.halted).detach(), "failed": getattr(out, "failed", zero).detach(),
+                "wrapped": zero, "overflow": torch.zeros(B, dtype=torch.bool, device=args.device)}
 
     def run_mean_field(self, tokens, length, choice, gate, max_steps):
         """One soft run: all programs in superposition on the soft tape."""
@@ -969,20 +1080,24 @@ class ReasoningLayer(nn.Module):
         pc = choice @ F.one_hot(self.entry_lines, self.machine.L).to(choice.dtype)  # [B, L] superposition
         regs = self.machine.one_hot(self.machine.list_registers(B, base=0, length=N))
         out = self.machine(pc, regs, memory, max_steps=max_steps)
-        # answer[b, o] = sum_s P(start = s) memory[s + o]: a shifted copy of P(start) times the memory, whose
-        # cells past the end (a start s >= N, or s + o >= N) hold NUL.
-        O = N + 1
-        nul = F.one_hot(torch.zeros(B, V + O - N, dtype=torch.long, device=tokens.device), V).to(out.memory.dtype)
-        cells = torch.cat([out.memory, nul], 1)  # [B, V + O, V]
-        o, c = torch.arange(O, device=tokens.device), torch.arange(V + O, device=tokens.device)
-        src = c[None, :] - o[:, None]  # [O, V + O]: shifted[b, o, c] = P(start = c - o)
-        shifted = out.value[:, src.clamp(0, V - 1)] * ((src >= 0) & (src < V))  # [B, O, V + O]
-        answer = torch.bmm(shifted, cells)  # [B, O, V]
+        answer = self.answer_of_soft_run(out.value, out.memory)
         _, _, overflow = self.lay_out(tokens, length, gate > 0.5)
         zero = torch.zeros(B, device=tokens.device)
         return {"answer": answer, "steps": out.steps, "threads": B, "dropped": zero,
                 "not_halted": (1 - out.halted).detach(), "failed": getattr(out, "failed", zero).detach(),
                 "wrapped": zero, "overflow": overflow}
+
+    def answer_of_soft_run(self, start, memory):
+        """answer[b, o] = sum_s P(start = s) memory[s + o] [B, N + 1, V]: a shifted copy of P(start) [B, V]
+        times the memory [B, N, V], whose cells past the end (a start s >= N, or s + o >= N) hold NUL."""
+        B, N, V = memory.shape
+        O = N + 1
+        nul = F.one_hot(torch.zeros(B, V + O - N, dtype=torch.long, device=memory.device), V).to(memory.dtype)
+        cells = torch.cat([memory, nul], 1)  # [B, V + O, V]
+        o, c = torch.arange(O, device=memory.device), torch.arange(V + O, device=memory.device)
+        src = c[None, :] - o[:, None]  # [O, V + O]: shifted[b, o, c] = P(start = c - o)
+        shifted = start[:, src.clamp(0, V - 1)] * ((src >= 0) & (src < V))  # [B, O, V + O]
+        return torch.bmm(shifted, cells)  # [B, O, V]
 
     # -- read back -------------------------------------------------------------
 
@@ -1033,7 +1148,7 @@ class AugmentedLlama(nn.Module):
 
     def __init__(self, llama, tokenizer, program=None, entries=None, layer_after=None, grad="exact",
                  max_steps=20_000, max_steps_train=3_000, n_cells=None, max_depth=16, trainable_library=False,
-                 max_threads=8):
+                 max_threads=8, interface="tape", args_len=0):
         super().__init__()
         self.llama = llama
         self.layer_after = llama.args.n_layers // 2 - 1 if layer_after is None else layer_after
@@ -1046,7 +1161,8 @@ class AugmentedLlama(nn.Module):
             chars = token_characters(tokenizer, llama.args.vocab_size, V)
             char_ids = [tokenizer.eos_id] + [_token_of_char(tokenizer, c) for c in range(1, V)]
             self.layer = ReasoningLayer(llama.args.dim, machine, entries, chars, char_ids, grad, max_steps,
-                                        max_steps_train, max_threads=max_threads)
+                                        max_steps_train, max_threads=max_threads, interface=interface,
+                                        args_len=args_len)
 
     def forward(self, tokens, call_pos, cache=None, start_pos=0):
         """tokens [B, T] -> (logits of positions start_pos.. [B, T - start_pos, vocab], the machine's run).

@@ -51,7 +51,7 @@ from safetensors.torch import load_model, save_file, save_model
 
 from model import Llama, ModelArgs, PRESETS, Tokenizer
 from reasoning import AugmentedLlama
-from tasks import N_CELLS, compile_library, get_task
+from tasks import N_CELLS, TASKS, VARIANTS, compile_library, get_task
 
 
 def get_args(argv=None):
@@ -89,6 +89,9 @@ def get_args(argv=None):
                    help="how gradients cross the machine: exact probabilistic execution (threads over the "
                         "program choice and the write gates, each a hard run) or one soft differentiable run "
                         "(the paper's mean field); see reasoning.ReasoningLayer")
+    p.add_argument("--interface", default="tape", choices=["tape", "args"],
+                   help="how the prompt reaches the library: its characters on the memory tape (parsed by the "
+                        "library) or argument heads that read the hidden states and give the numbers (the paper's)")
     p.add_argument("--max_threads", type=int, default=8, help="with --grad exact: the heaviest threads run per "
                    "example (the rest is dropped and reported)")
     p.add_argument("--max_steps", type=int, default=20_000, help="machine steps before a run counts as not halted")
@@ -253,18 +256,29 @@ def build(args, device):
         tokenizer = Tokenizer()
     if tokenizer.vocab_size > llama.args.vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens, the model only {llama.args.vocab_size}")
-    entries = None if args.baseline else task_entries(task)
+    entries = None if args.baseline else task_entries(task, args.interface)
     model = AugmentedLlama(llama, tokenizer, compile_library(), entries, layer_after=args.layer_after,
                            grad=args.grad, max_steps=args.max_steps, max_steps_train=args.max_steps_train,
-                           max_threads=args.max_threads,
+                           max_threads=args.max_threads, interface=args.interface,
+                           args_len=getattr(task, "args_len", 0),
                            n_cells=N_CELLS, trainable_library=args.library == "trainable")
     return task, tokenizer, model.to(device)
 
 
-def task_entries(task):
-    """The library entry points the choice head chooses among: every task's, for `all`."""
+def task_entries(task, interface="tape"):
+    """The library entry points the choice head chooses among: every task's, for `all`; with the args
+    interface, the task's entry point that takes numbers."""
     tasks = getattr(task, "tasks", [task])
-    return [t.entry for t in tasks]
+    if interface == "tape":
+        return [t.entry for t in tasks]
+    if len(tasks) > 1:
+        raise ValueError("--interface args trains one task at a time (its heads fill one entry point's "
+                         "arguments); use --interface tape for 'all'")
+    if tasks[0].args_entry is None:
+        raise ValueError(f"task {tasks[0].name!r} is text only: its library entry reads the prompt, and it has "
+                         "no entry point that takes numbers; --interface args works for "
+                         + ", ".join(n for n, t in {**TASKS, **VARIANTS}.items() if t.args_entry))
+    return [tasks[0].args_entry]
 
 
 def select_parameters(model, args):
@@ -364,7 +378,7 @@ def print_results(results):
 
 # ---- checkpoints -------------------------------------------------------------
 
-CHECKPOINT_KEYS = ("task", "preset", "init", "baseline", "library", "layer_after", "grad", "train", "seed")
+CHECKPOINT_KEYS = ("task", "preset", "init", "baseline", "library", "layer_after", "grad", "train", "seed", "interface")
 
 
 def save_checkpoint(out_dir, model, optimizer, args, it):
@@ -427,7 +441,8 @@ def export(model, args, tokenizer, out_dir):
     save_file(layer, os.path.join(out_dir, "reasoning_layer.safetensors"), metadata={"format": "pt"})
     with open(os.path.join(out_dir, "reasoning_layer.json"), "w") as f:
         json.dump({"layer_after": model.layer_after, "entries": model.layer.entries, "task": args.task,
-                   "grad": args.grad, "n_cells": model.layer.machine.N, "max_depth": model.layer.machine.D,
+                   "grad": args.grad, "interface": args.interface, "max_threads": args.max_threads,
+                   "n_cells": model.layer.machine.N, "max_depth": model.layer.machine.D,
                    "trainable_library": model.layer.machine.trainable, "max_steps": args.max_steps,
                    "max_steps_train": args.max_steps_train, "tensors": sorted(layer)}, f, indent=1)
 
