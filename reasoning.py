@@ -41,13 +41,14 @@ overwrites nothing.
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from compiler import OPCODES, PRIMITIVES, ExecutionError, Program, _copy_back, _lay_out_arguments
+from compiler import OPCODES, PRIMITIVES, ExecutionError, Program, _copy_back, _lay_out_arguments, _result
 
 # -----------------------------------------------------------------------------
 # 1. The operation library. p, q: [B, V] distributions of the two operands; out: [B, V].
@@ -157,7 +158,7 @@ def _read(sel, regs):
     return (sel[..., None] * regs).sum(-2)
 
 WRITES = ("const", "mov", *PRIMITIVES, "load")  # opcodes that write r[dst] and go on to the next line
-HARD_FIELDS = ("op", "prim", "imm", "use_imm", "dst", "a", "b", "target")
+HARD_FIELDS = ("op", "prim", "imm", "use_imm", "dst", "a", "b", "target", "wrap_ok")
 SUPPORT_MAX = 8  # without gradients, ops on operands with at most this many live values use the table
 # Below this running mass an example counts as halted: its state is not renormalised further, so that
 # float round-off on a halted example's pc is never blown up into a full state.
@@ -170,6 +171,18 @@ class MachineOutput:
     memory: torch.Tensor  # [B, N, V] memory when halting, expectation over halting time
     halted: torch.Tensor  # [B] halted mass (>= 1 - eps unless max_steps ran out)
     steps: int  # steps run: the slowest example's
+    failed: torch.Tensor = None  # [B] mass that stopped at a `fail` (an error: assert, index...), not halted
+    failed_at: torch.Tensor = None  # [B, L] that mass by the line of its `fail`
+
+
+class HardRun(NamedTuple):
+    """What `Machine.run_hard` returns."""
+    value: torch.Tensor  # [B] long   the returned value (0 if not halted)
+    memory: torch.Tensor  # [B, N] long memory at the end
+    halted: torch.Tensor  # [B] bool   returned normally within max_steps
+    steps: int  # the slowest example's step count
+    wrapped: torch.Tensor  # [B] bool   some add/sub/mul without wrap_ok wrapped modulo V
+    error: torch.Tensor  # [B] long   -1, or k when the run stopped at `fail #k`
 
 
 class Machine(nn.Module):
@@ -278,7 +291,7 @@ class Machine(nn.Module):
         regs, mems, lists = [], [], []
         for name, args in zip(names, args_list):
             fn = self.program.functions[name]
-            mem, r, bound = _lay_out_arguments(fn, list(args), self.R, self.arg_regs, self.V, self.N)
+            mem, r, bound = _lay_out_arguments(fn, list(args), self.R, self.arg_regs, self.V, self.N, self.program)
             regs.append(r), mems.append(mem), lists.append(bound)
         return pc, self.one_hot(regs), self.one_hot(mems), lists
 
@@ -292,7 +305,7 @@ class Machine(nn.Module):
         touch only the entries whose weight is nonzero, in place); none of this changes a value.
         check (hard runs): raise ExecutionError where `Program.run` would.
         """
-        pc, regs, mem, saved, ret_to, sp, halted, value, mem_out = state
+        pc, regs, mem, saved, ret_to, sp, halted, value, mem_out, failed_at = state
         B, is_, zero = pc.shape[0], f["is"], pc.new_zeros(self.L)
         is_ret, is_halt = is_.get("ret", zero), is_.get("halt", zero)
         calls = "call" in self.col
@@ -313,6 +326,9 @@ class Machine(nn.Module):
             mem_out = _blend(mem_out, h, mem, fast, add=True)
             halted = halted + h
         go = pc - stop  # [B, L] joint mass that runs on
+        if "fail" in self.col:  # `fail` stops its mass with an error: neither halted nor running on
+            fails = pc * is_["fail"]  # [B, L]
+            failed_at, go = failed_at + fails, go - fails
         mass = go.sum(-1, keepdim=True)
         cond = go / mass.clamp_min(MIN_MASS)  # [B, L] the pc of the running mass, normalised
         w, a_sel, b_sel, W, y_imm = mm(cond, f["mix"]).split(f["sizes"], -1)
@@ -393,7 +409,7 @@ class Machine(nn.Module):
         is_branch = is_.get("branch", zero)
         new_pc = new_pc + F.pad((go * (f["seq"] + is_branch * (1 - z)))[:, :-1], (1, 0))
         new_pc = new_pc + mm(go * (jumps + is_branch * z), f["target"])
-        return new_pc, regs, mem, saved, ret_to, sp, halted, value, mem_out
+        return new_pc, regs, mem, saved, ret_to, sp, halted, value, mem_out, failed_at
 
     @staticmethod
     def _one_hot(x):
@@ -411,7 +427,7 @@ class Machine(nn.Module):
     def _chunk(self, f, n, eps, fast, check, *state):
         """Up to n steps, stopping early once every example has halted: (state..., steps taken)."""
         for i in range(n):
-            if state[6].min() >= 1 - eps:
+            if (state[6] + state[9].sum(-1)).min() >= 1 - eps:
                 return (*state, i)
             state = self._step(f, state, fast, check)
         return (*state, n)
@@ -439,17 +455,18 @@ class Machine(nn.Module):
         fast = not torch.is_grad_enabled()
         if fast:  # the fast path updates the state in place
             registers, memory = registers.clone(), memory.clone()
-        state = (pc, registers, memory, saved, ret_to, sp, zeros(), zeros(self.V), zeros(self.N, self.V))
+        state = (pc, registers, memory, saved, ret_to, sp, zeros(), zeros(self.V), zeros(self.N, self.V), zeros(self.L))
         chunk = checkpoint_every if (checkpoint_every and not fast) else max_steps
         steps = 0
-        while steps < max_steps and state[6].min() < 1 - eps:
+        while steps < max_steps and (state[6] + state[9].sum(-1)).min() < 1 - eps:
             n = min(chunk, max_steps - steps)
             if chunk < max_steps:
                 *state, k = checkpoint(self._chunk, f, n, eps, fast, _check, *state, use_reentrant=False)
             else:
                 *state, k = self._chunk(f, n, eps, fast, _check, *state)
             steps += k
-        return MachineOutput(value=state[7], memory=state[8], halted=state[6], steps=steps)
+        return MachineOutput(value=state[7], memory=state[8], halted=state[6], steps=steps, failed=state[9].sum(-1),
+                             failed_at=state[9])
 
     # --- 3. hard use: ints in, ints out -----------------------------------------
 
@@ -458,17 +475,25 @@ class Machine(nn.Module):
         """Run `names[i](*args_list[i])` for every i in one batch on one-hot states.
 
         Programs (chosen by the initial pc) and inputs may differ across the batch. Returns the list of
-        results; list arguments are mutated in place, as `Program.run` and CPython do.
+        results (ints, or lists, strings and tuples as the functions' types say); list arguments are
+        mutated in place, as `Program.run` and CPython do. A run that stopped at a `fail` raises its
+        ExecutionError, as `Program.run` does.
         """
         pc, regs, mem, lists = self.init_state(names, args_list)
         out = self(pc, regs, mem, max_steps=max_steps, eps=0.5, _check=True)
         for b, name in enumerate(names):
+            if out.failed[b] > 0.5:
+                k = self.program.instructions[int(out.failed_at[b].argmax())].imm
+                raise ExecutionError(self.program.errors[k])
             if out.halted[b] < 0.5:
                 raise ExecutionError(f"step limit: {name} did not halt within max_steps={max_steps}")
         _, mem_values = out.memory.max(-1)  # [B, N]
-        for b, bound in enumerate(lists):
-            _copy_back(mem_values[b].tolist(), bound)
-        return out.value.argmax(-1).tolist()
+        results = []
+        for b, (name, bound) in enumerate(zip(names, lists)):
+            memory = mem_values[b].tolist()
+            _copy_back(memory, bound)
+            results.append(_result(self.program.functions[name], int(out.value[b].argmax()), memory))
+        return results
 
     def run(self, name, *args, max_steps=10_000):
         """`Program.run(name, *args)` on the tensor machine: same result, lists mutated the same way."""
@@ -492,7 +517,8 @@ class Machine(nn.Module):
                 "prim": torch.tensor([self.prims.index(i.op) if i.op in PRIMITIVES else 0 for i in ins]),
                 "imm": torch.tensor([(i.imm or 0) % self.V for i in ins]),
                 "use_imm": torch.tensor([i.b is None for i in ins]),
-                "dst": col("dst"), "a": col("a"), "b": col("b"), "target": col("target")}
+                "dst": col("dst"), "a": col("a"), "b": col("b"), "target": col("target"),
+                "wrap_ok": torch.tensor([bool(i.wrap_ok) for i in ins])}
 
     @torch.no_grad()
     def run_hard(self, pc, registers, memory, max_steps=10_000):
@@ -500,8 +526,9 @@ class Machine(nn.Module):
         registers [B, R], memory [B, N] (ints). Equal to `forward` on one-hot inputs (a test checks it)
         and far cheaper: a step is a few dozen integer ops whatever B is. Ops are the same tables.
 
-        Returns (value [B], memory [B, N], halted [B] bool, steps). An example that reaches an address past
-        memory or a call past max_depth stops without halting, like one that runs out of steps.
+        Returns a `HardRun` (value [B], memory [B, N], halted [B] bool, steps, wrapped [B] bool, error [B]).
+        An example that reaches an address past memory or a call past max_depth stops without halting,
+        like one that runs out of steps; one that reaches `fail #k` stops with error k.
         """
         P, OP = {k: getattr(self, "hard_" + k) for k in HARD_FIELDS}, {name: i for i, name in enumerate(OPCODES)}
         B, R, N, D, a0 = pc.shape[0], self.R, self.N, self.D, self.arg_regs[0]
@@ -512,6 +539,7 @@ class Machine(nn.Module):
         sp = torch.zeros(B, dtype=torch.long, device=pc.device)
         running = torch.ones(B, dtype=torch.bool, device=pc.device)
         halted, value, steps = torch.zeros_like(running), torch.zeros_like(sp), 0
+        wrapped, error = torch.zeros_like(running), torch.full_like(sp, -1)
         while steps < max_steps and bool(running.any()):
             steps += 1
             op, a, dst = P["op"][pc], P["a"][pc], P["dst"][pc]
@@ -522,6 +550,11 @@ class Machine(nn.Module):
             cell = x.clamp(max=N - 1)
             # every writing op's result at once; the line's opcode picks one
             val = self.tables[P["prim"][pc], x, y] if self.prims else x
+            exact = torch.where(op == OP["add"], x + y, torch.where(op == OP["sub"], x - y, x * y))
+            arith = is_("add") | is_("sub") | is_("mul")
+            wrapped = wrapped | (arith & ~P["wrap_ok"][pc] & ((exact < 0) | (exact >= self.V)))
+            fail = is_("fail")
+            error = torch.where(fail, P["imm"][pc], error)
             val = torch.where(op == OP["const"], P["imm"][pc], val)
             val = torch.where(op == OP["mov"], x, val)
             val = torch.where(op == OP["load"], mem[rows, cell], val)
@@ -548,9 +581,9 @@ class Machine(nn.Module):
             nxt = torch.where(pop, ret_to[rows, top], nxt)
             sp = sp - pop.long()
             halted = halted | stop
-            running = running & ~stop & ~bad
+            running = running & ~stop & ~bad & ~fail
             pc = torch.where(running, nxt, pc)
-        return value, mem, halted, steps
+        return HardRun(value, mem, halted, steps, wrapped, error)
 
 
     # --- exact probabilistic execution (the threads of section 3) -----------------

@@ -151,7 +151,7 @@ def hard_on(device, sizes=(256, 4096, 65536)):
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             t = time.perf_counter()
-            _, _, halted, steps = machine.run_hard(pc, regs, mem)
+            _, _, halted, steps, *_ = machine.run_hard(pc, regs, mem)
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             t = time.perf_counter() - t

@@ -389,3 +389,446 @@ def hanoi(n):
     return 2 * hanoi(n - 1) + 1
 ''', "hanoi", lambda r: (r.randrange(0, 7),), lambda r: (r.randrange(0, 4),)),
 ]
+
+
+# -----------------------------------------------------------------------------
+# Textbook programs: written the way textbooks and tutorials write them (local lists, strings, tuples,
+# comprehensions, `for x in xs`, slicing, assert/raise). Their entry functions may return lists, strings
+# and tuples; an int result is compared modulo V (a negative number is V - c on the machine).
+
+def words(rng, n, alphabet="ab "):
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+TEXTBOOK = [
+    Case("tb_bubble_sort", '''
+def bubble_sort(arr):
+    n = len(arr)
+    for i in range(n):
+        for j in range(0, n - i - 1):
+            if arr[j] > arr[j + 1]:
+                arr[j], arr[j + 1] = arr[j + 1], arr[j]
+    return arr
+''', "bubble_sort", lambda r: (ints(r, r.randrange(0, 10), 0, V),), lambda r: (ints(r, r.randrange(0, 3), 0, V),)),
+
+    Case("tb_selection_sort", '''
+def selection_sort(items):
+    items = items[:]
+    for i in range(len(items)):
+        smallest = i
+        for j in range(i + 1, len(items)):
+            if items[j] < items[smallest]:
+                smallest = j
+        items[i], items[smallest] = items[smallest], items[i]
+    return items
+''', "selection_sort", lambda r: (ints(r, r.randrange(0, 10), 0, V),), lambda r: (ints(r, r.randrange(0, 3), 0, V),)),
+
+    Case("tb_insertion_sort", '''
+def insertion_sort(a):
+    for i in range(1, len(a)):
+        key = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > key:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = key
+    return a
+''', "insertion_sort", lambda r: (ints(r, r.randrange(0, 10), 0, V),), lambda r: (ints(r, r.randrange(0, 3), 0, V),)),
+
+    Case("tb_binary_search", '''
+def binary_search(arr, target):
+    low = 0
+    high = len(arr) - 1
+    while low <= high:
+        mid = (low + high) // 2
+        if arr[mid] == target:
+            return mid
+        elif arr[mid] < target:
+            low = mid + 1
+        else:
+            high = mid - 1
+    return -1
+''', "binary_search", lambda r: (sorted(set(ints(r, r.randrange(1, 20), 1, 60))), r.randrange(1, 60)),
+        lambda r: (sorted(set(ints(r, r.randrange(1, 4), 1, 9))), r.randrange(1, 9))),
+
+    Case("tb_sieve", '''
+def sieve(n):
+    """Primes below n, by the sieve of Eratosthenes."""
+    is_prime = [True] * n
+    primes = []
+    for p in range(2, n):
+        if is_prime[p]:
+            primes.append(p)
+            for multiple in range(2 * p, n, p):
+                is_prime[multiple] = False
+    return primes
+''', "sieve", lambda r: (r.randrange(0, 60),), lambda r: (r.randrange(0, 6),)),
+
+    Case("tb_reverse_string", '''
+def reverse_string(s: str) -> str:
+    return s[::-1]
+''', "reverse_string", lambda r: (words(r, r.randrange(0, 12), "abcxyz"),), lambda r: (words(r, r.randrange(0, 4), "ab"),)),
+
+    Case("tb_reverse_loop", '''
+def reverse(s: str) -> str:
+    result = ""
+    for ch in s:
+        result = ch + result
+    return result
+''', "reverse", lambda r: (words(r, r.randrange(0, 8), "abc"),), lambda r: (words(r, r.randrange(0, 3), "ab"),)),
+
+    Case("tb_palindrome", '''
+def is_palindrome(text: str) -> bool:
+    left, right = 0, len(text) - 1
+    while left < right:
+        if text[left] != text[right]:
+            return False
+        left += 1
+        right -= 1
+    return True
+''', "is_palindrome", lambda r: (r.choice(["abba", "racecar", "ab", "", "a", words(r, r.randrange(0, 7), "ab")]),),
+        lambda r: (r.choice(["aba", "ab", "", words(r, 3, "ab")]),)),
+
+    Case("tb_palindrome_slice", '''
+def is_palindrome(s: str) -> bool:
+    s = s.lower()
+    return s == s[::-1]
+''', "is_palindrome", lambda r: (r.choice(["Abba", "Noon", "xY", words(r, r.randrange(0, 7), "aAbB")]),),
+        lambda r: (r.choice(["aA", "ab", words(r, 2, "aA")]),)),
+
+    Case("tb_digit_sum", '''
+def digit_sum(n: int) -> int:
+    total = 0
+    while n > 0:
+        total += n % 10
+        n //= 10
+    return total
+''', "digit_sum", lambda r: (r.randrange(0, V),), lambda r: (r.randrange(0, 30),)),
+
+    Case("tb_digit_sum_str", '''
+def digit_sum(n):
+    return sum(int(digit) for digit in str(n))
+''', "digit_sum", lambda r: (r.randrange(0, V),), lambda r: (r.randrange(0, 10),)),
+
+    Case("tb_run_lengths", '''
+def run_lengths(values):
+    """Lengths of the runs of equal neighbours: [1, 1, 2, 2, 2] -> [2, 3]."""
+    if not values:
+        return []
+    counts = []
+    current = values[0]
+    count = 0
+    for v in values:
+        if v == current:
+            count += 1
+        else:
+            counts.append(count)
+            current = v
+            count = 1
+    counts.append(count)
+    return counts
+''', "run_lengths", lambda r: (ints(r, r.randrange(0, 12), 0, 3),), lambda r: (ints(r, r.randrange(0, 3), 0, 2),)),
+
+    Case("tb_rle_string", '''
+def compress(s: str) -> str:
+    """Run-length encoding: 'aaab' -> 'a3b1'."""
+    out = ""
+    i = 0
+    while i < len(s):
+        j = i
+        while j < len(s) and s[j] == s[i]:
+            j += 1
+        out += s[i] + str(j - i)
+        i = j
+    return out
+''', "compress", lambda r: (words(r, r.randrange(0, 10), "ab"),), lambda r: (words(r, r.randrange(0, 2), "ab"),)),
+
+    Case("tb_count_vowels", '''
+def count_vowels(s: str) -> int:
+    return sum(1 for c in s if c in "aeiou")
+''', "count_vowels", lambda r: (words(r, r.randrange(0, 15), "abeioxu "),), lambda r: (words(r, r.randrange(0, 3), "ab"),)),
+
+    Case("tb_two_sum", '''
+def two_sum(nums, target):
+    for i in range(len(nums)):
+        for j in range(i + 1, len(nums)):
+            if nums[i] + nums[j] == target:
+                return i, j
+    return -1, -1
+''', "two_sum", lambda r: (ints(r, r.randrange(0, 8), 0, 30), r.randrange(0, 60)),
+        lambda r: (ints(r, r.randrange(0, 3), 0, 4), r.randrange(0, 8))),
+
+    Case("tb_merge", '''
+def merge(left, right):
+    result = []
+    i = j = 0
+    while i < len(left) and j < len(right):
+        if left[i] <= right[j]:
+            result.append(left[i])
+            i += 1
+        else:
+            result.append(right[j])
+            j += 1
+    result.extend(left[i:])
+    result.extend(right[j:])
+    return result
+''', "merge", lambda r: (sorted(ints(r, r.randrange(0, 7), 0, V)), sorted(ints(r, r.randrange(0, 7), 0, V))),
+        lambda r: (sorted(ints(r, r.randrange(0, 2), 0, V)), sorted(ints(r, r.randrange(0, 2), 0, V)))),
+
+    Case("tb_merge_sort", '''
+def merge_sort(a):
+    if len(a) <= 1:
+        return a[:]
+    mid = len(a) // 2
+    left = merge_sort(a[:mid])
+    right = merge_sort(a[mid:])
+    merged = []
+    while left and right:
+        if left[0] <= right[0]:
+            merged.append(left.pop(0))
+        else:
+            merged.append(right.pop(0))
+    return merged + left + right
+''', "merge_sort", lambda r: (ints(r, r.randrange(0, 7), 0, V),), lambda r: (ints(r, r.randrange(0, 2), 0, V),)),
+
+    Case("tb_quicksort_comprehension", '''
+def quicksort(xs):
+    if len(xs) <= 1:
+        return xs[:]
+    pivot = xs[0]
+    smaller = [x for x in xs[1:] if x < pivot]
+    larger = [x for x in xs[1:] if x >= pivot]
+    return quicksort(smaller) + [pivot] + quicksort(larger)
+''', "quicksort", lambda r: (ints(r, r.randrange(0, 6), 0, V),), lambda r: (ints(r, r.randrange(0, 2), 0, V),)),
+
+    Case("tb_gcd_lcm", '''
+def gcd(a, b):
+    while b:
+        a, b = b, a % b
+    return a
+
+def lcm(a, b):
+    if a == 0 or b == 0:
+        return 0
+    return a // gcd(a, b) * b
+''', "lcm", lambda r: (r.randrange(0, 12), r.randrange(0, 10)), lambda r: (r.randrange(0, 5), r.randrange(0, 5))),
+
+    Case("tb_fib_list", '''
+def fibonacci(n):
+    """The first n Fibonacci numbers."""
+    seq = [0, 1]
+    while len(seq) < n:
+        seq.append(seq[-1] + seq[-2])
+    return seq[:n]
+''', "fibonacci", lambda r: (r.randrange(0, 12),), lambda r: (r.randrange(0, 4),)),
+
+    Case("tb_count_words", '''
+def count_words(sentence: str) -> int:
+    count = 0
+    in_word = False
+    for ch in sentence:
+        if ch == " ":
+            in_word = False
+        elif not in_word:
+            in_word = True
+            count += 1
+    return count
+''', "count_words", lambda r: (words(r, r.randrange(0, 16), "ab  "),), lambda r: (words(r, r.randrange(0, 3), "a "),)),
+
+    Case("tb_caesar", '''
+def caesar(text: str, shift: int) -> str:
+    result = ""
+    for ch in text:
+        if ch.isalpha():
+            result += chr((ord(ch) - ord("a") + shift) % 26 + ord("a"))
+        else:
+            result += ch
+    return result
+''', "caesar", lambda r: (words(r, r.randrange(0, 8), "abxyz "), r.randrange(0, 26)),
+        lambda r: (words(r, r.randrange(0, 2), "az"), r.randrange(0, 26))),
+
+    Case("tb_to_binary", '''
+def to_binary(n: int) -> str:
+    if n == 0:
+        return "0"
+    bits = ""
+    while n > 0:
+        bits = str(n % 2) + bits
+        n //= 2
+    return bits
+''', "to_binary", lambda r: (r.randrange(0, V),), lambda r: (r.randrange(0, 3),)),
+
+    Case("tb_from_binary", '''
+def from_binary(bits: str) -> int:
+    value = 0
+    for b in bits:
+        value = value * 2 + int(b)
+    return value
+''', "from_binary", lambda r: (words(r, r.randrange(0, 7), "01"),), lambda r: (words(r, r.randrange(0, 3), "01"),)),
+
+    Case("tb_anagram", '''
+def is_anagram(a: str, b: str) -> bool:
+    return sorted(a) == sorted(b)
+''', "is_anagram", lambda r: (lambda s: (s, r.choice(["".join(r.sample(s, len(s))), words(r, len(s), "abc")])))(
+        words(r, r.randrange(0, 6), "abc")), lambda r: (words(r, r.randrange(0, 2), "ab"), words(r, r.randrange(0, 2), "ab"))),
+
+    Case("tb_dedupe", '''
+def remove_duplicates(items):
+    seen = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen
+''', "remove_duplicates", lambda r: (ints(r, r.randrange(0, 12), 0, 6),), lambda r: (ints(r, r.randrange(0, 3), 0, 2),)),
+
+    Case("tb_second_largest", '''
+def second_largest(numbers):
+    if len(numbers) < 2:
+        raise ValueError("need at least two numbers")
+    first, second = max(numbers[0], numbers[1]), min(numbers[0], numbers[1])
+    for x in numbers[2:]:
+        if x > first:
+            first, second = x, first
+        elif x > second:
+            second = x
+    return second
+''', "second_largest", lambda r: (ints(r, r.randrange(0, 10), 0, V),), lambda r: (ints(r, r.randrange(0, 3), 0, V),)),
+
+    Case("tb_rotate", '''
+def rotate(a, k):
+    if not a:
+        return a
+    k = k % len(a)
+    return a[k:] + a[:k]
+''', "rotate", lambda r: (ints(r, r.randrange(0, 9), 0, V), r.randrange(0, 20)),
+        lambda r: (ints(r, r.randrange(0, 3), 0, V), r.randrange(0, 4))),
+
+    Case("tb_bits", '''
+def count_bits(n: int) -> int:
+    count = 0
+    while n:
+        n &= n - 1
+        count += 1
+    return count
+
+def is_power_of_two(n):
+    return n > 0 and n & (n - 1) == 0
+
+def bits(n, m):
+    return count_bits(n ^ m) * 2 + is_power_of_two(n) + (n >> 2 | m << 1 & 63) % 7 + (~n & 15)
+''', "bits", lambda r: (r.randrange(0, V), r.randrange(0, V)), lambda r: (r.randrange(0, 8), r.randrange(0, 8))),
+
+    Case("tb_balanced", '''
+def balanced(s: str) -> bool:
+    stack = []
+    for c in s:
+        if c in "([":
+            stack.append(c)
+        elif c in ")]":
+            if not stack:
+                return False
+            top = stack.pop()
+            if (c == ")" and top != "(") or (c == "]" and top != "["):
+                return False
+    return not stack
+''', "balanced", lambda r: (words(r, r.randrange(0, 8), "()[]"),), lambda r: (words(r, r.randrange(0, 3), "()"),)),
+
+    Case("tb_average", '''
+def average(values):
+    assert len(values) > 0, "average of an empty list"
+    return sum(values) // len(values)
+''', "average", lambda r: (ints(r, r.randrange(0, 8), 0, 15),), lambda r: (ints(r, r.randrange(0, 3), 0, 20),)),
+
+    Case("tb_min_max", '''
+def min_max(values):
+    return min(values), max(values)
+''', "min_max", lambda r: (ints(r, r.randrange(1, 10), 0, V),), lambda r: (ints(r, r.randrange(1, 3), 0, V),)),
+
+    Case("tb_prefix_sums", '''
+def prefix_sums(nums):
+    sums = []
+    total = 0
+    for x in nums:
+        total += x
+        sums.append(total)
+    return sums
+''', "prefix_sums", lambda r: (ints(r, r.randrange(0, 10), 0, 12),), lambda r: (ints(r, r.randrange(0, 3), 0, 20),)),
+
+    Case("tb_digits", '''
+def digits(n):
+    return [int(d) for d in str(n)]
+''', "digits", lambda r: (r.randrange(0, V),), lambda r: (r.randrange(0, 10),)),
+
+    Case("tb_collatz", '''
+def collatz_steps(n):
+    if n < 1:
+        raise ValueError("n must be positive")
+    steps = 0
+    while n != 1:
+        if n % 2 == 0:
+            n = n // 2
+        else:
+            n = 3 * n + 1
+        steps += 1
+    return steps
+''', "collatz_steps", lambda r: (r.choice([1, 2, 3, 5, 6, 7, 8, 10, 12, 13, 16, 20, 21, 32, 40]),), lambda r: (r.choice([1, 2, 4]),)),
+
+    Case("tb_perfect", '''
+def is_perfect(n: int) -> bool:
+    divisors = [d for d in range(1, n) if n % d == 0]
+    return sum(divisors) == n
+''', "is_perfect", lambda r: (r.choice([6, 28, r.randrange(1, 40)]),), lambda r: (r.randrange(1, 5),)),
+
+    Case("tb_enumerate", '''
+def positions(items, target):
+    found = []
+    for index, value in enumerate(items):
+        if value == target:
+            found.append(index)
+    return found
+''', "positions", lambda r: (ints(r, r.randrange(0, 12), 0, 4), r.randrange(0, 4)),
+        lambda r: (ints(r, r.randrange(0, 3), 0, 2), r.randrange(0, 2))),
+
+    Case("tb_power_default", '''
+def power(base, exponent=2):
+    result = 1
+    for _ in range(exponent):
+        result *= base
+    return result
+
+def sum_of_squares(n):
+    return sum(power(k) for k in range(n)) + power(2, exponent=3)
+''', "sum_of_squares", lambda r: (r.randrange(0, 7),), lambda r: (r.randrange(0, 2),)),
+
+    Case("tb_upper_count", '''
+def summary(s: str):
+    upper = 0
+    digits = 0
+    for c in s:
+        if c.isupper():
+            upper += 1
+        elif c.isdigit():
+            digits += 1
+    return upper, digits, s.count("a"), s.upper()
+''', "summary", lambda r: (words(r, r.randrange(0, 10), "aAb1 "),), lambda r: (words(r, r.randrange(0, 2), "aA1"),)),
+
+    Case("tb_sorted_insert", '''
+def sorted_insert(items, x):
+    result = sorted(items)
+    i = 0
+    while i < len(result) and result[i] < x:
+        i += 1
+    result.insert(i, x)
+    return result
+''', "sorted_insert", lambda r: (ints(r, r.randrange(0, 8), 0, V), r.randrange(0, V)),
+        lambda r: (ints(r, r.randrange(0, 2), 0, V), r.randrange(0, V))),
+
+    Case("tb_zip_dot", '''
+def dot(xs, ys):
+    total = 0
+    for x, y in zip(xs, ys):
+        total += x * y
+    return total
+''', "dot", lambda r: (ints(r, r.randrange(0, 5), 0, 5), ints(r, r.randrange(0, 5), 0, 5)),
+        lambda r: (ints(r, r.randrange(0, 2), 0, 5), ints(r, r.randrange(0, 2), 0, 5))),
+]

@@ -67,7 +67,6 @@ def test_values_wrap_modulo_V_and_negative_literals_are_V_minus_c():
     assert run("def f(x):\n    return x - 1", 0) == V - 1
     assert run("def f():\n    return -1") == V - 1
     assert run("def f(x):\n    return x * 3", 100) == 300 % V
-    assert run("def f(x):\n    return x // 0 + x % 0", 7) == 0  # the machine cannot raise
     assert run("def f(x):\n    return x", 5, n_values=16) == 5
 
 
@@ -174,7 +173,7 @@ def test_leaf_functions_use_few_registers_and_immediates():
 def test_too_many_registers_names_the_function():
     body = "\n".join(f"    v{i} = x + {i}" for i in range(20))
     with pytest.raises(CompileError, match=r"function big needs \d+ registers.*max_regs=16"):
-        compile_source(f"def big(x):\n{body}\n    return v0")
+        compile_source(f"def big(x):\n{body}\n    return v0", max_regs=16)
 
 
 # -- unsupported constructs: CompileError at the right line and column ------------------------------
@@ -183,7 +182,7 @@ UNSUPPORTED = [  # (source, line, column, words the message contains)
     ("import math\ndef f(x):\n    return x", 1, 0, "imports"),
     ("def f(x):\n    class A:\n        pass", 2, 4, "classes"),
     ("def f(x):\n    g = lambda y: y\n    return x", 2, 8, "lambdas"),
-    ("def f(x):\n    return 'a'", 2, 11, "str"),
+    ("def f(x):\n    return x + 'a'", 2, 11, "Add of an int and a character"),
     ("def f(x):\n    return x + 1.5", 2, 15, "float"),
     ("def f(x):\n    print(x)", 2, 4, "print"),
     ("def f(x):\n    yield x", 2, 4, "generators"),
@@ -192,33 +191,48 @@ UNSUPPORTED = [  # (source, line, column, words the message contains)
     ("def f(x):\n    global y\n    return x", 2, 4, "global"),
     ("def f(x):\n    def g(y):\n        return y\n    return x", 2, 4, "nested functions"),
     ("def f(x):\n    return g(x)", 2, 11, "unknown function 'g'"),
-    ("def g(x, y):\n    return x\ndef f(x):\n    return g(x, y=1)", 4, 16, "keyword arguments"),
+    ("def g(x, y):\n    return x\ndef f(x):\n    return g(x, z=1)", 4, 16, "no parameter z"),
+    ("def f(a):\n    return sorted(a, key=len)", 2, 11, "reverse=True"),
     ("def g(x):\n    return x\ndef f(a):\n    return g(*a)", 4, 13, "star-arguments"),
-    ("def f(x):\n    a = [1, 2]\n    return x", 2, 8, "list literals"),
-    ("def f(x):\n    return [i for i in range(x)]", 2, 11, "comprehensions"),
-    ("def f(a):\n    s = 0\n    for v in a:\n        s += v\n    return s", 3, 13, "range"),
-    ("def f(a):\n    a[0] = 1\n    a = 3", 3, 4, "cannot assign to list parameter 'a'"),
-    ("def f(x):\n    return x[0]\ndef g(y):\n    return f(y) + y", 4, 18, "'y' is a list"),
-    ("def f(x):\n    y = 3\n    return y[0]", 3, 11, "'y' is not a list"),
-    ("def g(a):\n    return len(a)\ndef f(x):\n    return g(x + 1)", 4, 13, "not a list"),
+    ("def f(x):\n    a = [[1], [2]]\n    return x", 2, 8, "lists of lists"),
+    ("def f(x):\n    return {i: 1 for i in range(x)}", 2, 11, "dicts"),
+    ("def f(x):\n    s = {1, x}\n    return x", 2, 8, "sets"),
+    ("def f(a):\n    a[0] = 1\n    a = 3", 3, 4, "a value keeps one type"),
+    ("def f(x):\n    return x[0]\ndef g(y):\n    return f(y) + y", 4, 11, "Add of an int and a list"),
+    ("def f(x):\n    y = 3\n    return y[0]", 3, 11, "an int cannot be indexed"),
+    ("def f(a):\n    a.append(1)\n    return 0", 2, 4, "'a' is a parameter"),
+    ("def f(x):\n    a = []\n    b = a\n    b.append(x)\n    return a", 4, 4, "second name"),
+    ("def f(x):\n    a = [x]\n    b = a\n    a.append(x)\n    return b", 3, 4, "b = a[:]"),
+    ("def f(x):\n    t = (x for x in range(3))\n    return 0", 2, 8, "generator expression"),
+    ("def f(x):\n    return 'ab' < 'cd'", 2, 11, "Lt of a string and a string"),
+    ("def f(x):\n    return x is 1", 2, 11, "only supported against None"),
+    ("def f(a, len):\n    return len(a)", 1, 0, "'len' names a variable"),
+    ("def f(x):\n    return hole(x)", 2, 11, "two or more alternatives"),
+    ("def f(x):\n    return x + 100 + 100 * 2", 2, 21, "or more"),
+    ("def f(x):\n    return x % (10 ** 9 + 7)", 2, 16, "or more"),
+    ("def f(x):\n    return x // 0", 2, 11, "division by zero"),
+    ("def f(x):\n    return pow(x, 2, 5)", 2, 11, "pow(a, b, m) is not supported"),
+    ("def f(x):\n    return f'{x}'", 2, 11, "f-strings"),
+    ("def f(x):\n    del x\n    return 0", 2, 4, "del is not supported"),
+    ("def f(x: float):\n    return 0", 1, 9, "float"),
+    ("def g(a):\n    return len(a)\ndef f(x):\n    return g(x + 1)", 4, 13, "expects a list for a, got an int"),
     ("def g(x, y):\n    return x\ndef f(x):\n    return g(x)", 4, 11, "takes 2 arguments"),
     ("def f(x):\n    return x + 128", 2, 15, "too large"),
     ("def f(x):\n    return x / 2", 2, 11, "use //"),
-    ("def f(x):\n    return x ** 2", 2, 11, "**"),
+    ("def f(x):\n    return x @ 2", 2, 11, "@ is not supported"),
     ("def f(x):\n    return y", 2, 11, "'y' is not defined"),
-    ("def f(x):\n    s = 0\n    for i in range(0, x, x):\n        s += 1", 3, 13, "constant"),
+    ("def f(x):\n    s = 0\n    for i in range(0, x, 0):\n        s += 1", 3, 13, "must not be 0"),
     ("def f(x):\n    for i in range(x, -3, -1):\n        pass", 2, 22, "descending range"),
-    ("def f(x):\n    return x.bit_length()", 2, 11, "methods"),
+    ("def f(x):\n    return x.bit_length()", 2, 11, "method .bit_length()"),
     ("def f(x):\n    break", 2, 4, "outside a loop"),
     ("def f(x):\n    x\n", 2, 4, "only calls may stand alone"),
-    ("def f(x):\n    return x[1:2]", 2, 13, "slices"),
+    ("def f(a):\n    return a[1:5:2]", 2, 17, "slices take step 1"),
     ("x = 3\ndef f():\n    return 1", 1, 0, "top level"),
     ("def f(x, *rest):\n    return x", 1, 0, "positional"),
-    ("def f(x):\n    return x if x in (1, 2) else 0", 2, 16, "not in are not supported"),
-    ("def f(x):\n    assert x\n    return x", 2, 4, "assert"),
+    ("def f(x):\n    try:\n        x = 1\n    finally:\n        x = 2\n    return x", 2, 4, "cannot be caught"),
     ("def f(x):\n    return f", 2, 11, "used as a value"),
     ("def f(x):\n    return range(x)", 2, 11, "for loop"),
-    ("def f(x):\n    return (x, x)", 2, 11, "tuple"),
+    ("def f(x):\n    return (x, x)[0]", 2, 11, "cannot be indexed"),
 ]
 
 
@@ -329,7 +343,11 @@ FIB = CORPUS[0].source
 @pytest.mark.parametrize("call, words", [
     (lambda: compile_source(LOOP).run("f", 0, max_steps=1000), "step limit"),
     (lambda: compile_source(FIB).run("fib", 10, max_depth=5), "call depth limit"),
-    (lambda: compile_source("def f(a):\n    return a[5]").run("f", [1, 2], n_cells=4), "memory address"),
+    (lambda: compile_source("def f(a):\n    return a[5]", check_bounds=False).run("f", [1, 2], n_cells=4), "memory address"),
+    (lambda: compile_source("def f(a):\n    return a[5]").run("f", [1, 2]), "line 2 in f: IndexError: list index out of range"),
+    (lambda: compile_source("def f(n):\n    return [0] * n").run("f", 126), "MemoryError: the heap is full"),
+    (lambda: compile_source("def f(x, y):\n    return x // y").run("f", 3, 0), "ZeroDivisionError"),
+    (lambda: compile_source("def f(x):\n    return x").run("f", 1, holes=[0]), "holes must be a list of 0"),
     (lambda: compile_source(FIB).run("fib", 200), "not an int in [0, 128)"),
     (lambda: compile_source(FIB).run("fib", [1]), "must be an int"),
     (lambda: compile_source(FIB).run("fib", 1, 2), "takes 1 arguments"),
@@ -343,8 +361,14 @@ def test_interpreter_limits_raise_execution_error_naming_the_limit(call, words):
 
 # -- differential: random programs against CPython running the same source with wrap-around ints ------
 
+def _div(a, b, f):
+    if b == 0:
+        raise ZeroDivisionError("division by zero")
+    return f(a, b)
+
+
 class Mod(int):
-    """An int with the machine's arithmetic: every result wraps mod V; // and % by zero give 0."""
+    """An int with the machine's arithmetic: every result wraps mod V; // and % by zero raise, as in Python."""
     def __new__(cls, v):
         return super().__new__(cls, int(v) % V)
 
@@ -354,8 +378,9 @@ class Mod(int):
     __add__ = __radd__ = _op(lambda a, b: a + b)
     __mul__ = __rmul__ = _op(lambda a, b: a * b)
     __sub__, __rsub__ = _op(lambda a, b: a - b), _op(lambda a, b: b - a)
-    __floordiv__, __rfloordiv__ = _op(lambda a, b: a // b if b else 0), _op(lambda a, b: b // a if a else 0)
-    __mod__, __rmod__ = _op(lambda a, b: a % b if b else 0), _op(lambda a, b: b % a if a else 0)
+    __floordiv__ = _op(lambda a, b: _div(a, b, int.__floordiv__))
+    __rfloordiv__ = _op(lambda a, b: _div(b, a, int.__floordiv__))
+    __mod__, __rmod__ = _op(lambda a, b: _div(a, b, int.__mod__)), _op(lambda a, b: _div(b, a, int.__mod__))
     __neg__, __pos__ = lambda s: Mod(-int(s)), lambda s: s
 
 
@@ -436,21 +461,29 @@ def random_program(rng):
 
 
 def test_random_programs_match_cpython_with_wrapping_ints():
-    rng, checked = random.Random(7), 0
+    rng, checked, raised = random.Random(7), 0, 0
     for _ in range(300):
         src = random_program(rng)
         try:
             program = compile_source(src, max_regs=64)
-        except CompileError as e:
-            assert "descending range" in str(e)  # range(..., -3, -1) could count below 0
+        except CompileError as e:  # range(..., -3, -1) could count below 0; a constant may not reach V
+            assert any(words in str(e) for words in ("descending range", "or more", "division by zero")), str(e)
             continue
+        if any(fn.bias for fn in program.functions.values()):
+            continue  # counting-down variables compare as Python does, not modulo V: tested below
         namespace = {"Mod": Mod}
         exec(compile(ast.fix_missing_locations(WrapInts().visit(ast.parse(src))), "<wrapped>", "exec"), namespace)
         for _ in range(3):
             x, y, a = rng.randrange(V), rng.randrange(V), [rng.randrange(V) for _ in range(4)]
             theirs = [Mod(v) for v in a]
-            want = int(namespace["f"](Mod(x), Mod(y), theirs))
+            try:
+                want = int(namespace["f"](Mod(x), Mod(y), theirs))
+            except ZeroDivisionError:
+                with pytest.raises(ExecutionError, match="ZeroDivisionError"):
+                    program.run("f", x, y, a, max_steps=100_000)
+                raised += 1
+                continue
             assert program.run("f", x, y, a, max_steps=100_000) == want, src
             assert a == theirs, src
             checked += 1
-    assert checked > 600
+    assert checked > 500 and raised > 10

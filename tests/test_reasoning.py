@@ -537,7 +537,7 @@ def test_hard_path_equals_the_interpreter_on_the_whole_corpus():
             pc, r, m, _ = machine.init_state([case.entry], [[list(a) if isinstance(a, list) else a for a in args]])
             pcs.append(pc.argmax(-1)), regs.append(r.argmax(-1)), mems.append(m.argmax(-1))
             want.append((result, expected))
-        value, memory, halted, _ = machine.run_hard(torch.cat(pcs), torch.cat(regs), torch.cat(mems), 20_000)
+        value, memory, halted, *_ = machine.run_hard(torch.cat(pcs), torch.cat(regs), torch.cat(mems), 20_000)
         assert halted.all(), case.name
         for b, (result, expected) in enumerate(want):
             assert int(value[b]) == result, (case.name, inputs[b])
@@ -552,7 +552,7 @@ def test_hard_path_equals_the_distribution_machine_step_for_step(machine, librar
     pc, regs, mem, _ = machine.init_state(list(names), [list(a) for a in args])
     with torch.no_grad():
         soft = machine(pc, regs, mem, max_steps=5_000)
-    value, memory, halted, steps = machine.run_hard(pc.argmax(-1), regs.argmax(-1), mem.argmax(-1), 5_000)
+    value, memory, halted, steps, *_ = machine.run_hard(pc.argmax(-1), regs.argmax(-1), mem.argmax(-1), 5_000)
     assert steps == soft.steps and halted.all()
     assert value.tolist() == soft.value.argmax(-1).tolist()
     assert memory.tolist() == soft.memory.argmax(-1).tolist()
