@@ -48,7 +48,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from compiler import OPCODES, PRIMITIVES, ExecutionError, Program, _copy_back, _lay_out_arguments, _result
+from compiler import (INT, LIST, OPCODES, PRIMITIVES, SEQS, ExecutionError, Program, _copy_back,
+                      _lay_out_arguments, _result)
 
 # -----------------------------------------------------------------------------
 # 1. The operation library. p, q: [B, V] distributions of the two operands; out: [B, V].
@@ -238,6 +239,13 @@ class Machine(nn.Module):
                 setattr(self, name, nn.Parameter(sharpness * x))
             else:
                 self.register_buffer(name, x)
+        # Holes (compiler.hole): one learned distribution per hole over its alternatives, uniform at first.
+        # A hole's choice is fixed for a whole run: it is the initial value of the hole's register, which
+        # no instruction writes. A machine (mean field) or a thread (exact) runs every alternative.
+        n_alt = torch.tensor([h.n_alternatives for h in program.holes], dtype=torch.long)
+        self.hole_logits = nn.Parameter(torch.zeros(len(n_alt), int(n_alt.max()) if len(n_alt) else 0))
+        self.register_buffer("hole_mask", torch.arange(self.hole_logits.shape[1])[None] < n_alt[:, None],
+                             persistent=False)  # [n_holes, max alternatives]
         self.register_buffer("e_a0", one_hot(self.arg_regs[0], R))  # [R] the result register a0
         self.register_buffer("e_0", one_hot(0, V))  # [V] the value 0
         self.register_buffer("writes", torch.tensor([float(op in WRITES) for op in self.ops]))
@@ -607,10 +615,15 @@ class Machine(nn.Module):
         if len(args) != len(fn.params):
             raise ExecutionError(f"{name} takes {len(fn.params)} arguments ({', '.join(p.name for p in fn.params)}), "
                                  f"got {len(args)}")
-        template, places, dists = [], [], []  # ints to lay out (0 where soft); where each soft input goes
+        template, places, dists = [], [], []  # the arguments with 0 where soft; where each soft input goes
         for p, x in zip(fn.params, args):
             what = f"argument {p.name} of {name}"
-            if p.is_list:
+            if p.type not in (INT, LIST):  # characters and strings are given as they are
+                if torch.is_tensor(x) or isinstance(x, list) and any(torch.is_tensor(v) for v in x):
+                    raise ExecutionError(f"{what}: soft inputs are ints or lists of ints; a {p.type} must be given as is")
+                template.append(x)
+                continue
+            if p.type == LIST:
                 if torch.is_tensor(x) and x.dim() == 2:
                     x = list(x)
                 if not isinstance(x, (list, tuple)):
@@ -626,9 +639,9 @@ class Machine(nn.Module):
                     ints.append(0)
                 else:
                     ints.append(int(v) if torch.is_tensor(v) else v)
-            template.append(ints if p.is_list else ints[0])
-        memory, regs, lists = _lay_out_arguments(fn, template, self.R, self.arg_regs, self.V, self.N)
-        where = self._argument_places(fn, lists)  # param name -> ("reg", r) or ("mem", base)
+            template.append(ints if p.type == LIST else ints[0])
+        memory, regs, lists = _lay_out_arguments(fn, template, self.R, self.arg_regs, self.V, self.N, self.program)
+        where = self._argument_places(fn, template)  # param name -> ("reg", r) or ("mem", base)
         slots = [(where[n][0], where[n][1] + i) for n, i in places]
         for i, (reg, p) in enumerate(self._hole_inputs(holes)):
             slots.append(("reg", reg))
@@ -657,7 +670,7 @@ class Machine(nn.Module):
         w_ok = weight * halted  # [M] the mass of each thread that returned
         dist = weight.new_zeros(self.V).index_add(0, value, w_ok)  # [V]
         cells = []
-        for x, base in lists:  # each list's cells at the end, over the threads that returned
+        for x, base, _ in lists:  # each list's cells at the end, over the threads that returned
             n = len(x)
             got = mem[:, base:base + n]  # [M, n]
             cells.append(weight.new_zeros(n, self.V).index_put(
@@ -665,21 +678,53 @@ class Machine(nn.Module):
         return Distribution(value=dist, memory=cells, dropped=dropped, not_halted=(weight * (~halted & ~failed)).sum(),
                             failed=(weight * failed).sum(), wrapped=(weight * wrapped).sum(), threads=M, steps=out[3])
 
-    def _argument_places(self, fn, lists):
-        """Where each parameter's value lives after `_lay_out_arguments`: ("reg", r) for an int, ("mem", base)
-        for a list (the order of the argument window and of the laid-out lists is the parameters')."""
-        window, bases, where = iter(self.arg_regs), iter(base for _, base in lists), {}
-        for p in fn.params:
-            if p.is_list:
+    def _argument_places(self, fn, args):
+        """Where each parameter's value lives when `_lay_out_arguments` lays out `args` (defaults filled
+        in): ("reg", r) for an int, ("mem", base) for a list or string: the argument window is filled in
+        parameter order, and sequences go one after another after the program's reserved cells."""
+        args = list(args) + [p.default for p in fn.params[len(args):]]
+        window, free, where = iter(self.arg_regs), len(self.program.reserved), {}
+        for p, x in zip(fn.params, args):
+            if p.type in SEQS:
                 next(window), next(window)
-                where[p.name] = ("mem", next(bases))
+                where[p.name], free = ("mem", free), free + len(x)
             else:
                 where[p.name] = ("reg", next(window))
         return where
 
-    def _hole_inputs(self, holes):
-        """[(register, distribution over the hole's alternatives)] for the program's holes (none yet)."""
-        return []
+    def hole_probs(self):
+        """[n_holes, max alternatives]: each hole's learned distribution (0 past its alternatives)."""
+        return self.hole_logits.masked_fill(~self.hole_mask, float("-inf")).softmax(-1)
+
+    def _hole_inputs(self, holes=None):
+        """[(register, [V] distribution of its value)] for each hole: the learned ones, or `holes` (per hole,
+        an int, the alternative, or a tensor of probabilities over its alternatives)."""
+        program_holes = self.program.holes
+        if holes is None:
+            holes = list(self.hole_probs()) if program_holes else []
+        if len(holes) != len(program_holes):
+            raise ExecutionError(f"the program has {len(program_holes)} holes, got choices for {len(holes)}")
+        out = []
+        for h, x in zip(program_holes, holes):
+            k, what = h.n_alternatives, f"hole {h.index} ({h.text}, line {h.lineno})"
+            if torch.is_tensor(x) and x.dim() > 0:
+                p = x[:k]
+                if x.shape[0] > k and bool((x[k:].detach() != 0).any()):
+                    raise ValueError(f"{what} has {k} alternatives; its distribution puts mass past them")
+                p = F.pad(p, (0, self.V - len(p)))
+            else:
+                if isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < k:
+                    raise ExecutionError(f"{what} has {k} alternatives: choose 0..{k - 1}, got {x!r}")
+                p = F.one_hot(torch.tensor(x), self.V).float()
+            out.append((h.register, _soft_input(p, self.V, what)))
+        return out
+
+    def soft_holes(self, registers, holes=None):
+        """registers [B, R, V] with every hole's register set to its distribution (for the mean field)."""
+        registers = registers.clone()
+        for reg, p in self._hole_inputs(holes):
+            registers[:, reg] = p.to(registers.dtype)
+        return registers
 
 
 # -----------------------------------------------------------------------------
@@ -814,8 +859,9 @@ class ArgumentHeads(nn.Module):
         if n_slots < 1:
             raise ValueError(f"{entry} takes no arguments before its tape: nothing for the heads to fill")
         template = [[0] * args_len if p.is_list else 0 for p in inputs] + [[0] * (machine.N - args_len)]
-        memory, regs, bases = _lay_out_arguments(fn, template, machine.R, machine.arg_regs, machine.V, machine.N)
-        where = machine._argument_places(fn, bases)
+        memory, regs, _ = _lay_out_arguments(fn, template, machine.R, machine.arg_regs, machine.V, machine.N,
+                                             machine.program)
+        where = machine._argument_places(fn, template)
         self.slots = [where[p.name] if not p.is_list else ("mem", where[p.name][1] + i)
                       for p in inputs for i in range(args_len if p.is_list else 1)]  # ("reg" | "mem", index)
         self.tape_base = where[tape.name][1]  # the answer tape m starts at this cell

@@ -22,7 +22,7 @@ with the *training* phrasings, so that they measure depth/length generalisation 
 import random
 from dataclasses import dataclass
 
-from compiler import compile_functions
+from compiler import compile_functions, hole
 
 N_VALUES = 128  # values are ASCII characters or small integers
 N_CELLS = N_VALUES - 1  # memory cells; one fewer than V so that len(tape) is itself a value
@@ -490,12 +490,63 @@ VARIANTS = {
 }
 
 
+# -----------------------------------------------------------------------------
+# Library learning: a library function with choices left open (`hole`), learned from input/output pairs
+# alone, through the machine, with no language model (`python train.py --task isort_holes`).
+
+
+def insertion_sort_holes(a):
+    """Insertion sort with two holes: a constant (where the inner loop stops) and the comparison.
+    The right alternatives come first, so CPython (where `hole` returns its first alternative) sorts."""
+    for i in range(1, len(a)):
+        x = a[i]
+        j = i
+        while j > hole(0, 1, 2) and hole(a[j - 1] > x, a[j - 1] < x, a[j - 1] == x, a[j - 1] != x):
+            a[j] = a[j - 1]
+            j -= 1
+        a[j] = x
+
+
+@dataclass
+class HoleTask:
+    """Learn a function's holes from (input list, output list) pairs: `train` has `n_train` random pairs of
+    the training lengths; the other splits are longer lists. `right` names the alternatives that make the
+    function correct (what training should recover); the answers come from Python's `sorted`."""
+
+    name: str
+    function: object
+    ranges: dict  # split -> (shortest, longest) list
+    eval_n: dict  # split -> number of test lists
+    right: list  # the right alternative of each hole
+    n_train: int = 64
+
+    @property
+    def splits(self):
+        return list(self.ranges)
+
+    def examples(self, split, n=None, seed=0):
+        """Seeded (list, sorted list) pairs."""
+        if split not in self.ranges:
+            raise ValueError(f"task {self.name!r} has no split {split!r}; its splits are {self.splits}")
+        rng = random.Random(f"{self.name}/{split}/{seed}")
+        lo, hi = self.ranges[split]
+        xs = [[rng.randint(0, 99) for _ in range(rng.randint(lo, hi))] for _ in range(n or self.eval_n[split])]
+        return [(x, sorted(x)) for x in xs]
+
+
+HOLE_TASKS = {
+    "isort_holes": HoleTask("isort_holes", insertion_sort_holes, {"train": (1, 4), "16-32": (16, 32)},
+                            {"train": 64, "16-32": 200}, right=[0, 0]),
+}
+
+
 def get_task(name):
     if name == "all":
         return AllTask(list(TASKS.values()))
-    if name not in TASKS and name not in VARIANTS:
-        raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS) + ['all'] + sorted(VARIANTS)}")
-    return TASKS.get(name) or VARIANTS[name]
+    every = {**TASKS, **VARIANTS, **HOLE_TASKS}
+    if name not in every:
+        raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS) + ['all'] + sorted(VARIANTS) + sorted(HOLE_TASKS)}")
+    return every[name]
 
 
 # -----------------------------------------------------------------------------

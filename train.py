@@ -51,7 +51,7 @@ from safetensors.torch import load_model, save_file, save_model
 
 from model import Llama, ModelArgs, PRESETS, Tokenizer
 from reasoning import AugmentedLlama
-from tasks import N_CELLS, TASKS, VARIANTS, compile_library, get_task
+from tasks import N_CELLS, TASKS, VARIANTS, HoleTask, compile_library, get_task
 
 
 def get_args(argv=None):
@@ -105,6 +105,8 @@ def get_args(argv=None):
 
 def main(argv=None):
     args = get_args(argv)
+    if isinstance(get_task_or_exit(args.task), HoleTask):
+        return train_holes(args, get_task(args.task))
     if args.baseline:
         args.train = "all"
     args.lr = args.lr or (1e-2 if args.train == "interface" else 2e-3)
@@ -224,6 +226,92 @@ def main(argv=None):
     if ddp:
         dist.barrier()  # no rank leaves before rank 0 has written everything
         dist.destroy_process_group()
+    return results
+
+
+def get_task_or_exit(name):
+    try:
+        return get_task(name)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+
+
+# ---- library learning: holes -------------------------------------------------
+
+
+def train_holes(args, task):
+    """Learn the holes of `task.function` from its training pairs alone, through the machine (no LLaMA).
+
+    --grad exact: one thread per assignment of the holes (all of them, up to --max_threads) for every
+    training list; the loss is -log P(the output list is the right one), the probability being the
+    weight of the threads that return it. --grad mean_field: one soft run per list with the holes'
+    distributions in their registers; the loss is -sum over cells of log P(cell = right value) (the
+    product of marginals is all the mean field has). Adam on the hole logits, full batch. Then the
+    likeliest alternatives run on every split's lists, exactly, on the hard path."""
+    from compiler import compile_functions
+    from reasoning import Machine, top_assignments
+
+    torch.manual_seed(args.seed)
+    out_dir = args.out_dir or os.path.join("out", args.task + ("" if args.grad == "exact" else "-" + args.grad))
+    program = compile_functions(task.function)
+    name = task.function.__name__
+    machine = Machine(program)
+    train = task.examples("train", task.n_train)
+    optimizer = torch.optim.Adam([machine.hole_logits], lr=args.lr or 0.1)
+    pc, regs, mem, bound = machine.init_state([name] * len(train), [[list(x)] for x, _ in train])
+    base = [b for _, b, _ in (lists[0] for lists in bound)]
+    target = [torch.tensor(y) for _, y in train]
+    cache, t0, losses = {}, time.time(), {}
+    for it in range(args.iters):
+        probs = machine.hole_probs()  # [H, A]
+        if args.grad == "exact":
+            weight, pick, _ = top_assignments(list(probs[:, None].unbind(0)), args.max_threads)  # [1, K], [1, K, H]
+            C, B = weight.shape[1], len(train)
+            r = regs.argmax(-1).repeat(C, 1)  # [C * B, R] every assignment for every list
+            for h, hole_ in enumerate(program.holes):
+                r[:, hole_.register] = pick[0, :, h].repeat_interleave(B)
+            out = machine.run_hard(pc.argmax(-1).repeat(C), r, mem.argmax(-1).repeat(C, 1), args.max_steps, cache=cache)
+            right = torch.stack([(out.memory[:, b0:b0 + len(y)] == y).all(1) for b0, y in zip(base, target)], 1)
+            right = right.view(C, B) & out.halted.view(C, B)
+            p_right = (weight[0][:, None] * right).sum(0)  # [B]
+            loss = -torch.log(p_right.clamp_min(1e-12)).mean()
+        else:
+            soft = machine(pc, machine.soft_holes(regs), mem, max_steps=args.max_steps)
+            cells = torch.stack([soft.memory[b, b0:b0 + len(y)].gather(1, y[:, None]).squeeze(1).clamp_min(1e-12).log().sum()
+                                 for b, (b0, y) in enumerate(zip(base, target))])
+            loss = -cells.mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses[it] = loss.item()
+        if it % args.log_interval == 0 or it == args.iters - 1:
+            p = machine.hole_probs().detach()
+            print(f"iter {it}: loss {loss.item():.4f}, holes " + "; ".join(
+                " ".join(f"{x:.2f}" for x in p[h, :hole_.n_alternatives].tolist()) for h, hole_ in enumerate(program.holes)))
+    train_time = time.time() - t0
+    chosen = machine.hole_probs().argmax(-1).tolist()
+    results = {}
+    for split in task.splits:
+        pairs = task.examples(split, task.n_train if split == "train" else None)
+        pc, regs, mem, bound = machine.init_state([name] * len(pairs), [[list(x)] for x, _ in pairs])
+        r = regs.argmax(-1)
+        for h, hole_ in enumerate(program.holes):
+            r[:, hole_.register] = chosen[h]
+        out = machine.run_hard(pc.argmax(-1), r, mem.argmax(-1), args.max_steps)
+        ok = [bool(out.halted[b]) and out.memory[b, lists[0][1]:lists[0][1] + len(y)].tolist() == y
+              for b, ((_, y), lists) in enumerate(zip(pairs, bound))]
+        results[split] = {"exact_match": sum(ok) / len(ok), "n": len(ok)}
+    results["_run"] = {"task": args.task, "grad": args.grad, "iters": args.iters, "train_seconds": round(train_time, 1),
+                       "holes": [{"text": h.text, "chosen": chosen[i], "right": task.right[i],
+                                  "probs": machine.hole_probs()[i, :h.n_alternatives].tolist()}
+                                 for i, h in enumerate(program.holes)], "losses": losses, "device": "cpu"}
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    for h, hole_ in enumerate(program.holes):
+        print(f"hole {h} {hole_.text}: chose alternative {chosen[h]} (right: {task.right[h]})")
+    print_results(results)
+    print(f"{args.task}: {args.iters} iterations, {train_time:.0f} s training on cpu ({args.grad})")
     return results
 
 
