@@ -239,6 +239,9 @@ def get_task_or_exit(name):
 # ---- library learning: holes -------------------------------------------------
 
 
+EVAL_STEPS = 200_000  # evaluation of learned holes: insertion sort of 32 numbers takes ~20,000 steps
+
+
 def train_holes(args, task):
     """Learn the holes of `task.function` from its training pairs alone, through the machine (no LLaMA).
 
@@ -270,9 +273,10 @@ def train_holes(args, task):
             r = regs.argmax(-1).repeat(C, 1)  # [C * B, R] every assignment for every list
             for h, hole_ in enumerate(program.holes):
                 r[:, hole_.register] = pick[0, :, h].repeat_interleave(B)
-            out = machine.run_hard(pc.argmax(-1).repeat(C), r, mem.argmax(-1).repeat(C, 1), args.max_steps, cache=cache)
-            right = torch.stack([(out.memory[:, b0:b0 + len(y)] == y).all(1) for b0, y in zip(base, target)], 1)
-            right = right.view(C, B) & out.halted.view(C, B)
+            out = machine.run_hard(pc.argmax(-1).repeat(C), r, mem.argmax(-1).repeat(C, 1), args.max_steps)
+            final = out[1].view(C, B, -1)
+            right = torch.stack([(final[:, b, b0:b0 + len(y)] == y).all(1) for b, (b0, y) in enumerate(zip(base, target))], 1)
+            right = right & out[2].view(C, B)  # [C, B]: assignment c returns list b sorted
             p_right = (weight[0][:, None] * right).sum(0)  # [B]
             loss = -torch.log(p_right.clamp_min(1e-12)).mean()
         else:
@@ -297,8 +301,8 @@ def train_holes(args, task):
         r = regs.argmax(-1)
         for h, hole_ in enumerate(program.holes):
             r[:, hole_.register] = chosen[h]
-        out = machine.run_hard(pc.argmax(-1), r, mem.argmax(-1), args.max_steps)
-        ok = [bool(out.halted[b]) and out.memory[b, lists[0][1]:lists[0][1] + len(y)].tolist() == y
+        out = machine.run_hard(pc.argmax(-1), r, mem.argmax(-1), EVAL_STEPS)
+        ok = [bool(out[2][b]) and out[1][b, lists[0][1]:lists[0][1] + len(y)].tolist() == y
               for b, ((_, y), lists) in enumerate(zip(pairs, bound))]
         results[split] = {"exact_match": sum(ok) / len(ok), "n": len(ok)}
     results["_run"] = {"task": args.task, "grad": args.grad, "iters": args.iters, "train_seconds": round(train_time, 1),
