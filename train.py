@@ -296,7 +296,7 @@ def train_holes(args, task):
     chosen = machine.hole_probs().argmax(-1).tolist()
     results = {}
     for split in task.splits:
-        pairs = task.examples(split, task.n_train if split == "train" else None)
+        pairs = task.examples(split, task.n_train if split == "train" else args.eval_n)
         pc, regs, mem, bound = machine.init_state([name] * len(pairs), [[list(x)] for x, _ in pairs])
         r = regs.argmax(-1)
         for h, hole_ in enumerate(program.holes):

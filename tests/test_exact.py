@@ -236,3 +236,83 @@ def test_bad_calls_are_refused_with_a_clear_error():
         machine.run_distribution("fib", 3, 4)
     with pytest.raises(ExecutionError, match="not an int"):
         machine.run_distribution("fib", 300)
+
+
+# -----------------------------------------------------------------------------
+# Holes: choices left open in a program, each a soft input fixed for the whole run.
+
+HOLES = compile_source('''
+def pick(x, y):
+    z = x * hole(1, 2, 3) + hole(0, 5)
+    if hole(z > y, z < y):
+        return z
+    return y
+''')
+
+
+def test_holes_split_threads_like_inputs_and_match_the_interpreter_for_every_choice():
+    machine = Machine(HOLES)
+    probs = [torch.tensor([0.2, 0.5, 0.3], dtype=torch.float64, requires_grad=True),
+             torch.tensor([0.6, 0.4], dtype=torch.float64, requires_grad=True),
+             torch.tensor([0.9, 0.1], dtype=torch.float64, requires_grad=True)]
+    x = torch.zeros(V, dtype=torch.float64)
+    x[[4, 9]] = torch.tensor([0.25, 0.75], dtype=torch.float64)
+    out = machine.run_distribution("pick", x, 20, holes=probs)
+    assert out.threads == 2 * 3 * 2 * 2
+    want = torch.zeros(V, dtype=torch.float64)
+    grads = [torch.zeros(3, dtype=torch.float64), torch.zeros(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)]
+    probe = torch.arange(V, dtype=torch.float64)  # d E[value] / d p
+    for xv, px in ((4, 0.25), (9, 0.75)):
+        for combo in itertools.product(range(3), range(2), range(2)):
+            w = px * probs[0][combo[0]].item() * probs[1][combo[1]].item() * probs[2][combo[2]].item()
+            v = HOLES.run("pick", xv, 20, holes=list(combo))  # the reference interpreter
+            want[v] += w
+            for h, c in enumerate(combo):
+                grads[h][c] += w / probs[h][c].item() * probe[v]
+    assert torch.allclose(out.value, want, atol=1e-12)
+    (out.value @ probe).backward()
+    for p, g in zip(probs, grads):
+        assert torch.allclose(p.grad, g, atol=1e-9)
+
+
+def test_learned_hole_distributions_are_the_default_and_one_choice_gives_one_thread():
+    machine = Machine(HOLES)
+    assert machine.hole_probs().shape == (3, 3)
+    assert torch.allclose(machine.hole_probs()[0], torch.full((3,), 1 / 3))
+    assert torch.allclose(machine.hole_probs()[1], torch.tensor([0.5, 0.5, 0.0]))
+    assert machine.run_distribution("pick", 4, 20).threads == 12
+    out = machine.run_distribution("pick", 4, 20, holes=[2, 1, 0])
+    assert out.threads == 1 and float(out.value[HOLES.run("pick", 4, 20, holes=[2, 1, 0])]) == 1.0
+
+
+def test_mean_field_holes_start_from_the_hole_distributions():
+    machine = Machine(HOLES)
+    pc, regs, mem, _ = machine.init_state(["pick"], [[4, 20]])
+    soft = machine.soft_holes(regs)
+    for h, p in zip(HOLES.holes, machine.hole_probs()):
+        assert torch.allclose(soft[0, h.register, :h.n_alternatives], p[:h.n_alternatives])
+
+
+def test_bad_holes_are_refused_with_a_clear_error():
+    from compiler import CompileError
+    with pytest.raises(CompileError, match="two or more alternatives"):
+        compile_source("def f(x):\n    return hole(x)\n")
+    machine = Machine(HOLES)
+    with pytest.raises(ExecutionError, match="3 holes"):
+        machine.run_distribution("pick", 4, 20, holes=[0, 1])
+    with pytest.raises(ExecutionError, match="choose 0..1"):
+        machine.run_distribution("pick", 4, 20, holes=[0, 2, 0])
+    with pytest.raises(ValueError, match="past them"):
+        machine.run_distribution("pick", 4, 20, holes=[0, torch.tensor([0.5, 0.25, 0.25]), 0])
+    with pytest.raises(ValueError, match="sum to 1"):
+        machine.run_distribution("pick", 4, 20, holes=[torch.tensor([0.5, 0.25, 0.2]), 0, 0])
+
+
+def test_insertion_sort_holes_are_learned_from_short_lists_and_sort_long_ones(tmp_path):
+    """isort_holes (a 3-way constant and a 4-way comparison, 12 assignments), learned from 64 pairs of
+    lists of length <= 4 under exact execution: the right alternatives win and sort lists of 16-32."""
+    import train
+    results = train.main(["--task", "isort_holes", "--iters", "12", "--max_steps", "1000", "--eval_n", "20",
+                          "--out_dir", str(tmp_path)])
+    assert [h["chosen"] for h in results["_run"]["holes"]] == [h["right"] for h in results["_run"]["holes"]]
+    assert results["16-32"]["exact_match"] == 1.0 and results["16-32"]["n"] == 20
