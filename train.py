@@ -258,8 +258,9 @@ def train_holes(args, task):
     out_dir = args.out_dir or os.path.join("out", args.task + ("" if args.grad == "exact" else "-" + args.grad))
     program = compile_functions(task.function)
     name = task.function.__name__
-    machine = Machine(program)
     train = task.examples("train", task.n_train)
+    # memory for the training lists only (the mean field's cost grows with it); evaluation gets all V cells
+    machine = Machine(program, n_cells=len(program.reserved) + 2 * task.ranges["train"][1] + 8)
     optimizer = torch.optim.Adam([machine.hole_logits], lr=args.lr or 0.1)
     pc, regs, mem, bound = machine.init_state([name] * len(train), [[list(x)] for x, _ in train])
     base = [b for _, b, _ in (lists[0] for lists in bound)]
@@ -294,7 +295,7 @@ def train_holes(args, task):
                 " ".join(f"{x:.2f}" for x in p[h, :hole_.n_alternatives].tolist()) for h, hole_ in enumerate(program.holes)))
     train_time = time.time() - t0
     chosen = machine.hole_probs().argmax(-1).tolist()
-    results = {}
+    results, machine_probs, machine = {}, machine.hole_probs().detach(), Machine(program)
     for split in task.splits:
         pairs = task.examples(split, task.n_train if split == "train" else args.eval_n)
         pc, regs, mem, bound = machine.init_state([name] * len(pairs), [[list(x)] for x, _ in pairs])
@@ -307,7 +308,7 @@ def train_holes(args, task):
         results[split] = {"exact_match": sum(ok) / len(ok), "n": len(ok)}
     results["_run"] = {"task": args.task, "grad": args.grad, "iters": args.iters, "train_seconds": round(train_time, 1),
                        "holes": [{"text": h.text, "chosen": chosen[i], "right": task.right[i],
-                                  "probs": machine.hole_probs()[i, :h.n_alternatives].tolist()}
+                                  "probs": machine_probs[i, :h.n_alternatives].tolist()}
                                  for i, h in enumerate(program.holes)], "losses": losses, "device": "cpu"}
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
