@@ -77,13 +77,30 @@ class ModelArgs:
 
     @classmethod
     def from_hf_config(cls, config: dict) -> "ModelArgs":
-        """Read a Hugging Face LLaMA config.json (already parsed into a dict)."""
+        """Read a Hugging Face LLaMA config.json (already parsed into a dict). A value of the wrong type or
+        range is refused by name here, rather than crashing later inside the model."""
 
         def need(key):
             if key not in config:
                 raise ValueError(f"config.json has no '{key}', which a LLaMA config needs")
             return config[key]
 
+        def positive(key, value, kind=float):  # kind int: a count (true, 2.0 and "64" are not); float: any number
+            if type(value) not in ((int,) if kind is int else (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"config.json sets {key} to {json.dumps(value)}; it must be a positive "
+                                 + ("integer" if kind is int else "number"))
+            return kind(value)
+
+        count = lambda key, value: positive(key, value, int)
+
+        if not isinstance(config, dict):
+            raise ValueError(f"config.json holds a {type(config).__name__}, not an object of settings")
+        for key in ("rope_scaling", "rope_parameters"):
+            if not isinstance(config.get(key) or {}, dict):
+                raise ValueError(f"config.json sets {key} to {json.dumps(config[key])}; it must be an object or null")
+        if type(config.get("tie_word_embeddings", False)) is not bool:
+            raise ValueError(f"config.json sets tie_word_embeddings to {json.dumps(config['tie_word_embeddings'])}; "
+                             "it must be true or false")
         if config.get("model_type", "llama") != "llama":
             raise ValueError(f"config.json describes a '{config['model_type']}' model, not 'llama'")
         for key, supported in (("hidden_act", "silu"), ("attention_bias", False), ("mlp_bias", False)):
@@ -100,33 +117,34 @@ class ModelArgs:
             if missing:
                 raise ValueError(f"config.json's llama3 rope scaling lacks {', '.join(missing)}")
             rope_scaling = RopeScaling(
-                factor=float(rope["factor"]),
-                low_freq_factor=float(rope["low_freq_factor"]),
-                high_freq_factor=float(rope["high_freq_factor"]),
+                factor=positive("factor", rope["factor"]),
+                low_freq_factor=positive("low_freq_factor", rope["low_freq_factor"]),
+                high_freq_factor=positive("high_freq_factor", rope["high_freq_factor"]),
                 # like HF: with no original length given, the model's own max length is the original one
-                original_max_position_embeddings=int(
-                    rope.get("original_max_position_embeddings", need("max_position_embeddings"))
-                ),
+                original_max_position_embeddings=count("original_max_position_embeddings",
+                    rope.get("original_max_position_embeddings", need("max_position_embeddings"))),
             )
         elif rope_type in ("default", None):
             rope_scaling = None
         else:
             raise ValueError(f"config.json asks for rope_type '{rope_type}'; supported: 'llama3' or none")
-        dim, n_heads = need("hidden_size"), need("num_attention_heads")
+        dim = count("hidden_size", need("hidden_size"))
+        n_heads = count("num_attention_heads", need("num_attention_heads"))
         if config.get("head_dim") not in (None, dim // n_heads):
             raise ValueError(f"config.json sets head_dim {config['head_dim']}; this LLaMA needs hidden_size/heads")
+        n_kv_heads = config.get("num_key_value_heads")  # null or absent: as many as query heads, as in HF
         # Defaults for absent keys are HF LlamaConfig's, since that is what HF would run.
         return cls(
             dim=dim,
-            n_layers=need("num_hidden_layers"),
+            n_layers=count("num_hidden_layers", need("num_hidden_layers")),
             n_heads=n_heads,
-            n_kv_heads=config.get("num_key_value_heads") or n_heads,
-            vocab_size=need("vocab_size"),
-            ffn_hidden_dim=need("intermediate_size"),
-            norm_eps=float(config.get("rms_norm_eps", 1e-6)),
-            rope_theta=float(rope_theta),
+            n_kv_heads=n_heads if n_kv_heads is None else count("num_key_value_heads", n_kv_heads),
+            vocab_size=count("vocab_size", need("vocab_size")),
+            ffn_hidden_dim=count("intermediate_size", need("intermediate_size")),
+            norm_eps=positive("rms_norm_eps", config.get("rms_norm_eps", 1e-6)),
+            rope_theta=positive("rope_theta", rope_theta),
             rope_scaling=rope_scaling,
-            max_seq_len=config.get("max_position_embeddings", 2048),
+            max_seq_len=count("max_position_embeddings", config.get("max_position_embeddings", 2048)),
             tie_embeddings=config.get("tie_word_embeddings", False),
         )
 
@@ -503,20 +521,28 @@ def _read_json(file: str) -> dict:
 def load_pretrained(cls, path: str, device="cpu", dtype: Optional[torch.dtype] = None) -> Llama:
     """Build the model on the meta device (no memory), then give it the checkpoint's tensors one by one, so
     the weights exist once. dtype None keeps the checkpoint's (that of its embedding table)."""
+    if os.path.isfile(path):
+        raise NotADirectoryError(f"checkpoint path {path} is a file; give the directory that holds its config.json "
+                                 "and model.safetensors")
     if not os.path.isdir(path):
         raise FileNotFoundError(f"checkpoint directory {path} does not exist")
     config_file = os.path.join(path, "config.json")
     if not os.path.isfile(config_file):
         raise FileNotFoundError(f"{path} has no config.json, so it is not a Hugging Face checkpoint")
-    args = ModelArgs.from_hf_config(_read_json(config_file))
+    config = _read_json(config_file)
+    try:
+        args = ModelArgs.from_hf_config(config)
+    except ValueError as e:
+        raise CheckpointError(f"{e} (in {config_file})") from None
     index_file = os.path.join(path, "model.safetensors.index.json")
-    if os.path.isfile(index_file):
-        weight_map = _read_json(index_file).get("weight_map")
-        if not isinstance(weight_map, dict):
+    if os.path.isfile(os.path.join(path, "model.safetensors")):  # HF's order: the single file before an index
+        files = ["model.safetensors"]
+    elif os.path.isfile(index_file):
+        index = _read_json(index_file)
+        weight_map = index.get("weight_map") if isinstance(index, dict) else None
+        if not isinstance(weight_map, dict) or not all(isinstance(f, str) for f in weight_map.values()):
             raise CheckpointError(f"{index_file} has no 'weight_map' (tensor name -> shard file)")
         files = sorted(set(weight_map.values()))
-    elif os.path.isfile(os.path.join(path, "model.safetensors")):
-        files = ["model.safetensors"]
     else:
         raise FileNotFoundError(f"{path} has neither model.safetensors nor model.safetensors.index.json")
 
@@ -525,7 +551,7 @@ def load_pretrained(cls, path: str, device="cpu", dtype: Optional[torch.dtype] =
     expected = {hf_name(name): (name, p.shape) for name, p in model.state_dict().items()}  # HF name -> ours
     if args.tie_embeddings:
         expected.pop("lm_head.weight")
-    state = {}
+    state, source = {}, {}  # our name -> tensor, and -> the file it came from
     for file in files:
         file = os.path.join(path, file)
         with _open_safetensors(file) as f:
@@ -542,7 +568,10 @@ def load_pretrained(cls, path: str, device="cpu", dtype: Optional[torch.dtype] =
                 if file_shape != tuple(shape):
                     raise CheckpointError(f"{file}: tensor '{key}' has shape {file_shape}, but config.json "
                                           f"implies {tuple(shape)}")
-                state[name] = f.get_tensor(key)  # backed by the mapped file: no copy yet
+                if name in state:
+                    raise CheckpointError(f"tensor '{key}' is in two shards, {source[name]} and {file}; which one "
+                                          "holds the weights is ambiguous")
+                state[name], source[name] = f.get_tensor(key), file  # backed by the mapped file: no copy yet
     missing = [key for key, (name, _) in expected.items() if name not in state]
     if missing:
         raise CheckpointError(f"{path}: missing tensor(s) {', '.join(missing[:5])}"
@@ -550,6 +579,9 @@ def load_pretrained(cls, path: str, device="cpu", dtype: Optional[torch.dtype] =
     dtype = dtype or state["tok_embeddings.weight"].dtype
     for name in state:  # one tensor at a time, so a converted copy of the whole model never sits beside the file
         state[name] = state[name].to(device=device, dtype=dtype)
+        # NaN or inf in the tensor makes its sum so (a float32 overflow no weight reaches aside); no big temporary
+        if not torch.isfinite(state[name].sum(dtype=torch.float32)):
+            raise CheckpointError(f"{source[name]}: tensor '{hf_name(name)}' holds NaN or infinite values")
     if args.tie_embeddings:
         state["output.weight"] = state["tok_embeddings.weight"]
     model.load_state_dict(state, assign=True)
@@ -565,6 +597,11 @@ def save_pretrained(model: Llama, path: str, dtype: Optional[torch.dtype] = None
     from safetensors.torch import save_file
 
     os.makedirs(path, exist_ok=True)
+    # An earlier save in the same directory may have been sharded: its index would name stale shards (HF
+    # loads model.safetensors first, but other tools may not), so the index and its shards go, as HF does.
+    for old in os.listdir(path):
+        if old == "model.safetensors.index.json" or re.fullmatch(r"model-\d{5}-of-\d{5}\.safetensors", old):
+            os.remove(os.path.join(path, old))
     state = {}
     for name, p in model.state_dict().items():
         if name == "output.weight" and model.args.tie_embeddings:
@@ -575,6 +612,15 @@ def save_pretrained(model: Llama, path: str, dtype: Optional[torch.dtype] = None
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
     save_file(state, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
+    set_default_mode(os.path.join(path, "model.safetensors"))
+
+
+def set_default_mode(file: str) -> None:
+    """Give a file the permissions a plain open() gives (0666 less the umask, e.g. 0644): safetensors writes
+    its files 0600, readable by their owner only."""
+    umask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(umask)
+    os.chmod(file, 0o666 & ~umask)
 
 
 # -----------------------------------------------------------------------------

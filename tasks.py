@@ -20,9 +20,10 @@ with the *training* phrasings, so that they measure depth/length generalisation 
 """
 
 import random
+import sys
 from dataclasses import dataclass
 
-from compiler import compile_functions, hole
+from compiler import ExecutionError, compile_functions, hole
 
 N_VALUES = 128  # values are ASCII characters or small integers
 N_CELLS = N_VALUES - 1  # memory cells; one fewer than V so that len(tape) is itself a value
@@ -569,14 +570,39 @@ def read_text(m, start):
     return bytes(m[start:end]).decode("ascii")
 
 
-def solve_with_library(entry, prompt, program=None):
+def solve_with_library(entry, prompt, program=None, max_steps=1_000_000):
     """The answer text that library entry point `entry` prints for `prompt`.
 
-    With `program` (a compiled library), it runs on the reference interpreter; without, in CPython.
+    With `program` (a compiled library), it runs on the reference interpreter; without, in CPython. Either
+    way a run that takes more than `max_steps` steps (instructions, or lines of Python) raises ExecutionError:
+    `fib(200)=` would otherwise run for ever (fib(200) is about 10^42 calls in CPython).
     """
     m = prompt_tape(prompt)
-    if program is None:
-        start = {f.__name__: f for f in LIBRARY_FUNCTIONS}[entry](m)
-    else:
-        start = program.run(entry, m, n_cells=N_CELLS)
+    try:
+        if program is None:
+            start = run_bounded({f.__name__: f for f in LIBRARY_FUNCTIONS}[entry], m, max_steps)
+        else:
+            start = program.run(entry, m, n_cells=N_CELLS, max_steps=max_steps)
+    except ExecutionError as e:
+        raise ExecutionError(f"{entry} on {prompt!r}: {e} (the library computes on values below V = {N_VALUES}: "
+                             "a larger input is out of its range)") from None
     return read_text(m, start)
+
+
+def run_bounded(function, m, max_steps):
+    """function(m) in CPython, stopped after max_steps lines: sys.settrace calls `count` on every line run."""
+    steps = 0
+
+    def count(frame, event, arg):
+        nonlocal steps
+        steps += event == "line"
+        if steps > max_steps:  # raised inside the traced function, it unwinds it like any exception
+            raise ExecutionError(f"step limit: {function.__name__} did not return within max_steps={max_steps}")
+        return count
+
+    previous = sys.gettrace()
+    sys.settrace(count)
+    try:
+        return function(m)
+    finally:
+        sys.settrace(previous)

@@ -14,8 +14,14 @@ machine and the tape back into the transformer.
 A checkpoint is a directory `out_dir/ckpt-<iter>/` with `model.safetensors` (every trainable tensor) and
 `state.pt` (settings, iteration, optimizer state). It is written under a temporary name and renamed, and
 `out_dir/latest` (replaced atomically) names the newest one, so a run killed while writing leaves the
-previous checkpoint loadable. `--resume` continues from it: the data of iteration i depends only on
-(seed, i), so N steps, stop, resume to 2N gives the same losses as 2N steps straight.
+previous checkpoint loadable. The checkpoint before the newest is kept too: if the newest cannot be read,
+`--resume` warns and falls back to it. `--resume` continues from it: the data of iteration i depends only on
+(seed, i), so N steps, stop, resume to 2N gives the same losses as 2N steps straight. Ctrl-C finishes the
+iteration in progress, saves a checkpoint and says how to resume (a second Ctrl-C stops at once).
+
+What has finished is not lost: a run takes `out_dir/lock` (a second run on the same out_dir is refused;
+a lock left by a killed run is stale and taken over), a fresh run into an out_dir that already holds a run is
+refused unless `--overwrite` is given, and every setting is checked (`check_args`) before anything is built.
 
 Beyond one process, as in nanoGPT: under `torchrun` (which sets RANK, WORLD_SIZE, LOCAL_RANK) the model is
 wrapped in PyTorch's DistributedDataParallel (nccl on cuda, gloo on cpu). `--batch_size` is the global batch
@@ -34,12 +40,16 @@ without training more: `python train.py --task fib --resume --iters <the same> -
 """
 
 import argparse
+import atexit
 import json
 import math
 import os
 import random
+import shlex
 import shutil
+import signal
 import sys
+import threading
 import time
 from contextlib import nullcontext
 
@@ -49,36 +59,42 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from safetensors.torch import load_model, save_file, save_model
 
-from model import Llama, ModelArgs, PRESETS, Tokenizer
+from model import Llama, ModelArgs, PRESETS, Tokenizer, set_default_mode
 from reasoning import AugmentedLlama
-from tasks import N_CELLS, TASKS, VARIANTS, HoleTask, compile_library, get_task
+from tasks import HOLE_TASKS, N_CELLS, TASKS, VARIANTS, compile_library, get_task
+
+ALL_TASKS = [*TASKS, "all", *VARIANTS, *HOLE_TASKS]
 
 
 def get_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", default="fib", help="fib, sort, add, gcd or all")
+    p.add_argument("--task", default="fib", help=f"{', '.join(TASKS)} or all (every task mixed); variants: "
+                   f"{', '.join(VARIANTS)}; library learning (holes, no LLaMA): {', '.join(HOLE_TASKS)}")
     p.add_argument("--preset", default="tiny", help=f"model shape when training from scratch: {', '.join(PRESETS)}")
     p.add_argument("--init", default=None, help="a LLaMA 3.2 checkpoint directory in Hugging Face layout")
     p.add_argument("--baseline", action="store_true", help="train the same LLaMA without the reasoning layer")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda when present)")
-    p.add_argument("--dtype", default="auto", help="float32 or bfloat16 autocast (auto: bfloat16 on cuda)")
+    p.add_argument("--dtype", default="auto", help="float32 or bfloat16 autocast (auto: bfloat16 on cuda, else "
+                   "float32)")
     p.add_argument("--batch_size", type=int, default=16, help="examples per optimizer step, over all processes")
     p.add_argument("--grad_accum", type=int, default=1, help="micro-steps each process splits its share into")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-2 with --train "
                    "interface, which trains few parameters; 2e-3 with --train all)")
     p.add_argument("--min_lr", type=float, default=None, help="final learning rate (default: lr / 10)")
     p.add_argument("--warmup", type=int, default=20)
-    p.add_argument("--iters", type=int, default=200)
+    p.add_argument("--iters", type=int, default=200, help="optimizer steps in all (0: only evaluate the model)")
     p.add_argument("--lr_decay_iters", type=int, default=None, help="length of the cosine decay (default: "
                    "--iters); give it when a run will be resumed to more iterations than it first ran")
     p.add_argument("--weight_decay", type=float, default=0.1)
-    p.add_argument("--grad_clip", type=float, default=1.0)
+    p.add_argument("--grad_clip", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
     p.add_argument("--eval_interval", type=int, default=100)
     p.add_argument("--eval_n", type=int, default=None, help="examples per split (default: the task's own)")
     p.add_argument("--log_interval", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out_dir", default=None, help="default: out/<task>[-baseline]")
     p.add_argument("--resume", action="store_true", help="continue from out_dir's latest checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in out_dir (its checkpoints "
+                   "and results.json); without it a fresh run there is refused")
     p.add_argument("--train", default="interface", choices=["interface", "all"],
                    help="only the interface (the reasoning layer and the final norm's weight, the logit scale) "
                         "or every parameter; --baseline always trains every parameter")
@@ -103,14 +119,76 @@ def get_args(argv=None):
     return p.parse_args(argv)
 
 
+def check_args(args):
+    """Stop, before anything is built, on a setting that would crash later or silently do something else."""
+    number = lambda x: x is not None and math.isfinite(x) and x >= 0  # NaN and inf are not numbers here
+    device_error = device_problem(args.device)
+    problems = [
+        (args.task in ALL_TASKS, f"unknown task {args.task!r}; choose one of {ALL_TASKS}"),
+        (args.max_threads >= 1, "--max_threads must be at least 1 (1: only the likeliest thread runs)"),
+        (args.preset in PRESETS, f"unknown preset {args.preset!r}; the presets are: {', '.join(PRESETS)}"),
+        (args.iters >= 0, "--iters must be 0 or more (0 evaluates the model without training it)"),
+        (args.batch_size >= 1, "--batch_size must be at least 1"),
+        (args.grad_accum >= 1, "--grad_accum must be at least 1 (1: no accumulation)"),
+        (number(args.lr), f"--lr {args.lr}: the learning rate must be a number >= 0"),
+        (number(args.min_lr), f"--min_lr {args.min_lr}: must be a number >= 0"),
+        (not number(args.lr) or args.min_lr <= args.lr, f"--min_lr {args.min_lr} is above --lr {args.lr}: the "
+                                                         "cosine decays from --lr down to --min_lr"),
+        (args.warmup >= 0, "--warmup must be 0 or more iterations"),
+        (args.lr_decay_iters is None or args.lr_decay_iters >= 1, "--lr_decay_iters must be at least 1"),
+        (number(args.weight_decay), f"--weight_decay {args.weight_decay}: must be a number >= 0"),
+        (number(args.grad_clip), f"--grad_clip {args.grad_clip}: must be a number >= 0 (0 turns clipping off)"),
+        (args.eval_interval >= 1, "--eval_interval must be at least 1 (to evaluate only at the end, give more "
+                                  "than --iters)"),
+        (args.log_interval >= 1, "--log_interval must be at least 1"),
+        (0 <= args.seed < 2**63, "--seed must be an integer from 0 to 2**63 - 1"),
+        (args.eval_n is None or args.eval_n >= 1, "--eval_n must be at least 1 (leave it out for the task's own)"),
+        (args.max_steps >= 1 and args.max_steps_train >= 1, "--max_steps and --max_steps_train must be at least 1: "
+                                                            "the machine stops a run after that many steps"),
+        (args.dtype in ("auto", "float32", "bfloat16"),
+         "--dtype float16 is not supported: float16 training needs loss scaling (torch.amp.GradScaler), which this "
+         "loop does not do; use bfloat16 or float32" if args.dtype == "float16" else
+         f"--dtype {args.dtype!r}: choose auto, float32 or bfloat16"),
+        (not (args.resume and args.overwrite), "--resume continues the run in out_dir and --overwrite replaces "
+                                               "it: give one of them"),
+        (device_error is None, device_error),
+    ]
+    for ok, message in problems:
+        if not ok:
+            sys.exit(f"error: {message}")
+
+
+def device_problem(name):
+    """Why --device `name` cannot be used on this machine, or None."""
+    if name == "auto":
+        return None
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        return f"--device {name!r} is not a device; use cpu, cuda or cuda:N"
+    if device.type not in ("cpu", "cuda"):
+        return f"--device {name}: this script trains on cpu or cuda"
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return f"--device {name}: CUDA is not available here (torch {torch.__version__}); use --device cpu"
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        return f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 and up"
+    return None
+
+
 def main(argv=None):
     args = get_args(argv)
-    if isinstance(get_task_or_exit(args.task), HoleTask):
-        return train_holes(args, get_task(args.task))
+    if args.task in HOLE_TASKS:
+        if args.lr is None:
+            args.lr = 0.1
+        check_args(args)
+        return train_holes(args, HOLE_TASKS[args.task])
     if args.baseline:
         args.train = "all"
-    args.lr = args.lr or (1e-2 if args.train == "interface" else 2e-3)
-    args.min_lr = args.min_lr or args.lr / 10
+    if args.lr is None:  # `is None`, not `or`: --lr 0 means 0
+        args.lr = 1e-2 if args.train == "interface" else 2e-3
+    if args.min_lr is None:
+        args.min_lr = args.lr / 10
+    check_args(args)
     torch.manual_seed(args.seed)  # the same on every rank: the same initial weights
     out_dir = args.out_dir or os.path.join("out", args.task + ("-baseline" if args.baseline else ""))
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
@@ -124,6 +202,8 @@ def main(argv=None):
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
     master = rank == 0  # logs and writes files
     log = print if master else (lambda *a, **k: None)
+    if master:
+        prepare_out_dir(out_dir, args)
     if args.batch_size < world_size * args.grad_accum:
         sys.exit(f"error: --batch_size {args.batch_size} is smaller than processes x --grad_accum "
                  f"({world_size} x {args.grad_accum}): some micro-step would get no example")
@@ -131,7 +211,7 @@ def main(argv=None):
     autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=dtype == "bfloat16")
     try:
         task, tokenizer, model = build(args, device)
-    except (ValueError, FileNotFoundError) as e:  # unknown task or preset, not a LLaMA checkpoint, ...
+    except (ValueError, OSError) as e:  # not a LLaMA checkpoint (CheckpointError), a file missing or unreadable
         sys.exit(f"error: {e}")
     params = select_parameters(model, args)
     log(f"{sum(p.numel() for p in params):,} trainable parameters; "
@@ -143,10 +223,18 @@ def main(argv=None):
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ], lr=args.lr, betas=(0.9, 0.95), fused=device.startswith("cuda"))
 
-    start_iter = 0
+    start_iter, losses, train_before = 0, {}, 0.0  # a resumed run's go on from its checkpoint's
     if args.resume:
-        start_iter = load_checkpoint(out_dir, model, optimizer, args)
+        state = load_checkpoint(out_dir, model, optimizer, args)
+        start_iter, losses, train_before = state["iter"], state.get("losses", {}), state.get("train_seconds", 0.0)
         log(f"resumed from {out_dir} at iter {start_iter}")
+        for note in resume_notes(state["args"], args) if start_iter < args.iters else []:
+            log(f"note: {note}")
+        if start_iter > args.iters:
+            sys.exit(f"error: the checkpoint is at iter {start_iter}, past --iters {args.iters}; give --iters "
+                     f"{start_iter} to evaluate or export it, or more to train on")
+        if start_iter == args.iters:
+            log(f"nothing to train: the checkpoint is at --iters {args.iters}; evaluating it")
     if args.compile:  # in place, so parameter names (checkpoints, export) stay the same
         for block in model.llama.layers:
             block.compile()
@@ -161,7 +249,7 @@ def main(argv=None):
     peak = peak_flops(device, dtype)
 
     # ---- the loop ----------------------------------------------------------
-    losses = {}
+    interrupt = Interrupt()  # Ctrl-C: finish this iteration, save a checkpoint, stop
     t0 = t_log = time.time()
     it_log, n_tokens = start_iter - 1, 0  # the last iteration logged, tokens since then (all ranks)
     for it in range(start_iter, args.iters):
@@ -190,8 +278,10 @@ def main(argv=None):
         if ddp:
             dist.all_reduce(loss)  # the global batch's loss, the same on every rank
         if not torch.isfinite(loss):
+            interrupt.restore()
             sys.exit(f"error: the loss is {loss.item()} at iter {it}; try a lower --lr (now {args.lr})")
-        torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
+        if args.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
         optimizer.step()
         losses[it] = loss.item()
         if it % args.log_interval == 0 or it == args.iters - 1:
@@ -201,15 +291,26 @@ def main(argv=None):
             mfu = f"{100 * n_flops * tok_s / peak:.1f}%" if peak else "n/a"
             log(f"iter {it}: loss {loss.item():.4f}, lr {lr:.2e}, time {dt * 1000:.0f}ms, tok/s {tok_s:,.0f}, "
                 f"mfu {mfu}", flush=True)
+        if interrupt.requested(device):
+            interrupt.restore()
+            if master:
+                save_checkpoint(out_dir, raw_model, optimizer, args, it + 1, losses, train_before + time.time() - t0)
+                release_lock(out_dir)
+            argv = list(sys.argv[1:] if argv is None else argv)
+            command = f"torchrun --standalone --nproc_per_node={world_size} train.py" if ddp else "python train.py"
+            log(f"interrupted: saved a checkpoint at iter {it + 1} in {out_dir}; to go on, run\n    {command} "
+                + shlex.join(argv + ([] if "--resume" in argv else ["--resume"])), flush=True)
+            sys.exit(130)  # the exit status of a program stopped by Ctrl-C
         if (it + 1) % args.eval_interval == 0 and it + 1 < args.iters:
             if master:
-                save_checkpoint(out_dir, raw_model, optimizer, args, it + 1)
+                save_checkpoint(out_dir, raw_model, optimizer, args, it + 1, losses, train_before + time.time() - t0)
             results = evaluate(raw_model, tokenizer, task, args, device, autocast, quick=True)
             if master:
                 print_results(results)
+    interrupt.restore()  # from here on Ctrl-C stops at once: the final checkpoint is written next
+    train_time = train_before + time.time() - t0
     if args.iters > start_iter and master:
-        save_checkpoint(out_dir, raw_model, optimizer, args, args.iters)
-    train_time = time.time() - t0
+        save_checkpoint(out_dir, raw_model, optimizer, args, args.iters, losses, train_time)
 
     # ---- results -----------------------------------------------------------
     results = evaluate(raw_model, tokenizer, task, args, device, autocast)
@@ -217,23 +318,21 @@ def main(argv=None):
                        "train_seconds": round(train_time, 1), "device": device, "world_size": world_size,
                        "grad_accum": args.grad_accum, "losses": losses}
     if master:
-        with open(os.path.join(out_dir, "results.json"), "w") as f:
+        results_file = os.path.join(out_dir, "results.json")
+        with open(results_file + ".tmp", "w") as f:  # written whole, then renamed: never half a file
             json.dump(results, f, indent=1)
+        os.replace(results_file + ".tmp", results_file)
         print_results(results)
         if args.export:
             export(raw_model, args, tokenizer, args.export)
             print(f"exported to {args.export}")
+        print(f"{args.task}{'-baseline' if args.baseline else ''}: {args.iters} iterations, {train_time:.0f} s "
+              f"training on {device}")
+        release_lock(out_dir)
     if ddp:
         dist.barrier()  # no rank leaves before rank 0 has written everything
         dist.destroy_process_group()
     return results
-
-
-def get_task_or_exit(name):
-    try:
-        return get_task(name)
-    except ValueError as e:
-        sys.exit(f"error: {e}")
 
 
 # ---- library learning: holes -------------------------------------------------
@@ -261,7 +360,7 @@ def train_holes(args, task):
     train = task.examples("train", task.n_train)
     # memory for the training lists only (the mean field's cost grows with it); evaluation gets all V cells
     machine = Machine(program, n_cells=len(program.reserved) + 2 * task.ranges["train"][1] + 8)
-    optimizer = torch.optim.Adam([machine.hole_logits], lr=args.lr or 0.1)
+    optimizer = torch.optim.Adam([machine.hole_logits], lr=args.lr)
     pc, regs, mem, bound = machine.init_state([name] * len(train), [[list(x)] for x, _ in train])
     base = [b for _, b, _ in (lists[0] for lists in bound)]
     target = [torch.tensor(y) for _, y in train]
@@ -472,45 +571,197 @@ def print_results(results):
 # ---- checkpoints -------------------------------------------------------------
 
 CHECKPOINT_KEYS = ("task", "preset", "init", "baseline", "library", "layer_after", "grad", "train", "seed", "interface")
+# Settings a resumed run may change; it then is no longer the run the checkpoint began, so it says so.
+RESUME_NOTE_KEYS = ("lr", "min_lr", "warmup", "weight_decay", "grad_clip", "batch_size", "grad_accum",
+                    "max_steps_train")
 
 
-def save_checkpoint(out_dir, model, optimizer, args, it):
-    """Write out_dir/ckpt-<it>/ under a temporary name, rename it, then point out_dir/latest at it."""
+def prepare_out_dir(out_dir, args):
+    """Before anything is built: every file the run will write can be written, no other run is writing to
+    out_dir, and a run already there is continued (--resume), replaced (--overwrite) or left alone."""
+    for path, is_dir in ((out_dir, True), (os.path.join(out_dir, "results.json"), False), (args.export, True)):
+        if path and os.path.exists(path) and os.path.isdir(path) != is_dir:
+            sys.exit(f"error: {path} is {'a file' if is_dir else 'a directory'}, where the run writes "
+                     f"{'a directory' if is_dir else 'a file'}: remove it or choose another path")
+    if args.export and args.init and os.path.realpath(args.export) == os.path.realpath(args.init):
+        sys.exit(f"error: --export {args.export} is the --init directory: the export would replace the checkpoint "
+                 "the run starts from; choose another directory")
+    if args.export and not os.access(existing_parent(args.export), os.W_OK):
+        sys.exit(f"error: --export {args.export}: {existing_parent(args.export)} is not writable")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        take_lock(out_dir)
+    except OSError as e:  # no permission, a file where a directory should be, a read-only disk
+        sys.exit(f"error: cannot write in --out_dir {out_dir} ({e}); choose another --out_dir")
+    done = checkpoint_names(out_dir) + [f for f in ("latest", "results.json")
+                                        if os.path.exists(os.path.join(out_dir, f))]
+    if done and not args.resume:
+        if not args.overwrite:
+            sys.exit(f"error: {out_dir} already holds a run ({', '.join(done)}); give --resume to continue it, "
+                     f"--overwrite to replace it, or another --out_dir")
+        for name in done:
+            path = os.path.join(out_dir, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+
+def existing_parent(path):
+    """path itself if it exists, else its nearest ancestor that does (the directory it would be made in)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def take_lock(out_dir):
+    """Create out_dir/lock holding this process's id, or stop if a running process holds it. A lock whose
+    process is gone (a run killed with kill -9 never removes its lock) is stale: it is taken over."""
+    lock = os.path.join(out_dir, "lock")
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)  # atomic: one process wins
+        except FileExistsError:
+            try:
+                pid = int(open(lock).read().split()[0])
+            except (OSError, ValueError, IndexError):  # unreadable or half-written: nobody's
+                pid = None
+            if pid is not None and pid != os.getpid() and process_exists(pid):
+                sys.exit(f"error: another run (process {pid}) is writing to {out_dir}; wait for it to finish, or "
+                         f"give another --out_dir (if no such run exists, delete {lock})")
+            print(f"warning: removing {lock}, a stale lock of process {pid}, which no longer runs", file=sys.stderr)
+            os.remove(lock)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        atexit.register(release_lock, out_dir)
+        return
+    sys.exit(f"error: could not take {lock}: another run took it at the same time")
+
+
+def process_exists(pid):
+    try:
+        os.kill(pid, 0)  # signal 0 only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        pass
+    return True
+
+
+def release_lock(out_dir):
+    """Remove out_dir/lock if this process holds it."""
+    lock = os.path.join(out_dir, "lock")
+    try:
+        if int(open(lock).read().split()[0]) == os.getpid():
+            os.remove(lock)
+    except (OSError, ValueError, IndexError):
+        pass
+
+
+def checkpoint_names(out_dir):
+    """The complete checkpoints in out_dir, newest first (ckpt-<iter>; not a half-written ckpt-<iter>.tmp)."""
+    iters = [int(d[5:]) for d in os.listdir(out_dir) if d.startswith("ckpt-") and d[5:].isdigit()]
+    return [f"ckpt-{i}" for i in sorted(iters, reverse=True)]
+
+
+def save_checkpoint(out_dir, model, optimizer, args, it, losses, train_seconds):
+    """Write out_dir/ckpt-<it>/ under a temporary name, rename it, then point out_dir/latest at it. The loss
+    history and training time go with it, so a resumed run's results.json reports the whole run."""
     os.makedirs(out_dir, exist_ok=True)
     name = f"ckpt-{it}"
     tmp = os.path.join(out_dir, name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     save_model(model, os.path.join(tmp, "model.safetensors"))  # stores tied weights once
-    torch.save({"iter": it, "args": vars(args), "optimizer": optimizer.state_dict()}, os.path.join(tmp, "state.pt"))
+    set_default_mode(os.path.join(tmp, "model.safetensors"))
+    torch.save({"iter": it, "args": vars(args), "optimizer": optimizer.state_dict(), "losses": losses,
+                "train_seconds": train_seconds}, os.path.join(tmp, "state.pt"))
     final = os.path.join(out_dir, name)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     with open(os.path.join(out_dir, "latest.tmp"), "w") as f:
         f.write(name)
     os.replace(os.path.join(out_dir, "latest.tmp"), os.path.join(out_dir, "latest"))
-    for old in os.listdir(out_dir):  # keep only the newest checkpoint (and drop what a killed write left)
-        if old.startswith("ckpt-") and old != name:
+    # Keep this checkpoint and the newest one before it, the fallback if this one is ever found damaged; drop
+    # older ones and what a killed write left.
+    earlier = [c for c in checkpoint_names(out_dir) if int(c[5:]) < it][:1]
+    for old in os.listdir(out_dir):
+        if old.startswith("ckpt-") and old not in [name, *earlier]:
             shutil.rmtree(os.path.join(out_dir, old), ignore_errors=True)
 
 
 def load_checkpoint(out_dir, model, optimizer, args):
-    """Load out_dir's latest checkpoint into model and optimizer; return the iteration to continue from."""
+    """Load out_dir's latest checkpoint into model and optimizer; return its state (iter, args, losses, ...).
+    A checkpoint that cannot be read (a truncated file) is skipped with a warning for the one before it."""
     latest = os.path.join(out_dir, "latest")
-    if not os.path.exists(latest):
-        sys.exit(f"error: --resume: no checkpoint in {out_dir} (no 'latest' file)")
-    path = os.path.join(out_dir, open(latest).read().strip())
-    state = torch.load(os.path.join(path, "state.pt"), map_location="cpu", weights_only=False)
-    saved = state["args"]
-    diff = [f"{k}: checkpoint {saved.get(k)!r}, now {getattr(args, k)!r}" for k in CHECKPOINT_KEYS
-            if saved.get(k) != getattr(args, k)]
-    if diff:
-        sys.exit(f"error: the checkpoint in {path} is from another configuration ({'; '.join(diff)})")
-    missing, unexpected = load_model(model, os.path.join(path, "model.safetensors"), strict=False)
-    if missing or unexpected:
-        sys.exit(f"error: checkpoint {path} does not fit this model: missing {missing}, unexpected {unexpected}")
-    optimizer.load_state_dict(state["optimizer"])
-    return state["iter"]
+    names = [open(latest).read().strip()] if os.path.isfile(latest) else []
+    names += [c for c in (checkpoint_names(out_dir) if os.path.isdir(out_dir) else []) if c not in names]
+    if not names:
+        sys.exit(f"error: --resume: no checkpoint in {out_dir}; run without --resume to start one")
+    failed = []
+    for name in names:
+        path = os.path.join(out_dir, name)
+        try:  # torch and safetensors raise their own errors on a truncated file: any error means unreadable
+            state = torch.load(os.path.join(path, "state.pt"), map_location="cpu", weights_only=False)
+            saved = state["args"]
+            diff = [f"{k}: checkpoint {saved.get(k)!r}, now {getattr(args, k)!r}" for k in CHECKPOINT_KEYS
+                    if saved.get(k) != getattr(args, k)]
+            if not diff:  # load_model reads the whole file before it changes the model
+                missing, unexpected = load_model(model, os.path.join(path, "model.safetensors"), strict=False)
+        except Exception as e:
+            failed.append(f"{path} ({type(e).__name__}: {str(e)[:200]})")
+            print(f"warning: cannot read checkpoint {failed[-1]}", file=sys.stderr)
+            continue
+        if diff:
+            sys.exit(f"error: the checkpoint in {path} is from another configuration ({'; '.join(diff)})")
+        if missing or unexpected:
+            sys.exit(f"error: checkpoint {path} does not fit this model: missing {missing}, unexpected {unexpected}")
+        optimizer.load_state_dict(state["optimizer"])
+        if failed:
+            print(f"warning: resuming from the previous checkpoint, {path}", file=sys.stderr)
+        return state
+    sys.exit(f"error: no checkpoint in {out_dir} can be read: {'; '.join(failed)}")
+
+
+def resume_notes(saved, args):
+    """What a resumed run changes against the checkpoint's settings: one line each, for the log."""
+    notes = [f"--{k} {getattr(args, k)} differs from the checkpoint's {saved[k]}; the run goes on with it, so it is "
+             f"not the run an uninterrupted one would have been" for k in RESUME_NOTE_KEYS
+             if k in saved and saved[k] != getattr(args, k)]
+    before, now = saved.get("lr_decay_iters") or saved.get("iters"), args.lr_decay_iters or args.iters
+    if before != now:
+        notes.append(f"the cosine decay now spans {now} iterations, not {before}: the learning rate jumps here "
+                     f"(give --lr_decay_iters {before} to keep the schedule)")
+    return notes
+
+
+class Interrupt:
+    """Ctrl-C during training: the first asks to stop after the iteration in progress (the loop then saves a
+    checkpoint, whose optimizer state would be inconsistent if taken in the middle of a step); a second stops
+    at once. Under torchrun every rank stops at the same iteration: the request is all-reduced."""
+
+    def __init__(self):
+        self.stop, self.previous = False, None
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            self.previous = signal.signal(signal.SIGINT, self.handle)
+
+    def handle(self, signum, frame):
+        if self.stop:
+            raise KeyboardInterrupt
+        self.stop = True
+        if not dist.is_initialized() or dist.get_rank() == 0:
+            print("\ninterrupt: finishing this iteration, then saving a checkpoint (Ctrl-C again stops at once, "
+                  "without saving)", file=sys.stderr, flush=True)
+
+    def requested(self, device):
+        if not dist.is_initialized():
+            return self.stop
+        flag = torch.tensor(float(self.stop), device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag)
+
+    def restore(self):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 # ---- export ------------------------------------------------------------------
@@ -532,6 +783,7 @@ def export(model, args, tokenizer, out_dir):
         return
     layer = {k: v.detach().cpu().contiguous() for k, v in model.layer.state_dict().items()}
     save_file(layer, os.path.join(out_dir, "reasoning_layer.safetensors"), metadata={"format": "pt"})
+    set_default_mode(os.path.join(out_dir, "reasoning_layer.safetensors"))
     with open(os.path.join(out_dir, "reasoning_layer.json"), "w") as f:
         json.dump({"layer_after": model.layer_after, "entries": model.layer.entries, "task": args.task,
                    "grad": args.grad, "interface": args.interface, "max_threads": args.max_threads,
@@ -541,4 +793,9 @@ def export(model, args, tokenizer, out_dir):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C outside the loop, or twice: checkpoints already written stay as they are
+        print("\ninterrupted; the checkpoints already written are kept (--resume goes on from the latest)",
+              file=sys.stderr)
+        sys.exit(130)

@@ -2,6 +2,7 @@
 
     python tests/bench_reasoning.py            # a few minutes on a 2-core CPU
     python tests/bench_reasoning.py --hard cuda   # the hard path alone, B up to 65,536, on a GPU
+    python tests/bench_reasoning.py --alu         # one op, tables against circuits, V up to 65,536
 
 Throughput is examples x steps per second: the interpreter's step count of every example (the work a
 plain computer does), summed over the batch, divided by wall time. The machine runs the whole batch in
@@ -160,10 +161,66 @@ def hard_on(device, sizes=(256, 4096, 65536)):
             print(f"{task:<6} {B:>6} {steps:>6} {work / t:>19,.0f} {rate:>18,.0f} {work / t / rate:>7.3f}")
 
 
+def alu_cost_one(op, form, V, B, reps=3):
+    """`--alu-one`, in a fresh process: one op on soft inputs [B, V] (float32), forward and backward.
+    Prints the median seconds and the growth of peak RSS (MiB) over the runs."""
+    from reasoning import FAST_FORMS, apply_circuit, apply_table, op_table
+    table = op_table(op, V) if form == "table" else None  # built before measuring (V * V * 8 bytes)
+    run = {"table": lambda p, q: apply_table(table, p, q), "fast form": FAST_FORMS[op],
+           "circuit": lambda p, q: apply_circuit(op, p, q)}[form]
+    gen = torch.Generator().manual_seed(0)
+    p, q = (torch.rand(B, V, generator=gen).softmax(-1).requires_grad_() for _ in range(2))
+    before, times = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, []
+    for _ in range(reps):
+        t = time.perf_counter()
+        run(p, q).square().sum().backward()
+        times.append(time.perf_counter() - t)
+    print(sorted(times)[reps // 2], (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+
+
+def size(n_bytes):
+    return f"{n_bytes / 2**30:,.0f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:,.1f} MiB"
+
+
+def alu_largest(op, form, V, B):
+    """(bytes, name) of the biggest tensor a form builds for one op on [B, V] float32 inputs."""
+    if form == "table":
+        return B * V * V * 4, f"the joint p(a) q(b) [B, V * V] (the table [V, V] int64: {size(V * V * 8)})"
+    if form == "fast form" and op == "add":
+        return B * V * V * 4, "the circulant of q [B, V, V]"
+    return B * V * 4, "[B, V]" + (" (bits [B, log2 V] between to_bits and from_bits)" if form == "circuit" else "")
+
+
+def alu_cost(B=32):
+    """`python tests/bench_reasoning.py --alu`: time and memory of one op (forward + backward) on soft
+    inputs [B, V] as V grows, for the lookup table, the fast form (section 1) and the circuit (section
+    1b), each in a fresh process. A form whose biggest tensor passes a quarter of this machine's memory
+    is not run: the line says how big it would be."""
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    print(f"one op on soft inputs [B={B}, V] float32, forward + backward; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, {ram / 2**30:.0f} GiB RAM, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'op':<4} {'V':>6} {'form':<10} {'ms':>9} {'peak MiB':>9}  biggest tensor")
+    for V in (128, 1024, 65536):
+        for op in ("add", "lt", "min"):
+            for form in ("table", "fast form", "circuit"):
+                n_bytes, what = alu_largest(op, form, V, B)
+                if n_bytes > ram / 4:
+                    print(f"{op:<4} {V:>6} {form:<10} {'-':>9} {'-':>9}  {what}: {size(n_bytes)}, not run")
+                    continue
+                cmd = [sys.executable, __file__, "--alu-one", op, form, str(V), str(B)]
+                sec, mib = map(float, subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split())
+                print(f"{op:<4} {V:>6} {form:<10} {sec * 1e3:>9.2f} {mib:>9.0f}  {what}", flush=True)
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--hard":
         hard_on(sys.argv[2])
     elif len(sys.argv) > 1 and sys.argv[1] == "--memory":
         print(peak_memory(int(sys.argv[2]), None if sys.argv[3] == "None" else int(sys.argv[3])))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--alu":
+        alu_cost()
+    elif len(sys.argv) > 1 and sys.argv[1] == "--alu-one":
+        alu_cost_one(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
     else:
         main()

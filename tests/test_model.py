@@ -526,3 +526,77 @@ def test_demo_runs():
     result = subprocess.run([sys.executable, "model.py"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "new tokens:" in result.stdout
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("hidden_size", "64", 'hidden_size to "64"; it must be a positive integer'),
+    ("hidden_size", 64.0, "hidden_size to 64.0; it must be a positive integer"),
+    ("num_hidden_layers", None, "num_hidden_layers to null"),
+    ("num_attention_heads", 0, "num_attention_heads to 0"),
+    ("num_key_value_heads", 0, "num_key_value_heads to 0"),
+    ("vocab_size", True, "vocab_size to true"),
+    ("tie_word_embeddings", "false", 'tie_word_embeddings to "false"; it must be true or false'),
+    ("rope_parameters", {**LLAMA3_ROPE, "rope_theta": -5e5}, "rope_theta to -500000.0; it must be a positive number"),
+    ("rms_norm_eps", "1e-5", "rms_norm_eps"),
+    ("rope_scaling", "llama3", 'rope_scaling to "llama3"; it must be an object or null'),
+    ("rope_parameters", {**LLAMA3_ROPE, "rope_theta": 5e5, "factor": None}, "factor to null"),
+    ("max_position_embeddings", 1.5, "max_position_embeddings"),
+    (None, [1, 2], "holds a list, not an object"),
+])
+def test_config_values_of_the_wrong_type_name_the_file_and_key(tmp_path, checkpoint, key, value, message):
+    """Not a TypeError or ZeroDivisionError from deep inside the model: a CheckpointError that says what to fix."""
+    state, config = checkpoint
+    path = write_checkpoint(tmp_path / "c", state, value if key is None else {**config, key: value})
+    with pytest.raises(CheckpointError) as e:
+        Llama.from_pretrained(path)
+    assert message in str(e.value) and os.path.join(path, "config.json") in str(e.value)
+
+
+def test_nan_weights_and_a_tensor_in_two_shards_are_refused(tmp_path, checkpoint):
+    state, config = checkpoint
+    bad = dict(state)
+    bad["model.layers.1.mlp.down_proj.weight"] = state["model.layers.1.mlp.down_proj.weight"].clone()
+    bad["model.layers.1.mlp.down_proj.weight"][3, 5] = float("nan")
+    with pytest.raises(CheckpointError, match="'model.layers.1.mlp.down_proj.weight' holds NaN"):
+        Llama.from_pretrained(write_checkpoint(tmp_path / "nan", bad, config))
+
+    path = tmp_path / "two"
+    os.makedirs(path)
+    json.dump(config, open(path / "config.json", "w"))
+    names = sorted(state)
+    first, second = names[: len(names) // 2], names[len(names) // 2:] + names[:1]  # names[0] is in both
+    for shard, keys in (("model-00001-of-00002.safetensors", first), ("model-00002-of-00002.safetensors", second)):
+        save_file({k: state[k] for k in keys}, path / shard, metadata={"format": "pt"})
+    weight_map = {**{k: "model-00002-of-00002.safetensors" for k in second},
+                  **{k: "model-00001-of-00002.safetensors" for k in first}}
+    json.dump({"weight_map": weight_map}, open(path / "model.safetensors.index.json", "w"))
+    with pytest.raises(CheckpointError, match=f"'{names[0]}' is in two shards"):
+        Llama.from_pretrained(str(path))
+
+
+def test_a_path_that_is_a_file_says_so(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(NotADirectoryError, match="is a file; give the directory"):
+        Llama.from_pretrained(str(tmp_path / "model.safetensors"))
+
+
+def test_a_single_file_beside_a_stale_index_is_what_hf_loads(tmp_path):
+    """An export (one model.safetensors) over an older sharded directory: HF loads the single file, and so do we.
+    Our save_pretrained also removes the stale index and shards, as HF's does."""
+    old, new = hf_model(tie=True, seed=0), hf_model(tie=True, seed=1)
+    old.save_pretrained(tmp_path / "dir", max_shard_size="60KB")
+    new.save_pretrained(tmp_path / "single")
+    os.replace(tmp_path / "single" / "model.safetensors", tmp_path / "dir" / "model.safetensors")
+    assert os.path.exists(tmp_path / "dir" / "model.safetensors.index.json")
+    tokens = random_tokens(length=16)
+    hf = LlamaForCausalLM.from_pretrained(tmp_path / "dir", dtype=torch.float32).eval()
+    assert torch.allclose(hf_logits(hf, tokens), hf_logits(new, tokens), atol=1e-5)  # HF took the single file
+    ours = Llama.from_pretrained(str(tmp_path / "dir"))
+    torch.testing.assert_close(our_logits(ours, tokens), hf_logits(new, tokens), atol=1e-4, rtol=1e-4)
+
+    old.save_pretrained(tmp_path / "again", max_shard_size="60KB")
+    ours.save_pretrained(str(tmp_path / "again"))
+    assert not [f for f in os.listdir(tmp_path / "again") if f.startswith("model-") or f.endswith("index.json")]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(tmp_path / "again" / "model.safetensors").st_mode & 0o777 == 0o666 & ~umask  # not 0600

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from compiler import PRIMITIVES, ExecutionError, Function, Instr, Param, Program
-from reasoning import FAST_FORMS, Machine, apply_op, apply_table, op_table
+from reasoning import CIRCUITS, FAST_FORMS, Machine, apply_op, apply_table, op_table
 
 # -----------------------------------------------------------------------------
 # A tiny assembler, so the test programs read like the disassembly: `label: op operands`.
@@ -299,6 +299,115 @@ def test_op_gradcheck(name):
     gen = torch.Generator().manual_seed(2)
     p, q = random_dist(2, 8, gen=gen).requires_grad_(), random_dist(2, 8, gen=gen).requires_grad_()
     assert torch.autograd.gradcheck(lambda p, q: apply_op(name, p, q), (p, q))
+
+
+# -----------------------------------------------------------------------------
+# 1b. The circuit ALU (reasoning.py section 1b) against the same Python functions.
+
+# The compiler branch's bitwise primitives (coord CONTRACTS.md section 2), the reference until they land in
+# PRIMITIVES (which then takes precedence).
+REFERENCE = {"bitand": lambda a, b, V: (a & b) % V, "bitor": lambda a, b, V: (a | b) % V,
+             "bitxor": lambda a, b, V: (a ^ b) % V, "lshift": lambda a, b, V: a * pow(2, b, V) % V,
+             "rshift": lambda a, b, V: a >> b, **PRIMITIVES}
+
+
+def reference_table(name, V):
+    f = REFERENCE[name]
+    return torch.tensor([[f(a, b, V) for b in range(V)] for a in range(V)])  # [V, V]
+
+
+def product_of_bits(bits):
+    """[B, n] P(bit i = 1) -> [B, 2^n] the distribution with independent bits, written out directly."""
+    n = bits.shape[-1]
+    set_ = ((torch.arange(2 ** n)[:, None] >> torch.arange(n)) & 1).bool()  # [V, n]
+    return torch.where(set_, bits[:, None, :], 1 - bits[:, None, :]).prod(-1)
+
+
+def bit_marginals(p):
+    n = p.shape[-1].bit_length() - 1
+    return p @ ((torch.arange(p.shape[-1])[:, None] >> torch.arange(n)) & 1).to(p.dtype)
+
+
+@pytest.mark.parametrize("name", sorted(CIRCUITS))
+def test_circuit_equals_its_table_on_all_one_hot_pairs_at_V_128(name):
+    V = 128
+    a, b = torch.meshgrid(torch.arange(V), torch.arange(V), indexing="ij")  # all 16,384 pairs, one batch
+    p, q = (torch.nn.functional.one_hot(x.flatten(), V).float() for x in (a, b))
+    expected = torch.nn.functional.one_hot(reference_table(name, V).flatten(), V).float()
+    assert torch.equal(apply_op(name, p, q, alu="circuits"), expected)
+
+
+@pytest.mark.parametrize("name", sorted(CIRCUITS))
+def test_circuit_on_inputs_with_independent_bits(name):
+    # where section 1b says a circuit is exact on such inputs, it equals the table; add, sub and the
+    # shifts get the result's bit marginals right; min/max are not exact (the MUX's selector)
+    V, gen = 16, torch.Generator().manual_seed(3)
+    p, q = (product_of_bits(torch.rand(8, 4, dtype=torch.float64, generator=gen)) for _ in range(2))
+    circuit, table = apply_op(name, p, q, alu="circuits"), apply_table(reference_table(name, V), p, q)
+    if name in ("add", "sub", "lshift", "rshift"):
+        torch.testing.assert_close(bit_marginals(circuit), bit_marginals(table), atol=1e-12, rtol=0)
+        assert (circuit - table).abs().max() > 1e-3  # the result's bits are correlated; the circuit drops it
+    elif name in ("min", "max"):
+        assert (circuit - table).abs().max() > 1e-3
+    else:
+        torch.testing.assert_close(circuit, table, atol=1e-12, rtol=0)
+
+
+def test_circuit_drops_the_correlations_that_section_1b_names():
+    V = 4
+    half_1_half_2 = torch.tensor([[0, 0.5, 0.5, 0]], dtype=torch.float64)
+    zero = torch.tensor([[1.0, 0, 0, 0]], dtype=torch.float64)
+    # the bits of "1 or 2" are (1, 0) or (0, 1): as independent bits, uniform over 0..3
+    torch.testing.assert_close(apply_op("add", half_1_half_2, zero, alu="circuits"), torch.full((1, 4), 0.25, dtype=torch.float64))
+    zero_or_one = torch.tensor([[0.5, 0.5, 0, 0]], dtype=torch.float64)
+    torch.testing.assert_close(apply_op("add", zero_or_one, zero_or_one, alu="circuits"),
+                               torch.tensor([[3 / 8, 3 / 8, 1 / 8, 1 / 8]], dtype=torch.float64))
+    torch.testing.assert_close(apply_op("add", zero_or_one, zero_or_one),
+                               torch.tensor([[1 / 4, 1 / 2, 1 / 4, 0]], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", sorted(CIRCUITS))
+def test_circuit_is_bilinear_and_passes_gradcheck(name):
+    gen = torch.Generator().manual_seed(4)
+    p, q = random_dist(2, 8, gen=gen).requires_grad_(), random_dist(2, 8, gen=gen).requires_grad_()
+    assert torch.autograd.gradcheck(lambda p, q: apply_op(name, p, q, alu="circuits"), (p, q))
+    torch.testing.assert_close(apply_op(name, 3 * p, q / 2, alu="circuits"), 1.5 * apply_op(name, p, q, alu="circuits"))
+    assert apply_op(name, 0 * p, q, alu="circuits").abs().max() == 0
+
+
+def test_machine_uses_its_alu_for_soft_operands():
+    program = assemble("f:\n add r0, a0, a1\n ret r0", {"f": ["a", "b"]}, n_regs=3, n_args=2)
+    gen = torch.Generator().manual_seed(5)
+    p, q = random_dist(4, 128, dtype=torch.float32, gen=gen), random_dist(4, 128, dtype=torch.float32, gen=gen)
+    for alu in ("tables", "circuits"):
+        machine = Machine(program, n_cells=1, alu=alu)
+        pc, regs, mem, _ = machine.init_state(["f"] * 4, [[0, 0]] * 4)
+        regs[:, 1], regs[:, 2] = p, q
+        expected = apply_table(op_table("add", 128), p, q) if alu == "tables" else apply_op("add", p, q, alu="circuits")
+        for grad in (True, False):  # the no-grad path has its own shortcuts; they must not change the ALU
+            with torch.set_grad_enabled(grad):
+                torch.testing.assert_close(machine(pc, regs, mem).value, expected)
+    assert (apply_op("add", p, q, alu="circuits") - apply_op("add", p, q)).abs().max() > 1e-4  # the ALUs differ here
+
+
+def test_machine_with_circuits_runs_programs_exactly_on_one_hot_inputs(library):
+    # with gradients on, every op goes through apply_op, so through the circuits (mul, //, %: tables)
+    machine = Machine(library, n_cells=1, max_depth=1, alu="circuits")  # small: `alu` uses no memory or calls
+    for args in ([100, 7], [5, 77]):  # one at a time: on this CPU a batch of 2 or 3 runs its matmuls slowly
+        pc, regs, mem, _ = machine.init_state(["alu"], [args])
+        out = machine(pc, regs.requires_grad_(), mem)
+        torch.testing.assert_close(out.value, machine.one_hot([py_alu(*args)]), atol=1e-6, rtol=0)
+
+
+def test_circuit_alu_errors_name_the_problem(library):
+    with pytest.raises(ValueError, match="alu='abacus' is not an ALU; use 'tables'"):
+        Machine(library, alu="abacus")
+    with pytest.raises(ValueError, match="alu='abacus' is not an ALU"):
+        apply_op("add", torch.ones(1, 8), torch.ones(1, 8), alu="abacus")
+    odd = assemble("f:\n add r0, a0, a1\n ret r0", {"f": ["a", "b"]}, n_regs=3, n_args=2, V=100)
+    with pytest.raises(ValueError, match="needs V to be a power of two .* got V=100"):
+        Machine(odd, n_cells=1, alu="circuits")
+    Machine(odd, n_cells=1)  # tables take any V
 
 
 # -----------------------------------------------------------------------------

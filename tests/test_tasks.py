@@ -4,13 +4,18 @@ The reference for every answer is Python itself (the generators compute answers 
 independently of the library); the library must reproduce them both in CPython and compiled.
 """
 
+import os
 import random
 import re
+import subprocess
+import sys
 
 import pytest
 
 import tasks
 from tasks import TASKS, get_task, prompt_tape, solve_with_library
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +119,21 @@ def test_unknown_task_or_split_is_a_clear_error():
         get_task("all").examples("fib/huge")
     with pytest.raises(ValueError, match="does not fit"):
         prompt_tape("x" * 200)
+
+
+def test_a_run_that_does_not_finish_stops_with_a_clear_error():
+    """fib(200) is about 10^42 calls in CPython: with no step bound solve_with_library would never return. It
+    runs in a child process, so that a missing bound fails the test on its timeout instead of hanging the suite."""
+    code = ("import tasks\n"
+            "for program in (None, tasks.compile_library()):\n"
+            "    try:\n"
+            "        tasks.solve_with_library('fib_task', 'fib(200)=', program)\n"
+            "    except tasks.ExecutionError as e:\n"
+            "        print('stopped:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60).stdout
+    lines = out.splitlines()
+    assert len(lines) == 2 and all(l.startswith("stopped: fib_task on 'fib(200)='") for l in lines), out
+    assert "max_steps=1000000" in lines[0] and "values below V = 128" in lines[0]
+    assert solve_with_library("fib_task", "fib(11)=", max_steps=10_000) == "89"  # a bound that is enough
+    with pytest.raises(tasks.ExecutionError, match="max_steps=100"):
+        solve_with_library("fib_task", "fib(11)=", max_steps=100)

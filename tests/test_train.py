@@ -1,16 +1,23 @@
 """train.py and the augmented model end to end: learning, resuming, checkpoints, --init, bad input.
 
-Runs train.main in-process on tiny settings; each run takes seconds on a 2-core CPU.
+Runs train.main in-process on tiny settings; each run takes seconds on a 2-core CPU. The cheapest run is gcd
+with --eval_n 1 (fib evaluates every one of its prompts).
 """
 
 import json
 import os
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
 
 import train
 from tasks import TASKS
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--task", "gcd", "--batch_size", "2", "--eval_n", "1"]  # a run of a few seconds
 
 
 def run(tmp_path, *argv, name="run"):
@@ -44,7 +51,7 @@ def test_resume_continues_exactly(tmp_path):
 
 
 def test_a_checkpoint_killed_mid_write_leaves_the_previous_one_loadable(tmp_path, monkeypatch):
-    args = ["--task", "fib", "--iters", "3", "--batch_size", "2"]
+    args = ["--task", "gcd", "--iters", "3", "--batch_size", "2", "--eval_n", "1"]
     run(tmp_path, *args, name="ckpt")
     out = str(tmp_path / "ckpt")
     assert open(os.path.join(out, "latest")).read() == "ckpt-3"
@@ -59,8 +66,8 @@ def test_a_checkpoint_killed_mid_write_leaves_the_previous_one_loadable(tmp_path
     assert open(os.path.join(out, "latest")).read() == "ckpt-3"
     assert os.path.isdir(os.path.join(out, "ckpt-6.tmp"))  # the half-written one
     resumed, _ = run(tmp_path, *args[:2], "--iters", "4", "--resume", *args[4:], name="ckpt")
-    assert sorted(resumed["_run"]["losses"]) == [3]
-    assert sorted(d for d in os.listdir(out) if d.startswith("ckpt-")) == ["ckpt-4"]
+    assert sorted(resumed["_run"]["losses"]) == [0, 1, 2, 3]  # the history goes on from the checkpoint's
+    assert sorted(d for d in os.listdir(out) if d.startswith("ckpt-")) == ["ckpt-3", "ckpt-4"]  # the newest two
 
 
 def test_init_loads_a_hugging_face_checkpoint(tmp_path):
@@ -100,9 +107,9 @@ def test_init_directory_that_is_not_a_llama_checkpoint(tmp_path):
 
 
 def test_resuming_a_checkpoint_of_another_configuration_is_refused(tmp_path):
-    run(tmp_path, "--task", "fib", "--iters", "1", "--batch_size", "2", name="x")
+    run(tmp_path, *TINY, "--iters", "1", name="x")
     with pytest.raises(SystemExit) as e:
-        run(tmp_path, "--task", "gcd", "--iters", "2", "--resume", name="x")
+        run(tmp_path, "--task", "fib", "--iters", "2", "--resume", name="x")
     assert "another configuration" in str(e.value) and "task" in str(e.value)
 
 
@@ -112,3 +119,235 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as e:
         run(tmp_path, "--task", "fib", "--iters", "2", "--batch_size", "2")
     assert "loss is nan" in str(e.value)
+
+
+# ---- nothing finished is lost ---------------------------------------------------------------------------
+
+
+def test_a_finished_run_is_neither_replaced_nor_emptied(tmp_path, capsys):
+    """A fresh run into a finished run's out_dir is refused unless --overwrite; the README's export recipe
+    (--resume --iters <the same> --export DIR) keeps the loss history and exports readable files."""
+    first, out = run(tmp_path, *TINY, "--iters", "2", name="done")
+    assert "gcd: 2 iterations, " in capsys.readouterr().out  # the summary line
+    files = {f: os.path.getmtime(os.path.join(out, f)) for f in ("ckpt-2", "latest", "results.json")}
+    with pytest.raises(SystemExit) as e:
+        run(tmp_path, *TINY, "--iters", "2", name="done")
+    assert "already holds a run" in str(e.value) and "--resume" in str(e.value) and "--overwrite" in str(e.value)
+    assert {f: os.path.getmtime(os.path.join(out, f)) for f in files} == files
+
+    export = tmp_path / "export"
+    again, _ = run(tmp_path, *TINY, "--iters", "2", "--resume", "--export", str(export), name="done")
+    assert again["_run"]["losses"] == first["_run"]["losses"] and len(first["_run"]["losses"]) == 2
+    saved = json.load(open(os.path.join(out, "results.json")))["_run"]
+    assert saved["losses"] == {str(k): v for k, v in first["_run"]["losses"].items()}
+    assert saved["train_seconds"] == first["_run"]["train_seconds"]  # training time goes on from the checkpoint
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in ("model.safetensors", "reasoning_layer.safetensors", "config.json"):
+        assert os.stat(export / f).st_mode & 0o777 == 0o666 & ~umask, f  # not safetensors' own 0600
+
+    with pytest.raises(SystemExit) as e:  # fewer iterations than the checkpoint has is no way to go back
+        run(tmp_path, *TINY, "--iters", "1", "--resume", name="done")
+    assert "past --iters 1" in str(e.value)
+    replaced, _ = run(tmp_path, *TINY, "--iters", "1", "--overwrite", name="done")
+    assert sorted(replaced["_run"]["losses"]) == [0]
+    assert sorted(d for d in os.listdir(out) if d.startswith("ckpt-")) == ["ckpt-1"]
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, capsys):
+    straight, out = run(tmp_path, *TINY, "--iters", "2", "--eval_interval", "1", name="two")
+    assert sorted(d for d in os.listdir(out) if d.startswith("ckpt-")) == ["ckpt-1", "ckpt-2"]
+    state = os.path.join(out, "ckpt-2", "state.pt")
+    data = open(state, "rb").read()
+    open(state, "wb").write(data[: len(data) // 2])  # the newest is truncated
+    capsys.readouterr()
+    resumed, _ = run(tmp_path, *TINY, "--iters", "2", "--eval_interval", "1", "--resume", name="two")
+    err = capsys.readouterr().err
+    assert "warning: cannot read checkpoint" in err and "ckpt-2" in err and "ckpt-1" in err
+    assert resumed["_run"]["losses"] == pytest.approx(straight["_run"]["losses"], rel=1e-5)  # iter 1 trained again
+
+
+def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    real = train.learning_rate
+
+    def press_ctrl_c_at_iter_1(it, args):
+        if it == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(it, args)
+
+    monkeypatch.setattr(train, "learning_rate", press_ctrl_c_at_iter_1)
+    with pytest.raises(SystemExit) as e:
+        run(tmp_path, *TINY, "--iters", "4", name="stopped")
+    assert e.value.code == 130
+    assert "interrupted: saved a checkpoint at iter 2" in capsys.readouterr().out
+    out = str(tmp_path / "stopped")
+    assert open(os.path.join(out, "latest")).read() == "ckpt-2"
+    monkeypatch.undo()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    resumed, _ = run(tmp_path, *TINY, "--iters", "3", "--lr_decay_iters", "4", "--resume", name="stopped")
+    assert sorted(resumed["_run"]["losses"]) == [0, 1, 2]
+
+
+def test_a_second_run_on_the_same_out_dir_is_refused_but_a_stale_lock_is_not(tmp_path, monkeypatch, capsys):
+    class Built(Exception):
+        pass
+
+    def stop(args, device):
+        raise Built  # past every check, at the point where the model would be built
+
+    monkeypatch.setattr(train, "build", stop)
+    out = tmp_path / "locked"
+    out.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / "lock").write_text(f"{other.pid}\n")
+        with pytest.raises(SystemExit) as e:
+            run(tmp_path, *TINY, name="locked")
+        assert f"another run (process {other.pid}) is writing to" in str(e.value)
+    finally:
+        other.kill()
+        other.wait()
+    with pytest.raises(Built):  # the process that held the lock is gone: the lock is stale
+        run(tmp_path, *TINY, name="locked")
+    assert "stale lock" in capsys.readouterr().err
+    assert (out / "lock").read_text().split()[0] == str(os.getpid())
+
+
+@pytest.mark.parametrize("layout, argv, message", [
+    ("out_dir", [], "is a file, where the run writes a directory"),
+    ("out_dir/x", [], "cannot write in --out_dir"),
+    ("results.json", [], "results.json is a directory, where the run writes a file"),
+    ("export", ["--export", "EXPORT"], "is a file, where the run writes a directory"),
+    ("export", ["--init", "INIT", "--export", "INIT/"], "is the --init directory"),
+])
+def test_paths_the_run_cannot_write_stop_it_before_the_first_step(tmp_path, monkeypatch, layout, argv, message):
+    monkeypatch.setattr(train, "build", lambda *a: pytest.fail("built the model"))
+    (tmp_path / "file").write_text("a file")
+    out = {"out_dir": tmp_path / "file", "out_dir/x": tmp_path / "file" / "x"}.get(layout, tmp_path / "run")
+    if layout == "results.json":
+        (tmp_path / "run" / "results.json").mkdir(parents=True)
+    (tmp_path / "llama").mkdir()
+    argv = [a.replace("EXPORT", str(tmp_path / "file")).replace("INIT", str(tmp_path / "llama")) for a in argv]
+    with pytest.raises(SystemExit) as e:
+        train.main([*TINY, "--out_dir", str(out), *argv])
+    assert str(e.value).startswith("error: ") and message in str(e.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in any directory")
+def test_an_unwritable_out_dir_stops_the_run_before_the_first_step(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "build", lambda *a: pytest.fail("built the model"))
+    (tmp_path / "ro").mkdir(mode=0o500)
+    with pytest.raises(SystemExit) as e:
+        train.main([*TINY, "--out_dir", str(tmp_path / "ro" / "run")])
+    assert "cannot write in --out_dir" in str(e.value)
+
+
+# ---- settings are checked, not replaced ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--iters", "-1"], "--iters must be 0 or more"),
+    (["--eval_interval", "0"], "--eval_interval must be at least 1"),
+    (["--log_interval", "0"], "--log_interval must be at least 1"),
+    (["--eval_n", "-1"], "--eval_n must be at least 1"),
+    (["--eval_n", "0"], "--eval_n must be at least 1"),
+    (["--batch_size", "0"], "--batch_size must be at least 1"),
+    (["--grad_accum", "0"], "--grad_accum must be at least 1"),
+    (["--lr", "nan"], "--lr nan"),
+    (["--lr", "-0.1"], "--lr -0.1"),
+    (["--min_lr", "inf"], "--min_lr inf"),
+    (["--lr", "1e-3", "--min_lr", "1e-2"], "above --lr"),
+    (["--warmup", "-1"], "--warmup"),
+    (["--lr_decay_iters", "0"], "--lr_decay_iters"),
+    (["--weight_decay", "nan"], "--weight_decay"),
+    (["--grad_clip", "-1"], "--grad_clip -1.0: must be a number >= 0 (0 turns clipping off)"),
+    (["--max_steps", "0"], "--max_steps"),
+    (["--seed", str(2**64)], "--seed"),
+    (["--max_steps_train", "0"], "--max_steps"),
+    (["--dtype", "float16"], "float16 training needs loss scaling"),
+    (["--dtype", "int8"], "choose auto, float32 or bfloat16"),
+    (["--device", "tpu"], "'tpu' is not a device"),
+    (["--device", "cuda:99"], "cuda:99"),
+    (["--device", "meta"], "trains on cpu or cuda"),
+    (["--resume", "--overwrite"], "give one of them"),
+])
+def test_bad_values_stop_before_anything_is_made(tmp_path, argv, message):
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit) as e:
+        train.main([*argv, "--out_dir", str(out)])
+    assert str(e.value).startswith("error: ") and message in str(e.value)
+    assert not out.exists()
+
+
+def test_lr_0_is_0_not_the_default(tmp_path, monkeypatch):
+    seen = []
+
+    def stop(args, device):
+        seen.append(args)
+        raise SystemExit
+
+    monkeypatch.setattr(train, "build", stop)
+    with pytest.raises(SystemExit):
+        train.main(["--lr", "0", "--out_dir", str(tmp_path / "a")])
+    assert seen[-1].lr == 0 and seen[-1].min_lr == 0
+    assert all(train.learning_rate(it, seen[-1]) == 0 for it in range(300))
+    with pytest.raises(SystemExit):
+        train.main(["--lr", "0.5", "--min_lr", "0", "--iters", "100", "--warmup", "0", "--out_dir", str(tmp_path / "b")])
+    assert seen[-1].min_lr == 0 and train.learning_rate(99, seen[-1]) < 1e-3  # decays to 0, not to lr / 10
+
+
+def test_iters_0_evaluates_the_model_as_built(tmp_path):
+    results, out = run(tmp_path, *TINY, "--iters", "0")
+    assert results["test"]["n"] == 1 and results["_run"]["losses"] == {}
+    assert not os.path.exists(os.path.join(out, "latest"))  # nothing trained, nothing to resume
+    assert json.load(open(os.path.join(out, "results.json")))["_run"]["iters"] == 0
+
+
+def test_resuming_with_other_settings_says_so():
+    saved = vars(train.get_args(["--lr", "0.01", "--iters", "200"]))
+    same = train.get_args(["--lr", "0.01", "--iters", "200"])
+    assert train.resume_notes(saved, same) == []
+    other = train.get_args(["--lr", "0.005", "--iters", "400", "--batch_size", "8", "--grad_accum", "2"])
+    notes = "\n".join(train.resume_notes(saved, other))
+    for what in ("--lr 0.005", "--batch_size 8", "--grad_accum 2", "cosine decay now spans 400 iterations, not 200"):
+        assert what in notes, what
+    pinned = train.get_args(["--lr", "0.01", "--iters", "400", "--lr_decay_iters", "400"])
+    assert train.resume_notes({**saved, "lr_decay_iters": 400}, pinned) == []  # the README's exact resume
+
+
+def test_help_lists_the_tasks_of_the_task_table(monkeypatch, capsys):
+    monkeypatch.setitem(TASKS, "maximum", TASKS["fib"])  # a task added to the table shows up in --help
+    with pytest.raises(SystemExit):
+        train.get_args(["--help"])
+    assert "fib, sort, add, gcd, maximum or all" in capsys.readouterr().out
+
+
+def test_the_command_line_says_error_not_a_traceback(tmp_path):
+    """The same checks through `python train.py`: a line `error: ...` on stderr, a nonzero exit status."""
+    (tmp_path / "a_file").write_text("not a checkpoint")
+    (tmp_path / "listconfig").mkdir()
+    (tmp_path / "listconfig" / "config.json").write_text("[1, 2]")
+    for argv, message in [(["--log_interval", "0"], "--log_interval"),
+                          (["--init", str(tmp_path / "a_file")], "is a file"),
+                          (["--init", str(tmp_path / "listconfig")], "config.json holds a list")]:
+        p = subprocess.run([sys.executable, "train.py", *argv, "--out_dir", str(tmp_path / "out")], cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode != 0 and p.stderr.startswith("error: ") and message in p.stderr, (argv, p.stderr)
+        assert "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"hidden_size": "64"}, 'hidden_size to "64"; it must be a positive integer'),
+    ({"num_attention_heads": 0}, "num_attention_heads to 0"),
+    ({"tie_word_embeddings": "false"}, "tie_word_embeddings"),
+])
+def test_init_with_a_broken_config_stops_with_the_key_and_file(tmp_path, config, message):
+    transformers = pytest.importorskip("transformers")
+    small = transformers.LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                     num_attention_heads=4, num_key_value_heads=2)
+    transformers.LlamaForCausalLM(small).save_pretrained(tmp_path / "hf")
+    broken = {**json.load(open(tmp_path / "hf" / "config.json")), **config}
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(broken))
+    with pytest.raises(SystemExit) as e:
+        run(tmp_path, "--init", str(tmp_path / "hf"), "--iters", "1")
+    assert message in str(e.value) and str(tmp_path / "hf" / "config.json") in str(e.value)
