@@ -178,8 +178,8 @@ def device_problem(name):
 def main(argv=None):
     args = get_args(argv)
     if args.task in HOLE_TASKS:
-        if args.lr is None:
-            args.lr = 0.1
+        args.lr = 0.1 if args.lr is None else args.lr
+        args.min_lr = args.lr if args.min_lr is None else args.min_lr  # (unused: holes train at a constant lr)
         check_args(args)
         return train_holes(args, HOLE_TASKS[args.task])
     if args.baseline:
@@ -257,6 +257,7 @@ def main(argv=None):
         for g in optimizer.param_groups:
             g["lr"] = lr
         rng = random.Random(f"{args.seed}/{it}")  # the data of iteration `it` depends on nothing else
+        torch.manual_seed(rng.randrange(2 ** 63))  # nor do the threads the layer draws (a resumed run is exact)
         batch = [task.example(rng, "train") for _ in range(args.batch_size)]
         tokens, targets, call_pos = encode_batch(tokenizer, batch, device)
         n_answer = int((targets != -100).sum())  # over the global batch: the loss's denominator everywhere
