@@ -1094,7 +1094,7 @@ class ReasoningLayer(nn.Module):
     """
 
     def __init__(self, dim, machine, entries, token_chars, char_token_ids, grad="exact", max_steps=20_000,
-                 max_steps_train=3_000, read_window=4, gate_bias=6.0, max_threads=8, interface="tape", args_len=0):
+                 max_steps_train=3_000, read_window=4, gate_bias=float(__import__("os").environ.get("GATE_BIAS", 6.0)), max_threads=8, interface="tape", args_len=0):
         super().__init__()
         if grad not in ("exact", "mean_field"):
             raise ValueError(f"grad must be 'exact' or 'mean_field', got {grad!r}")
@@ -1107,6 +1107,7 @@ class ReasoningLayer(nn.Module):
         if max_threads < 1:
             raise ValueError(f"max_threads must be at least 1, got {max_threads}")
         self.machine, self.entries, self.grad, self.max_threads = machine, list(entries), grad, max_threads
+        self.seed = 0  # of the threads drawn while training (see `draw`)
         self.max_steps, self.max_steps_train = max_steps, max_steps_train
         self.choose = nn.Linear(dim, len(self.entries))
         self.choose_query = nn.Parameter(torch.zeros(dim))  # zero: pooling starts as the prompt's mean
@@ -1197,7 +1198,18 @@ class ReasoningLayer(nn.Module):
         run = self.run_exact if self.grad == "exact" else self.run_mean_field
         return {"choice": choice, "gate": gate, **run(tokens, length, choice, gate, max_steps)}
 
-    def threads(self, length, choice, gate):
+    def draw(self, q, n, tokens, writes):
+        """n draws with replacement from each row of q [B, T]. An example's draws depend only on its prompt
+        and `self.seed` (train.py sets it each iteration), not on the batch it is in, so one process or
+        several, one micro-step or several, run the same threads (and a resumed run is exact)."""
+        draws = []
+        for b in range(len(q)):
+            key = hash((self.seed, tuple(tokens[b][writes[b]].tolist()))) % 2 ** 62
+            g = torch.Generator(device=q.device).manual_seed(key)
+            draws.append(torch.multinomial(q[b], n, replacement=True, generator=g))
+        return torch.stack(draws)  # [B, n]
+
+    def threads(self, tokens, length, choice, gate):
         """Which (program, tape) threads each example runs, and their weights (the class docstring).
 
         Programs: every entry point of probability >= MIN_CHOICE. Tapes: the likeliest (each gate decided
@@ -1227,7 +1239,7 @@ class ReasoningLayer(nn.Module):
         if n.max() > 0:
             flip_share = p_flip.detach() / p_flip.detach().sum(1, keepdim=True).clamp_min(1e-30)
             q = (writes / writes.sum(1, keepdim=True).clamp_min(1) + flip_share) / 2  # [B, T]
-            drawn = torch.multinomial(q.clamp_min(1e-30) * writes, flips.shape[1], replacement=True)  # [B, n_max]
+            drawn = self.draw(q.clamp_min(1e-30) * writes, flips.shape[1], tokens, writes)  # [B, n_max]
             flips = torch.where(torch.arange(flips.shape[1], device=device) < n[:, None], drawn, -1)
         options = torch.cat([torch.full((B, 1), -1, dtype=torch.long, device=device), flips], 1)  # [B, 1 + n_max]
         be, e = live.nonzero(as_tuple=True)  # the (example, program) pairs
@@ -1246,7 +1258,7 @@ class ReasoningLayer(nn.Module):
         """The threads of each example, run on the hard path in one batch; their answers mixed by weight."""
         B, T = tokens.shape
         N, V = self.machine.N, self.machine.V
-        b, e, flip, weight, open_, dropped = self.threads(length, choice, gate)
+        b, e, flip, weight, open_, dropped = self.threads(tokens, length, choice, gate)
         decisions = open_[b]  # [M, T]
         rows = (flip >= 0).nonzero()[:, 0]
         decisions[rows, flip[rows]] = ~decisions[rows, flip[rows]]
@@ -1255,24 +1267,28 @@ class ReasoningLayer(nn.Module):
         out = self.machine.run_hard(self.entry_lines[e], regs, cells, max_steps)
         likeliest = flip < 0
         overflow = torch.zeros(B, dtype=torch.bool, device=tokens.device).index_put((b[likeliest],), overflow[likeliest])
-        return {**self.mix(out, b, weight, B, out[0]), "dropped": dropped, "overflow": overflow}
+        return {**self.answers(out, b, weight, B, out[0]), "dropped": dropped, "overflow": overflow}
 
-    def mix(self, out, b, weight, B, start):
-        """The threads' answers mixed by weight: answer[b, o, c] = sum over b's threads that returned of
-        weight * [their o-th answer character is c]; and the masses per example that the run reports.
-        out: the hard run of the threads, b [M] their examples, start [M] the cell where each answer starts."""
-        N, V = self.machine.N, self.machine.V
+    def answers(self, out, b, weight, B, start):
+        """The threads grouped by what they answer: one *row* per (example, answer text), its weight the
+        sum of its threads' (threads that agree merge), plus a row for what did not return, which reads
+        nothing. out: the hard run of the threads, b [M] their examples, start [M] where each answer starts.
+
+        Returns rows_b [U] (the example), rows_chars [U, N + 1] (the answer's characters, NUL from its end
+        on), rows_ok [U] (it returned), rows_weight [U]; and the masses per example that the run reports."""
+        N = self.machine.N
         memory, halted = out[1], out[2]
-        ok = weight * halted  # [M]
         where = start[:, None] + torch.arange(N + 1, device=b.device)  # [M, N + 1] past memory: NUL
-        char = memory.gather(1, where.clamp(max=N - 1)) * (where < N)
-        answer = ok.new_zeros(B, N + 1, V).index_put(
-            (b[:, None].expand_as(char), torch.arange(N + 1, device=b.device).expand_as(char), char),
-            ok[:, None].expand_as(char), accumulate=True)
-        per_example = lambda x: ok.new_zeros(B).index_add(0, b, x.to(ok.dtype)).detach()  # [B] a mass over threads
+        chars = memory.gather(1, where.clamp(max=N - 1)) * (where < N) * halted[:, None]
+        chars = chars * (torch.cumsum(chars == 0, 1) == 0)  # nothing after the first NUL is ever read
+        key = torch.cat([b[:, None], halted[:, None].long(), chars], 1)
+        rows, inverse = torch.unique(key, dim=0, return_inverse=True)  # sorted: the rows of an example together
+        per_example = lambda x: weight.new_zeros(B).index_add(0, b, x.to(weight.dtype)).detach()  # [B] a mass
         failed = getattr(out, "error", torch.full_like(start, -1)) >= 0
         wrapped = getattr(out, "wrapped", torch.zeros_like(halted))
-        return {"answer": answer, "steps": out[3], "threads": len(b),
+        return {"rows_b": rows[:, 0], "rows_ok": rows[:, 1].bool(), "rows_chars": rows[:, 2:],
+                "rows_weight": weight.new_zeros(len(rows)).index_add(0, inverse, weight),
+                "steps": out[3], "threads": len(b),
                 "not_halted": per_example(weight * (~halted & ~failed)), "failed": per_example(weight * failed),
                 "wrapped": per_example(weight * wrapped)}
 
@@ -1287,8 +1303,8 @@ class ReasoningLayer(nn.Module):
         regs, memory = self.arg_heads.fill(values[b, k])
         entry = self.entry_lines[0].expand(len(b))
         out = self.machine.run_hard(entry, regs, memory, max_steps)
-        mixed = self.mix(out, b, weight[b, k], B, out[0] + self.arg_heads.tape_base)
-        return {**mixed, "dropped": dropped.detach(), "overflow": torch.zeros(B, dtype=torch.bool, device=args.device)}
+        rows = self.answers(out, b, weight[b, k], B, out[0] + self.arg_heads.tape_base)
+        return {**rows, "dropped": dropped.detach(), "overflow": torch.zeros(B, dtype=torch.bool, device=args.device)}
 
     def run_args_mean_field(self, args, max_steps):
         """The paper's method: one soft run with the argument distributions in the registers and cells."""
@@ -1298,7 +1314,8 @@ class ReasoningLayer(nn.Module):
         out = self.machine(pc, regs, memory, max_steps=max_steps)
         value = F.pad(out.value, (self.arg_heads.tape_base, 0))[:, :self.machine.V]  # the start, as a cell
         zero = torch.zeros(B, device=args.device)
-        return {"answer": self.answer_of_soft_run(value, out.memory), "steps": out.steps, "threads": B,
+        return {"answer": self.answer_of_soft_run(value, out.memory), **self.one_row_each(B, args.device),
+                "steps": out.steps, "threads": B,
                 "dropped": zero, "not_halted": (1 - out.halted).detach(), "failed": getattr(out, "failed", zero).detach(),
                 "wrapped": zero, "overflow": torch.zeros(B, dtype=torch.bool, device=args.device)}
 
@@ -1313,9 +1330,14 @@ class ReasoningLayer(nn.Module):
         answer = self.answer_of_soft_run(out.value, out.memory)
         _, _, overflow = self.lay_out(tokens, length, gate > 0.5)
         zero = torch.zeros(B, device=tokens.device)
-        return {"answer": answer, "steps": out.steps, "threads": B, "dropped": zero,
+        return {"answer": answer, **self.one_row_each(B, tokens.device), "steps": out.steps, "threads": B, "dropped": zero,
                 "not_halted": (1 - out.halted).detach(), "failed": getattr(out, "failed", zero).detach(),
                 "wrapped": zero, "overflow": overflow}
+
+    @staticmethod
+    def one_row_each(B, device):
+        """The mean field's rows: one per example, of weight 1 (its answer is the soft `answer`)."""
+        return {"rows_b": torch.arange(B, device=device), "rows_weight": torch.ones(B, device=device)}
 
     def answer_of_soft_run(self, start, memory):
         """answer[b, o] = sum_s P(start = s) memory[s + o] [B, N + 1, V]: a shifted copy of P(start) [B, V]
@@ -1338,34 +1360,56 @@ class ReasoningLayer(nn.Module):
         return emitted[..., None] + torch.arange(self.window, device=tokens.device)
 
     def read_back(self, run, tokens, call_pos, token_vectors):
-        """The embedding of what each position reads, [B, T, window, D]: the expected output vector.
+        """The embedding of what each row's positions read, [U, T, window, D] (tokens, call_pos per row).
 
         A character is embedded as its token's row of `token_vectors`, the model's output head (the
         token embeddings, when tied; NUL as end-of-text). So reading a character and predicting it share
         one vector: a gain learned on the characters seen in training carries over to every other one.
+        Exact rows read their answer's characters (a row that did not return reads nothing); the mean
+        field's read the expected output vector under its soft answer.
         """
-        answer = run["answer"]  # [B, N + 1, V]
-        off = self.offsets(tokens, call_pos).clamp(max=answer.shape[1] - 1)  # past the end: NUL
-        read = answer[torch.arange(len(answer), device=answer.device)[:, None, None], off]  # [B, T, window, V]
-        return read @ token_vectors[self.char_token_ids].to(read.dtype)
+        E_val = token_vectors[self.char_token_ids]  # [V, D]
+        U = len(tokens)
+        if "rows_chars" in run:
+            chars = run["rows_chars"]  # [U, N + 1]
+            off = self.offsets(tokens, call_pos).clamp(max=chars.shape[1] - 1)  # past the end: NUL
+            read = chars[torch.arange(U, device=chars.device)[:, None, None], off]  # [U, T, window]
+            return E_val[read] * run["rows_ok"][:, None, None, None].to(E_val.dtype)
+        answer = run["answer"]  # [U, N + 1, V]
+        off = self.offsets(tokens, call_pos).clamp(max=answer.shape[1] - 1)
+        read = answer[torch.arange(U, device=answer.device)[:, None, None], off]  # [U, T, window, V]
+        return read @ E_val.to(read.dtype)
 
     def forward(self, h, tokens, call_pos, token_vectors, cache=None, start_pos=0):
-        """h [B, T', D] -> (h plus what the positions from the call on read back, the machine's run).
+        """h [B, T', D] -> (h of each row plus what its positions from the call on read back [U, T', D], the run).
 
-        `tokens` [B, T] is the whole sequence; h holds its last T' positions, from `start_pos` (T' = T
-        except in KV-cached decoding). Pass the returned run back as `cache` while the prompt is unchanged."""
+        Without `cache` the machine runs on the prompts and h, tokens [B, T] and call_pos [B] are per
+        example; each example's hidden states are copied to its rows (`run["rows_b"]`). With `cache` (the
+        run of the prompts, in `AugmentedLlama.generate`) they are already per row. `tokens` is the whole
+        sequence; h holds its last T' positions, from `start_pos` (T' = T except in KV-cached decoding)."""
         max_steps = self.max_steps if not self.training else min(self.max_steps, self.max_steps_train)
         if cache is None and start_pos > 0:
             raise ValueError("the machine runs on the whole prompt: pass the run of the prompt as cache")
-        run = self.run(h, tokens, call_pos, max_steps) if cache is None else cache
-        emb = self.read_back(run, tokens, call_pos, token_vectors)[:, start_pos:].to(h.dtype)  # [B, T', window, D]
+        run = cache
+        if cache is None:
+            run = self.run(h, tokens, call_pos, max_steps)
+            rows = run["rows_b"]
+            h, tokens, call_pos = h[rows], tokens[rows], call_pos[rows]
+        emb = self.read_back(run, tokens, call_pos, token_vectors)[:, start_pos:].to(h.dtype)  # [U, T', window, D]
         # The gain path adds the read character's vector at the residual stream's scale (RMS 1); the gain
         # is stored divided by GAIN_SCALE so that Adam, which moves a parameter by about lr per step,
         # can move this single number far enough within a short run.
         unit = emb[:, :, 0] * torch.rsqrt(token_vectors.float().pow(2).mean().to(h.dtype))
-        delta = self.out_proj(emb.flatten(2)) + GAIN_SCALE * self.gain * unit  # [B, T', D]
-        after = torch.arange(start_pos, tokens.shape[1], device=h.device)[None] >= call_pos[:, None]  # [B, T']
+        delta = self.out_proj(emb.flatten(2)) + GAIN_SCALE * self.gain * unit  # [U, T', D]
+        after = torch.arange(start_pos, tokens.shape[1], device=h.device)[None] >= call_pos[:, None]  # [U, T']
         return h + delta * after[..., None], run
+
+
+def segment_logsumexp(x, segment, n):
+    """out[s] = log sum over i with segment[i] = s of exp(x[i]), for s in 0..n-1 (x [I], segment [I])."""
+    top = x.new_full((n,), float("-inf")).scatter_reduce(0, segment, x.detach(), "amax")
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    return top + x.new_zeros(n).index_add(0, segment, torch.exp(x - top[segment])).log()
 
 
 class AugmentedLlama(nn.Module):
@@ -1394,58 +1438,89 @@ class AugmentedLlama(nn.Module):
                                         max_steps_train, max_threads=max_threads, interface=interface,
                                         args_len=args_len)
 
-    def forward(self, tokens, call_pos, cache=None, start_pos=0):
-        """tokens [B, T] -> (logits of positions start_pos.. [B, T - start_pos, vocab], the machine's run).
+    def forward(self, tokens, call_pos, cache=None, start_pos=0, targets=None):
+        """tokens [B, T] -> (logits of positions start_pos.. [U, T - start_pos, vocab], the machine's run).
+
+        With the layer there is one row of logits per row of the run (an example's distinct answers, see
+        `ReasoningLayer.answers`); the baseline has one per example. With `targets` [B, T] (-100 off the
+        answer) it returns instead the answers' negative log-likelihood, summed over the batch: for each
+        example, -log sum over its rows of weight * P(answer | the row), the exact mixture over the threads
+        (the mean field and the baseline have one row of weight 1: the usual cross-entropy).
         start_pos > 0 only inside `generate`, whose KV cache holds the earlier positions."""
         if self.layer is None:
-            return self.llama(tokens[:, start_pos:], start_pos), None
-        run = {}
+            logits, run = self.llama(tokens[:, start_pos:], start_pos), None
+        else:
+            out = {}
 
-        def hook(i, h):
-            if i == self.layer_after:
-                h, run["cache"] = self.layer(h, tokens, call_pos, self.llama.output.weight, cache, start_pos)
-            return h
+            def hook(i, h):
+                if i == self.layer_after:
+                    h, out["run"] = self.layer(h, tokens, call_pos, self.llama.output.weight, cache, start_pos)
+                return h
 
-        return self.llama(tokens[:, start_pos:], start_pos, block_hook=hook), run["cache"]
+            logits, run = self.llama(tokens[:, start_pos:], start_pos, block_hook=hook), out["run"]
+        if targets is None:
+            return logits, run
+        rows = torch.arange(len(tokens), device=tokens.device) if run is None else run["rows_b"]
+        weight = torch.ones(len(rows), device=tokens.device) if run is None else run["rows_weight"]
+        nll = F.cross_entropy(logits.float().transpose(1, 2), targets[rows], ignore_index=-100, reduction="none")
+        log_p = torch.log(weight.float()) - nll.sum(1)  # [U] log(weight * P(answer | row))
+        return -segment_logsumexp(log_p, rows, len(tokens)).sum(), run
 
     @torch.no_grad()
     def generate(self, prompts, max_new_tokens, eos_id):
         """Greedy answers: token lists `prompts`, each ending at its call position -> (new tokens of each,
-        cut before eos; the machine's run). The machine runs once on the whole batch; then each group of
-        prompts of one length is decoded with the LLaMA's KV cache (one cache position per step for all)."""
+        cut before eos; the machine's run). The machine runs once on the whole batch. Then each group of
+        prompts of one length is decoded with the LLaMA's KV cache, one cache row per row of the run: the
+        next token of an example is the argmax of the mixture of its rows' next-token distributions, each
+        weighted by its weight times the likelihood it gave the tokens chosen so far (exact marginal)."""
         device = self.llama.tok_embeddings.weight.device
         T = max(len(p) for p in prompts)
         tokens = torch.tensor([p + [eos_id] * (T - len(p)) for p in prompts], device=device)  # [B, T]
         calls = torch.tensor([len(p) - 1 for p in prompts], device=device)  # [B]
-        run = None if self.layer is None else self(tokens, calls)[1]
+        run = None if self.layer is None else self(tokens[:, :calls.max() + 1], calls)[1]
+        rows_b = torch.arange(len(prompts), device=device) if run is None else run["rows_b"]  # [U]
+        log_w = torch.zeros(len(rows_b), device=device) if run is None else run["rows_weight"].float().log()
         out = [None] * len(prompts)
         for length in sorted({len(p) for p in prompts}):
-            rows = [i for i, p in enumerate(prompts) if len(p) == length]
-            sub = None if run is None else _rows(run, torch.tensor(rows, device=device))
-            seq, c = tokens[rows, :length], calls[rows]
-            new, done, fed = [[] for _ in rows], torch.zeros(len(rows), dtype=torch.bool, device=device), 0
+            rows = (calls[rows_b] == length - 1).nonzero()[:, 0]  # the rows of this group's examples
+            examples, local = torch.unique(rows_b[rows], return_inverse=True)  # [G], [g] row -> example
+            sub = None if run is None else _rows(run, rows)
+            seq, c, lw = tokens[rows_b[rows], :length], calls[rows_b[rows]], log_w[rows]
+            new = [[] for _ in examples]
+            done, fed = torch.zeros(len(examples), dtype=torch.bool, device=device), 0
             self.llama._setup_cache(len(rows), min(length + max_new_tokens, self.llama.args.max_seq_len))
             try:
                 for _ in range(min(max_new_tokens, self.llama.args.max_seq_len - length)):
                     logits, _ = self(seq, c, cache=sub, start_pos=fed)
                     fed = seq.shape[1]
-                    nxt = logits[:, -1].argmax(-1)  # [g]
+                    log_p = torch.log_softmax(logits[:, -1].float(), -1)  # [g, vocab]
+                    mixture = _by_example(lw[None] + log_p.T, local, len(examples))  # [G, vocab]
+                    nxt = mixture.argmax(-1)  # [G]
                     done |= nxt == eos_id
                     for j in (~done).nonzero()[:, 0].tolist():
                         new[j].append(int(nxt[j]))
                     if done.all():
                         break
-                    seq = torch.cat([seq, nxt[:, None]], 1)
+                    lw = lw + log_p.gather(1, nxt[local][:, None])[:, 0]
+                    seq = torch.cat([seq, nxt[local][:, None]], 1)
             finally:
                 self.llama._setup_cache(None, None)
-            for j, i in enumerate(rows):
+            for j, i in enumerate(examples.tolist()):
                 out[i] = new[j]
         return out, run
 
 
+def _by_example(scores, local, G):
+    """[vocab, g] per-row log scores -> [G, vocab]: the log of each example's sum over its rows."""
+    top = scores.new_full((scores.shape[0], G), float("-inf")).scatter_reduce(1, local.expand_as(scores), scores, "amax")
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    total = scores.new_zeros(scores.shape[0], G).index_add(1, local, torch.exp(scores - top[:, local]))
+    return (top + total.log()).T
+
+
 def _rows(run, rows):
-    """The machine's run restricted to some examples (every tensor in it is indexed by example first)."""
-    return {k: v[rows] if torch.is_tensor(v) else v for k, v in run.items()}
+    """The rows of a run that reading back needs, restricted to `rows` (the mean field's rows are examples)."""
+    return {k: v[rows] for k, v in run.items() if k.startswith("rows_") or k == "answer"}
 
 
 def _token_of_char(tokenizer, c):

@@ -257,7 +257,8 @@ def main(argv=None):
         for g in optimizer.param_groups:
             g["lr"] = lr
         rng = random.Random(f"{args.seed}/{it}")  # the data of iteration `it` depends on nothing else
-        torch.manual_seed(rng.randrange(2 ** 63))  # nor do the threads the layer draws (a resumed run is exact)
+        if raw_model.layer is not None:
+            raw_model.layer.seed = rng.randrange(2 ** 62)  # nor do the threads the layer draws
         batch = [task.example(rng, "train") for _ in range(args.batch_size)]
         tokens, targets, call_pos = encode_batch(tokenizer, batch, device)
         n_answer = int((targets != -100).sum())  # over the global batch: the loss's denominator everywhere
@@ -270,9 +271,8 @@ def main(argv=None):
             # rank's share of the sum is scaled by world_size to make the result the global batch's gradient.
             with model.no_sync() if ddp and micro < args.grad_accum - 1 else nullcontext():
                 with autocast:
-                    logits, _ = model(tokens[rows], call_pos[rows])
-                part = F.cross_entropy(logits.float().flatten(0, 1), targets[rows].flatten(), ignore_index=-100,
-                                       reduction="sum") / n_answer
+                    nll, _ = model(tokens[rows], call_pos[rows], targets=targets[rows])
+                part = nll / n_answer
                 (part * world_size).backward()
             loss += part.detach()
             n_tokens += tokens[rows].numel() * world_size

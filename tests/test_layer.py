@@ -31,9 +31,16 @@ def encode(tokenizer, prompts):
     return tokens, torch.tensor([len(i) - 1 for i in ids])
 
 
+def mixture(run, b):
+    """[N + 1, V]: P(example b's answer has character c at offset o), from the run's rows (exact mode)."""
+    rows = (run["rows_b"] == b) & run["rows_ok"]
+    one_hot = torch.nn.functional.one_hot(run["rows_chars"][rows], 128).to(run["rows_weight"].dtype)
+    return (run["rows_weight"][rows][:, None, None] * one_hot).sum(0)
+
+
 def answer_text(run, b):
     """The likeliest answer text of example b: the most probable character at each offset, up to NUL."""
-    chars = run["answer"][b].argmax(-1).tolist()
+    chars = mixture(run, b).argmax(-1).tolist()
     return bytes(chars[:chars.index(0)]).decode("ascii")
 
 
@@ -44,13 +51,15 @@ def all_open(model, tokens, calls):
 
 
 def forced(model, entry):
-    """A context in which the choice head picks `entry` (a large bias) and the gates are shut open."""
+    """A context in which the choice head picks `entry` (a large bias), the gates are shut open and the
+    layer evaluates (no sampled flips): one thread, one row per example."""
     import contextlib
 
     @contextlib.contextmanager
     def ctx():
         layer = model.layer
         saved = layer.choose.bias.detach().clone(), layer.gate.bias.detach().clone()
+        layer.eval()
         with torch.no_grad():
             layer.choose.bias.fill_(-30.0)
             layer.choose.bias[layer.entries.index(entry)] = 30.0
@@ -58,6 +67,7 @@ def forced(model, entry):
         try:
             yield
         finally:
+            layer.train()
             with torch.no_grad():
                 layer.choose.bias.copy_(saved[0])
                 layer.gate.bias.copy_(saved[1])
@@ -69,7 +79,7 @@ def test_layer_starts_as_the_plain_llama(tiny_augmented):
     model, tokenizer, _ = tiny_augmented
     tokens, calls = encode(tokenizer, ["fib(7)=", "sort 3 1 2="])
     logits, run = model(tokens, calls)
-    assert torch.equal(logits, model.llama(tokens))
+    assert torch.allclose(logits, model.llama(tokens)[run["rows_b"]], atol=1e-6)  # every row, its example's
     assert run["choice"].shape == (2, 3)
 
 
@@ -88,7 +98,7 @@ def test_tape_holds_the_prompt_text_and_the_machine_answers_from_it(tiny_augment
             run = model.layer.run(h, tokens, calls, max_steps=20_000)
         for b, p in enumerate(prompts):
             assert answer_text(run, b) == tasks.solve_with_library(entry, p, model.layer.machine.program)
-            assert abs(float(run["answer"][b, 0].sum()) - 1) < 1e-4  # one thread, and it returned
+            assert abs(float(mixture(run, b)[0].sum()) - 1) < 1e-4  # one thread, and it returned
     want = {"fib(9)=": "34", "sort 5 3 9 1=": "1 3 5 9", "12+345=": "357"}
     for b, p in enumerate(prompts):
         with torch.no_grad(), forced(model, ["fib_task", "sort_task", "add_task"][b]):
@@ -101,7 +111,7 @@ def closed_gates_text(prompt, open_):
 
 
 def library_answer(layer, tasks, entry, text):
-    """What the read-back sees for one thread: memory from the returned address on, [N + 1] one-hot rows;
+    """What the read-back sees for one thread: its answer text from the returned address, then NUL, [N + 1] one-hot rows;
     None if the run does not return within the layer's step budget. On the reference interpreter (which
     wraps modulo V like the machine; CPython would not)."""
     from compiler import ExecutionError
@@ -111,7 +121,8 @@ def library_answer(layer, tasks, entry, text):
         start = layer.machine.program.run(entry, m, n_cells=N, max_steps=20_000)
     except ExecutionError:
         return None
-    codes = m[start:] + [0] * (N + 1 - len(m[start:]))
+    text = m[start:m.index(0, start)] if 0 in m[start:] else m[start:]
+    codes = text + [0] * (N + 1 - len(text))  # the read-back reads the answer, then NUL
     return torch.nn.functional.one_hot(torch.tensor(codes), 128).double()
 
 
@@ -132,6 +143,8 @@ def test_exact_threads_mix_the_likeliest_tape_and_its_one_token_flips(tiny_augme
     likeliest = [x > 0.5 for x in g.tolist()]
     p = [x if o else 1 - x for x, o in zip(g.tolist(), likeliest)]
     probe = torch.randn(layer.machine.N + 1, 128, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+    mixture_of = globals()["mixture"]
 
     def mixture(flips, probe=None):
         """The mixture over every program and the likeliest tape and the tapes flipping `flips`; with a
@@ -155,17 +168,17 @@ def test_exact_threads_mix_the_likeliest_tape_and_its_one_token_flips(tiny_augme
     run = layer.run_exact(tokens, length, choice, gate(), max_steps=20_000)
     layer.train()
     assert run["threads"] == 3
-    assert torch.allclose(run["answer"][0], mixture([]), atol=1e-9)
+    assert torch.allclose(mixture_of(run, 0), mixture([]), atol=1e-9)
 
     flip_p = torch.tensor([1 - x for x in p], dtype=torch.float64)
     q = (1 / T + flip_p / flip_p.sum()) / 2  # the draw distribution of the docstring, written out again
     expected, grads = 0, 0
     for t in range(T):
-        monkeypatch.setattr(torch, "multinomial", lambda w, n, replacement: torch.full((1, n), 1 + t))
+        monkeypatch.setattr(torch, "multinomial", lambda w, n, replacement, generator: torch.full((n,), 1 + t))
         run = layer.run_exact(tokens, length, choice, gate(), max_steps=20_000)
         g.grad = None
-        (run["answer"][0] * probe).sum().backward()
-        expected, grads = expected + q[t] * run["answer"][0].detach(), grads + q[t] * g.grad
+        (mixture_of(run, 0) * probe).sum().backward()
+        expected, grads = expected + q[t] * mixture_of(run, 0).detach(), grads + q[t] * g.grad
     assert torch.allclose(expected, mixture(range(T)), atol=1e-9)
     assert torch.allclose(grads, mixture(range(T), probe), atol=1e-9)
 
@@ -253,20 +266,27 @@ def test_tape_and_read_back_with_the_real_llama3_tokenizer():
 
 
 def test_cached_generation_equals_recomputing_every_step(tiny_augmented):
-    """AugmentedLlama.generate (machine once, KV cache per group of equal prompt lengths) gives the same
-    greedy tokens as recomputing the whole sequence, read-back included, at every step."""
+    """AugmentedLlama.generate (machine once, KV cache per row, rows of equal prompt lengths together)
+    gives the same greedy tokens as recomputing the whole sequence at every step and taking the argmax of
+    the exact mixture: sum over the example's rows of weight * P(tokens so far and the next | row). With
+    the untrained choice head each example has a row per program (three different answers)."""
     model, tokenizer, _ = tiny_augmented
     prompts = [tokenizer.encode(p, bos=True) for p in ["fib(5)=", "sort 5 3 9 1=", "2+3=", "fib(3)="]]
+    model.eval()
     with torch.no_grad():
         model.layer.gain.fill_(1.0)
         model.layer.out_proj.weight.normal_(0, 0.05)
-        got, _ = model.generate(prompts, 8, eos_id=tokenizer.eos_id)
+        got, run = model.generate(prompts, 8, eos_id=tokenizer.eos_id)
+        assert len(run["rows_b"]) > len(prompts)
         for p, g in zip(prompts, got):
             seq = list(p)
             for _ in range(8):
-                tokens = torch.tensor([seq])
-                logits, _ = model(tokens, torch.tensor([len(p) - 1]))
-                nxt = int(logits[0, -1].argmax())
+                logits, run = model(torch.tensor([seq]), torch.tensor([len(p) - 1]))
+                log_p = torch.log_softmax(logits.double(), -1)  # [rows, T, vocab]
+                log_w = run["rows_weight"].double().log()  # [rows]
+                so_far = sum((log_p[:, t - 1, seq[t]] for t in range(len(p), len(seq))), torch.zeros_like(log_w))
+                score = torch.logsumexp(log_w[:, None] + so_far[:, None] + log_p[:, -1], 0)  # [vocab]
+                nxt = int(score.argmax())
                 if nxt == tokenizer.eos_id:
                     break
                 seq.append(nxt)
@@ -274,3 +294,4 @@ def test_cached_generation_equals_recomputing_every_step(tiny_augmented):
         assert sum(len(g) for g in got) >= 4
         model.layer.gain.zero_()
         model.layer.out_proj.weight.zero_()
+    model.train()
