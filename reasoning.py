@@ -50,7 +50,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from compiler import OPCODES, PRIMITIVES, ExecutionError, Program, _copy_back, _lay_out_arguments, _result
+from compiler import (INT, LIST, OPCODES, PRIMITIVES, SEQS, ExecutionError, Program, _copy_back,
+                      _lay_out_arguments, _result)
 
 # -----------------------------------------------------------------------------
 # 1. The operation library. p, q: [B, V] distributions of the two operands; out: [B, V].
@@ -385,6 +386,16 @@ class Machine(nn.Module):
                 setattr(self, name, nn.Parameter(sharpness * x))
             else:
                 self.register_buffer(name, x)
+        # Holes (compiler.hole): one learned distribution per hole over its alternatives, uniform at first.
+        # A hole's choice is fixed for a whole run: it is the initial value of the hole's register, which
+        # no instruction writes. A machine (mean field) or a thread (exact) runs every alternative.
+        n_alt = torch.tensor([h.n_alternatives for h in program.holes], dtype=torch.long)
+        if len(n_alt):
+            self.hole_logits = nn.Parameter(torch.zeros(len(n_alt), int(n_alt.max())))
+        else:  # no holes: no parameter (a checkpoint of a library without holes has no such tensor)
+            self.register_buffer("hole_logits", torch.zeros(0, 0), persistent=False)
+        self.register_buffer("hole_mask", torch.arange(self.hole_logits.shape[1])[None] < n_alt[:, None],
+                             persistent=False)  # [n_holes, max alternatives]
         self.register_buffer("e_a0", one_hot(self.arg_regs[0], R))  # [R] the result register a0
         self.register_buffer("e_0", one_hot(0, V))  # [V] the value 0
         self.register_buffer("writes", torch.tensor([float(op in WRITES) for op in self.ops]))
@@ -748,6 +759,138 @@ class Machine(nn.Module):
         return run_torch(P, pc, registers, memory, max_steps, self.V, self.D, self.arg_regs[0], tables,
                          graphs=executor == "graph")
 
+    # --- exact probabilistic execution (the threads of section 4) -----------------
+
+    def run_distribution(self, name, *args, holes=None, max_threads=4096, max_steps=10_000):
+        """`name(*args)` on soft inputs, exactly: a `Distribution` over what it returns.
+
+        Each argument is an int, a 1-D tensor of V probabilities (it may require grad), or, for a list
+        parameter, a list of those. Every soft input is independent of the others. Each assignment of
+        values to the soft inputs is a thread, run on the hard path, weighted by the product of its
+        values' probabilities; with more than `max_threads` assignments the heaviest are run and the rest
+        is reported as `dropped`. The program's holes are soft inputs too: by default each takes its
+        learned distribution (`hole_probs`); `holes` may give, per hole, an int (the alternative) or a
+        tensor of probabilities over its alternatives. On one-hot inputs this is one hard run.
+        """
+        if not isinstance(max_threads, int) or max_threads < 1:
+            raise ValueError(f"max_threads must be an int >= 1, got {max_threads!r}")
+        if name not in self.program.functions:
+            raise ExecutionError(f"unknown function {name!r}; the program defines {sorted(self.program.functions)}")
+        fn = self.program.functions[name]
+        if len(args) != len(fn.params):
+            raise ExecutionError(f"{name} takes {len(fn.params)} arguments ({', '.join(p.name for p in fn.params)}), "
+                                 f"got {len(args)}")
+        template, places, dists = [], [], []  # the arguments with 0 where soft; where each soft input goes
+        for p, x in zip(fn.params, args):
+            what = f"argument {p.name} of {name}"
+            if p.type not in (INT, LIST):  # characters and strings are given as they are
+                if torch.is_tensor(x) or isinstance(x, list) and any(torch.is_tensor(v) for v in x):
+                    raise ExecutionError(f"{what}: soft inputs are ints or lists of ints; a {p.type} must be given as is")
+                template.append(x)
+                continue
+            if p.type == LIST:
+                if torch.is_tensor(x) and x.dim() == 2:
+                    x = list(x)
+                if not isinstance(x, (list, tuple)):
+                    raise ExecutionError(f"{what} must be a list (of ints or distributions), got {type(x).__name__}")
+                items = [(f"{what}, item {i}", v) for i, v in enumerate(x)]
+            else:
+                items = [(what, x)]
+            ints = []
+            for label, v in items:
+                if torch.is_tensor(v) and v.dim() > 0:
+                    dists.append(_soft_input(v, self.V, label))
+                    places.append((p.name, len(ints)))
+                    ints.append(0)
+                else:
+                    ints.append(int(v) if torch.is_tensor(v) else v)
+            template.append(ints if p.type == LIST else ints[0])
+        memory, regs, lists = _lay_out_arguments(fn, template, self.R, self.arg_regs, self.V, self.N, self.program)
+        where = self._argument_places(fn, template)  # param name -> ("reg", r) or ("mem", base)
+        slots = [(where[n][0], where[n][1] + i) for n, i in places]
+        for i, (reg, p) in enumerate(self._hole_inputs(holes)):
+            slots.append(("reg", reg))
+            dists.append(p)
+        # The threads: the heaviest joint assignments of the soft inputs' supports.
+        device = self.e_a0.device
+        supports = [d.nonzero()[:, 0] for d in dists]
+        if dists:
+            weight, choice, dropped = top_assignments([d[s][None] for d, s in zip(dists, supports)], max_threads)
+            live = weight[0].detach() > 0
+            weight, choice, dropped = weight[0][live], choice[0][live], dropped[0]
+        else:
+            weight, choice, dropped = torch.ones(1), torch.zeros(1, 0, dtype=torch.long), torch.zeros(())
+        M = len(weight)
+        regs = torch.tensor(regs, device=device).repeat(M, 1)  # [M, R]
+        memory = torch.tensor(memory, device=device).repeat(M, 1)  # [M, N]
+        for f, ((kind, at), s) in enumerate(zip(slots, supports)):
+            values = s.to(device)[choice[:, f].to(device)]  # [M] this input's value in each thread
+            (regs if kind == "reg" else memory)[:, at] = values
+        pc = torch.full((M,), fn.entry, dtype=torch.long, device=device)
+        out = self.run_hard(pc, regs, memory, max_steps)
+        value, mem, halted = out[0], out[1], out[2]
+        failed = getattr(out, "error", torch.full_like(value, -1)) >= 0
+        wrapped = getattr(out, "wrapped", torch.zeros_like(halted))
+        weight = weight.to(device)
+        w_ok = weight * halted  # [M] the mass of each thread that returned
+        dist = weight.new_zeros(self.V).index_add(0, value, w_ok)  # [V]
+        cells = []
+        for x, base, _ in lists:  # each list's cells at the end, over the threads that returned
+            n = len(x)
+            got = mem[:, base:base + n]  # [M, n]
+            cells.append(weight.new_zeros(n, self.V).index_put(
+                (torch.arange(n, device=device).repeat(M), got.flatten()), w_ok.repeat_interleave(n), accumulate=True))
+        return Distribution(value=dist, memory=cells, dropped=dropped, not_halted=(weight * (~halted & ~failed)).sum(),
+                            failed=(weight * failed).sum(), wrapped=(weight * wrapped).sum(), threads=M, steps=out[3])
+
+    def _argument_places(self, fn, args):
+        """Where each parameter's value lives when `_lay_out_arguments` lays out `args` (defaults filled
+        in): ("reg", r) for an int, ("mem", base) for a list or string: the argument window is filled in
+        parameter order, and sequences go one after another after the program's reserved cells."""
+        args = list(args) + [p.default for p in fn.params[len(args):]]
+        window, free, where = iter(self.arg_regs), len(self.program.reserved), {}
+        for p, x in zip(fn.params, args):
+            if p.type in SEQS:
+                next(window), next(window)
+                where[p.name], free = ("mem", free), free + len(x)
+            else:
+                where[p.name] = ("reg", next(window))
+        return where
+
+    def hole_probs(self):
+        """[n_holes, max alternatives]: each hole's learned distribution (0 past its alternatives)."""
+        return self.hole_logits.masked_fill(~self.hole_mask, float("-inf")).softmax(-1)
+
+    def _hole_inputs(self, holes=None):
+        """[(register, [V] distribution of its value)] for each hole: the learned ones, or `holes` (per hole,
+        an int, the alternative, or a tensor of probabilities over its alternatives)."""
+        program_holes = self.program.holes
+        if holes is None:
+            holes = list(self.hole_probs()) if program_holes else []
+        if len(holes) != len(program_holes):
+            raise ExecutionError(f"the program has {len(program_holes)} holes, got choices for {len(holes)}")
+        out = []
+        for h, x in zip(program_holes, holes):
+            k, what = h.n_alternatives, f"hole {h.index} ({h.text}, line {h.lineno})"
+            if torch.is_tensor(x) and x.dim() > 0:
+                p = x[:k]
+                if x.shape[0] > k and bool((x[k:].detach() != 0).any()):
+                    raise ValueError(f"{what} has {k} alternatives; its distribution puts mass past them")
+                p = F.pad(p, (0, self.V - len(p)))
+            else:
+                if isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < k:
+                    raise ExecutionError(f"{what} has {k} alternatives: choose 0..{k - 1}, got {x!r}")
+                p = F.one_hot(torch.tensor(x), self.V).float()
+            out.append((h.register, _soft_input(p, self.V, what)))
+        return out
+
+    def soft_holes(self, registers, holes=None):
+        """registers [B, R, V] with every hole's register set to its distribution (for the mean field)."""
+        registers = registers.clone()
+        for reg, p in self._hole_inputs(holes):
+            registers[:, reg] = p.to(registers.dtype)
+        return registers
+
 
 # -----------------------------------------------------------------------------
 # 3. The hard path: exact executors on integer states, behind `Machine.run_hard` and `Machine.run_batch`.
@@ -770,7 +913,7 @@ RUNNING, HALTED, FAILED, BAD_ADDRESS, TOO_DEEP, OFF_END = range(len(STATUS))
 
 
 class HardRun(NamedTuple):
-    """The result of `Machine.run_hard` (CONTRACTS.md section 4)."""
+    """The result of `Machine.run_hard`."""
     value: torch.Tensor  # [B] long   the returned value (0 if not halted)
     memory: torch.Tensor  # [B, N] long memory at the end
     halted: torch.Tensor  # [B] bool   returned normally within max_steps
@@ -1222,7 +1365,83 @@ def stop_message(machine, name, row, max_steps):
 
 
 # -----------------------------------------------------------------------------
-# 4. The reasoning layer: how the transformer calls the library (DESIGN.md section 6).
+# 4. Exact probabilistic execution: the state is a weighted set of hard runs ("threads").
+#
+# The mean-field machine keeps one marginal per register and cell and so forgets which value of one goes
+# with which value of another; over long runs that error grows (see `Machine`). Here nothing is forgotten:
+# every soft input (an argument or memory cell given as a distribution over values, a hole of the program,
+# the program choice in the reasoning layer) is split into one thread per value of its support, every
+# thread is an ordinary machine run on the hard path, and the output distribution is the sum of the
+# threads' weights by what they return. The weight of a thread is the product of its inputs'
+# probabilities, a differentiable function of them, so the gradient is the exact derivative of the output
+# distribution wherever a thread was run: stable at any depth, since no derivative crosses a step.
+#
+# All the splits happen before the first step (a thread picks a value for every soft input at once). This
+# gives the same distribution as splitting when a value is first read, and lets one batched hard run
+# execute every thread. When the joint support is larger than `max_threads`, the heaviest assignments are
+# kept (`top_assignments`, exactly the top k, as in the top-k proofs of Scallop/DeepProbLog) and the mass of
+# the rest is reported as `dropped`, never renormalised away. Threads that end in the same output are
+# merged by adding their weights.
+
+
+def top_assignments(factors, k):
+    """The k most probable joint assignments of independent discrete inputs, for each of B examples.
+
+    factors: a list of F >= 1 tensors [B, S_f], row b of factor f the distribution of input f of example b
+    over its S_f values. Returns (weight [B, K], choice [B, K, F] value indices, dropped [B]), K <= k,
+    sorted by weight; an assignment of weight 0 (a value outside an input's support, or padding when
+    fewer than k assignments exist) is a row of weight 0 that the caller skips.
+
+    A beam that keeps the k heaviest prefixes after each input is exact: a pruned prefix has k kept
+    prefixes at least as heavy, and each of them, completed with the same values, weighs at least as much
+    as any completion of it, so no completion of it is among the k heaviest. `dropped` adds up the
+    pruned prefixes' weights: the mass of all the assignments that were not kept (inputs sum to 1).
+    """
+    weight = factors[0].new_ones(factors[0].shape[0], 1)  # [B, 1] the empty prefix
+    B = weight.shape[0]
+    choice = torch.zeros(B, 1, 0, dtype=torch.long, device=weight.device)
+    dropped = weight.new_zeros(B)
+    for p in factors:
+        S = p.shape[1]
+        cand = (weight[:, :, None] * p[:, None, :]).flatten(1)  # [B, K * S] every prefix extended
+        top = cand.detach().topk(min(k, cand.shape[1]), dim=1).indices  # [B, K'] sorted, heaviest first
+        kept = cand.gather(1, top)
+        if kept.shape[1] < cand.shape[1]:
+            dropped = dropped + (cand.sum(1) - kept.sum(1))
+        prev = choice.gather(1, (top // S)[..., None].expand(-1, -1, choice.shape[2]))
+        choice, weight = torch.cat([prev, (top % S)[..., None]], 2), kept
+    return weight, choice, dropped
+
+
+@dataclass
+class Distribution:
+    """What `Machine.run_distribution` returns. Masses add up: value.sum() + not_halted + failed + dropped = 1."""
+
+    value: torch.Tensor  # [V] P(the run returns k)
+    memory: list  # per list argument, [len, V]: P(the run returns and cell i of the list then holds k)
+    dropped: torch.Tensor  # [] mass of input assignments not run (more than max_threads)
+    not_halted: torch.Tensor  # [] mass of runs that did not return (out of steps, past memory or call depth)
+    failed: torch.Tensor  # [] mass of runs that stopped at an `assert` / `raise`
+    wrapped: torch.Tensor  # [] mass of runs in which some arithmetic wrapped around modulo V
+    threads: int  # hard runs made
+    steps: int  # the longest run's steps
+
+
+def _soft_input(x, V, what):
+    """A soft argument checked: a 1-D tensor of V probabilities (non-negative, finite, summing to 1)."""
+    if x.dim() != 1 or x.shape[0] != V:
+        raise ValueError(f"{what}: a distribution must be a 1-D tensor of V={V} probabilities, got shape "
+                         f"{tuple(x.shape)}")
+    d = x.detach()
+    if not torch.isfinite(d).all() or (d < 0).any():
+        raise ValueError(f"{what}: probabilities must be finite and non-negative, got min {float(d.min())}")
+    if abs(float(d.sum()) - 1) > 1e-4:
+        raise ValueError(f"{what}: probabilities must sum to 1, got {float(d.sum()):.6f}")
+    return x
+
+
+# -----------------------------------------------------------------------------
+# 5. The reasoning layer: how the transformer calls the library (DESIGN.md section 6).
 
 
 def token_characters(tokenizer, vocab_size, n_values):
@@ -1242,7 +1461,78 @@ def token_characters(tokenizer, vocab_size, n_values):
 
 
 GAIN_SCALE = 30.0
-MIN_CHOICE = 1e-3
+MIN_CHOICE = 1e-3  # programs less likely than this are not run (their mass is dropped)
+
+
+class ArgumentHeads(nn.Module):
+    """The paper's interface: the network writes the program's inputs (`interface="args"`).
+
+    For each argument slot s (an int parameter of the entry point, or one cell of its fixed-length list
+    parameter) a learned query attends over the prompt's hidden states, and the pooled state is decoded
+    into a distribution over the V values: [B, S, V]. The decoder is shared by the slots (a value is a
+    value wherever it was read); the slots differ only in where they look. Nothing parses the text.
+
+    The entry point is `f(x1, ..., [xs], m)`: ints, at most one list of `args_len` cells, and last the
+    answer tape m, into which it prints its answer and returns where it starts (tasks.py). `layout` says
+    where each slot lives in the machine: an argument register or a memory cell (lists are laid out from
+    address 0, as `Program.run` does), and where m begins.
+    """
+
+    def __init__(self, dim, machine, entry, args_len):
+        super().__init__()
+        fn = machine.program.functions[entry]
+        *inputs, tape = fn.params
+        if not fn.params or not tape.is_list:
+            raise ValueError(f"the args interface needs an entry point whose last parameter is the answer tape "
+                             f"(a list, e.g. fib_args(n, m)); {entry} has parameters "
+                             f"({', '.join(p.name for p in fn.params)})")
+        lists = [p for p in inputs if p.is_list]
+        if len(lists) > 1:
+            raise ValueError(f"{entry}: the args interface fills at most one list parameter, got {len(lists)}")
+        if bool(lists) != (args_len > 0):
+            raise ValueError(f"{entry}: a list parameter needs a fixed length args_len > 0 (and only then); "
+                             f"got args_len={args_len}")
+        n_slots = len(inputs) - len(lists) + args_len
+        if n_slots < 1:
+            raise ValueError(f"{entry} takes no arguments before its tape: nothing for the heads to fill")
+        template = [[0] * args_len if p.is_list else 0 for p in inputs] + [[0] * (machine.N - args_len)]
+        memory, regs, _ = _lay_out_arguments(fn, template, machine.R, machine.arg_regs, machine.V, machine.N,
+                                             machine.program)
+        where = machine._argument_places(fn, template)
+        self.slots = [where[p.name] if not p.is_list else ("mem", where[p.name][1] + i)
+                      for p in inputs for i in range(args_len if p.is_list else 1)]  # ("reg" | "mem", index)
+        self.tape_base = where[tape.name][1]  # the answer tape m starts at this cell
+        self.register_buffer("regs", torch.tensor(regs), persistent=False)  # [R] the registers before the heads
+        self.register_buffer("memory", torch.tensor(memory), persistent=False)  # [N]
+        self.query = nn.Parameter(torch.randn(n_slots, dim) * dim ** -0.5)  # distinct: the slots must differ
+        self.key = nn.Linear(dim, dim, bias=False)
+        self.decode = nn.Linear(dim, machine.V)
+
+    def forward(self, h, call_pos):
+        """[B, S, V]: each slot's distribution over the values, from the prompt's hidden states h [B, T, D]."""
+        prompt = torch.arange(h.shape[1], device=h.device)[None] <= call_pos[:, None]  # [B, T]
+        scores = torch.einsum("sd,btd->bst", self.query, self.key(h)) * h.shape[-1] ** -0.5  # [B, S, T]
+        attn = torch.softmax(scores.masked_fill(~prompt[:, None], float("-inf")), -1)
+        return torch.softmax(self.decode(attn @ h).float(), -1)  # [B, S, V]
+
+    def fill(self, values):
+        """Hard inputs for the slots' values [M, S]: (registers [M, R], memory [M, N])."""
+        regs = self.regs.repeat(len(values), 1)
+        memory = self.memory.repeat(len(values), 1)
+        for s, (kind, at) in enumerate(self.slots):
+            (regs if kind == "reg" else memory)[:, at] = values[:, s]
+        return regs, memory
+
+    def fill_soft(self, dists, V):
+        """Soft inputs for the mean field: (registers [B, R, V], memory [B, N, V]) with the slots' distributions."""
+        B = dists.shape[0]
+        regs = F.one_hot(self.regs, V).to(dists.dtype).repeat(B, 1, 1)
+        memory = F.one_hot(self.memory, V).to(dists.dtype).repeat(B, 1, 1)
+        for s, (kind, at) in enumerate(self.slots):
+            target = regs if kind == "reg" else memory
+            target = target.index_copy(1, torch.tensor([at], device=dists.device), dists[:, s:s + 1])
+            regs, memory = (target, memory) if kind == "reg" else (regs, target)
+        return regs, memory
 
 
 class ReasoningLayer(nn.Module):
@@ -1256,38 +1546,54 @@ class ReasoningLayer(nn.Module):
       a tiny model then generalises better to unseen phrasings and to long lists. The choice is the
       machine's initial program counter, so choosing a program and running it are one mechanism.
     - write: every prompt position writes its token's characters into memory, as a *text tape* (see
-      tasks.py). A gate head decides whether a position writes; the cell address is the number of
-      characters that the open gates before it wrote, so a tape of any length is laid out exactly.
-      The address uses the hard decision gate > 1/2; the gate starts open. The value written is the
-      character itself (a fixed table): a learned value head would only learn the characters it saw.
+      tasks.py). A gate head gives the probability that a position writes; the cell of a token's first
+      character is the number of characters the tokens before it wrote, so a tape of any length is laid
+      out exactly. The gate starts open. The value written is the character itself (a fixed table): a
+      learned value head would only learn the characters it saw.
     - run: the entry point gets the whole memory as its list argument `m` (base 0, length `n_cells`).
     - read back: the program returns the address where its answer text starts. The position that has
-      emitted `o` answer characters since the call attends to the cells `start + o, ..., start + o + K-1`
-      (K = `read_window`, at most the longest token: 1 for bytes): the attention weights are the
-      machine's distribution over `start`, shifted by `o`. The query is fixed, so the alignment holds for answers longer than any in
-      training. Each read cell is embedded as the model's own output vector of that character's token
-      (NUL: end-of-text) and added to the residual stream through a projection and a gain, both
-      initialised to zero: a pretrained LLaMA starts out unchanged.
+      emitted `o` answer characters since the call reads the answer's characters `o, ..., o + K-1`
+      (K = `read_window`, at most the longest token: 1 for bytes). The query is fixed, so the alignment
+      holds for answers longer than any in training. Each character is embedded as the model's own output
+      vector of that character's token (NUL: end-of-text) and added to the residual stream through a
+      projection and a gain, both initialised to zero: a pretrained LLaMA starts out unchanged.
 
     How gradients cross the machine (`grad`):
-    - "enumerate" (the default): every entry point runs on the same tape in one batch, on the machine's
-      exact hard path; the read-backs are mixed by the choice probabilities. This is the exact
-      expectation over the program choice, so the choice head gets exact gradients, and it needs no
-      derivative through the machine's steps, which is what makes CPU training fast. The tape is hard
-      (gates thresholded), so the gate head gets no gradient in this mode and stays open.
+    - "exact": exact probabilistic execution (section 4). The program choice and every token's write
+      decision are independent soft inputs; a thread is one program and one tape (an open/closed decision
+      per token), laid out from the open tokens and run on the hard path; the read-back mixes the
+      threads' answers by their weights, so the choice head and the gate head get the exact gradient of
+      that mixture: a gate learns to close a token when the threads that leave it out answer better.
+      There are 2^T tapes, so not all are run (`threads`): every program that is not negligible, on the
+      likeliest tape and, while training, on tapes that flip one token, drawn at random and weighted so
+      that the mixture is unbiased for the neighbourhood of the likeliest tape. The mass outside it is
+      reported as `dropped`. Without the gate's uncertainty (one tape) this is the exact expectation over
+      the program choice, which is how the choice head learns.
     - "mean_field": one soft run of the differentiable machine with the pc in superposition over the
       entry points, the tape written with the soft gate weights; gradients flow through every step of
-      the machine into the choice and gate heads. Slower by orders of magnitude on a CPU.
-    A program that has not halted within `max_steps` (`max_steps_train` while training: a program run on
-    another task's prompt may take very long, e.g. fib of a list's first number) contributes nothing.
+      the machine into the choice and gate heads. Slower by orders of magnitude on a CPU, and unstable on
+      long runs (the paper's method, kept for comparison).
+    A program that has not returned within `max_steps` (`max_steps_train` while training: a program run on
+    another task's prompt may take very long, e.g. fib of a list's first number) reads as nothing; the
+    run reports that mass per example (`not_halted`), with the `dropped` mass, the mass whose arithmetic
+    wrapped modulo V (`wrapped`) and whether the likeliest tape overflowed memory (`overflow`).
     """
 
-    def __init__(self, dim, machine, entries, token_chars, char_token_ids, grad="enumerate", max_steps=20_000,
-                 max_steps_train=3_000, read_window=4, gate_bias=6.0):
+    def __init__(self, dim, machine, entries, token_chars, char_token_ids, grad="exact", max_steps=20_000,
+                 max_steps_train=3_000, read_window=4, gate_bias=6.0, max_threads=8, interface="tape", args_len=0):
         super().__init__()
-        if grad not in ("enumerate", "mean_field"):
-            raise ValueError(f"grad must be 'enumerate' or 'mean_field', got {grad!r}")
-        self.machine, self.entries, self.grad = machine, list(entries), grad
+        if grad not in ("exact", "mean_field"):
+            raise ValueError(f"grad must be 'exact' or 'mean_field', got {grad!r}")
+        if interface not in ("tape", "args"):
+            raise ValueError(f"interface must be 'tape' or 'args', got {interface!r}")
+        if interface == "args" and len(entries) != 1:
+            raise ValueError(f"the args interface runs one entry point (its heads fill its arguments), got {list(entries)}")
+        self.interface = interface
+        self.arg_heads = ArgumentHeads(dim, machine, entries[0], args_len) if interface == "args" else None
+        if max_threads < 1:
+            raise ValueError(f"max_threads must be at least 1, got {max_threads}")
+        self.machine, self.entries, self.grad, self.max_threads = machine, list(entries), grad, max_threads
+        self.seed = 0  # of the threads drawn while training (see `draw`)
         self.max_steps, self.max_steps_train = max_steps, max_steps_train
         self.choose = nn.Linear(dim, len(self.entries))
         self.choose_query = nn.Parameter(torch.zeros(dim))  # zero: pooling starts as the prompt's mean
@@ -1310,32 +1616,47 @@ class ReasoningLayer(nn.Module):
         nn.init.zeros_(self.out_proj.weight)
         self.gain = nn.Parameter(torch.zeros(()))
 
-    # -- write ---------------------------------------------------------------
+    # -- the heads -------------------------------------------------------------
 
-    def write_tape(self, h, tokens, call_pos):
-        """The prompt's characters laid out from cell 0: (cells [B, N] ints, gate [B, T], (cell, ok)).
+    def choose_program(self, h, call_pos):
+        """[B, E]: the distribution over entry points, from the call position and a pooling of the prompt."""
+        B = h.shape[0]
+        prompt = torch.arange(h.shape[1], device=h.device)[None] <= call_pos[:, None]  # [B, T]
+        attn = torch.softmax((h @ self.choose_query).masked_fill(~prompt, float("-inf")), -1)  # [B, T]
+        h_pool = (attn[..., None] * h).sum(1)  # [B, D] attention pooling over the prompt
+        return torch.softmax(self.choose(h[torch.arange(B), call_pos] + h_pool).float(), -1)
 
-        cell [B, T, K] is where each character of each token goes, ok [B, T, K] whether it is written
-        there at all (for the soft tape, which also writes the closed gates' characters, weighted).
-        """
-        B, T = tokens.shape
+    def gates(self, h, tokens, call_pos):
+        """(gate [B, T], length [B, T]): P(token t writes), 0 for tokens with nothing to write; its characters."""
+        pos = torch.arange(tokens.shape[1], device=tokens.device)
+        length = self.token_len[tokens] * (pos[None] <= call_pos[:, None])  # [B, T] characters each can write
+        return torch.sigmoid(self.gate(h).squeeze(-1).float()) * (length > 0), length
+
+    # -- write -----------------------------------------------------------------
+
+    def lay_out(self, tokens, length, open_):
+        """Tapes: the characters of the open tokens, one after another from cell 0, NUL after them.
+
+        tokens, length [M, T]; open_ [M, T] bool. Returns (cells [M, N] ints, cell [M, T, K] where each
+        character of each token goes if it is written, overflow [M]: the tape did not fit with its NUL)."""
+        M, T = tokens.shape
         N = self.machine.N
-        pos = torch.arange(T, device=tokens.device)
-        length = self.token_len[tokens] * (pos[None] <= call_pos[:, None])  # [B, T] characters each writes
-        gate = torch.sigmoid(self.gate(h).squeeze(-1).float()) * (length > 0)  # [B, T]
-        written = length * (gate > 0.5)
-        address = torch.cumsum(written, 1) - written  # [B, T] the cell of each token's first character
+        written = length * open_
+        address = torch.cumsum(written, 1) - written  # [M, T] the cell of each token's first character
         k = torch.arange(self.K, device=tokens.device)
-        cell = address[..., None] + k  # [B, T, K]
+        cell = address[..., None] + k  # [M, T, K]
         ok = (k < written[..., None]) & (cell < N)
-        cells = torch.zeros(B, N + 1, dtype=torch.long, device=tokens.device)  # one spare cell for the misses
+        cells = torch.zeros(M, N + 1, dtype=torch.long, device=tokens.device)  # one spare cell for the misses
         cells.scatter_(1, torch.where(ok, cell, N).flatten(1), (self.token_chars[tokens] * ok).flatten(1))
-        return cells[:, :N], gate, (cell, ok | ((k < length[..., None]) & (cell < N)))
+        return cells[:, :N], cell, written.sum(1) >= N
 
-    def soft_tape(self, tokens, gate, cell, ok):
-        """Memory [B, N, V] as written with the soft gate weights: a later write to a cell wins."""
+    def soft_tape(self, tokens, length, gate):
+        """Memory [B, N, V] as written with the soft gate weights: a later write to a cell wins (mean field).
+        A token's cells are those of the likeliest tape (gates > 1/2), as the mean field has one layout."""
         B, T = tokens.shape
         V, N = self.machine.V, self.machine.N
+        _, cell, _ = self.lay_out(tokens, length, gate > 0.5)
+        ok = (torch.arange(self.K, device=tokens.device) < length[..., None]) & (cell < N)
         memory = F.one_hot(torch.zeros(B, N, dtype=torch.long, device=tokens.device), V).to(gate.dtype)
         rows = torch.arange(B, device=tokens.device)
         for t in range(T):
@@ -1348,77 +1669,210 @@ class ReasoningLayer(nn.Module):
                 memory = memory.index_put((rows, c), (1 - w) * memory[rows, c] + w * new)
         return memory
 
-    # -- run -----------------------------------------------------------------
+    # -- run -------------------------------------------------------------------
 
     def run(self, h, tokens, call_pos, max_steps):
-        """Choose, write, run. Returns the cache that `read_back` uses and `forward` reuses."""
+        """Choose, write, run. Returns the run (a dict) that `read_back` uses and `forward` reuses: the
+        heads' outputs, `answer` [B, N + 1, V] (P(the answer's o-th character is c); its total is the
+        mass that returned) and the per-example masses and flags of the docstring."""
+        choice = self.choose_program(h, call_pos)  # [B, E]
+        if self.interface == "args":
+            args = self.arg_heads(h, call_pos)  # [B, S, V]
+            run = self.run_args_exact if self.grad == "exact" else self.run_args_mean_field
+            return {"choice": choice, "args": args, **run(args, max_steps)}
+        gate, length = self.gates(h, tokens, call_pos)  # [B, T]
+        run = self.run_exact if self.grad == "exact" else self.run_mean_field
+        return {"choice": choice, "gate": gate, **run(tokens, length, choice, gate, max_steps)}
+
+    def draw(self, q, n, tokens, writes):
+        """n draws with replacement from each row of q [B, T]. An example's draws depend only on its prompt
+        and `self.seed` (train.py sets it each iteration), not on the batch it is in, so one process or
+        several, one micro-step or several, run the same threads (and a resumed run is exact)."""
+        draws = []
+        for b in range(len(q)):
+            key = hash((self.seed, tuple(tokens[b][writes[b]].tolist()))) % 2 ** 62
+            g = torch.Generator(device=q.device).manual_seed(key)
+            draws.append(torch.multinomial(q[b], n, replacement=True, generator=g))
+        return torch.stack(draws)  # [B, n]
+
+    def threads(self, tokens, length, choice, gate):
+        """Which (program, tape) threads each example runs, and their weights (the class docstring).
+
+        Programs: every entry point of probability >= MIN_CHOICE. Tapes: the likeliest (each gate decided
+        by > 1/2) and, while training, `n` tapes that each flip one token's decision, drawn with replacement
+        from q(t) = (1/T_b + P(flip t) / sum_s P(flip s)) / 2 over the tokens that write. A flip thread's
+        weight is P(program) P(its tape) / (n q(t)), the Hansen-Hurwitz estimator: its expectation over the
+        draws is exactly the mixture over every one-token flip, so the mixture and its gradient are
+        unbiased for the neighbourhood {likeliest tape, every one-token flip}; what lies outside it (and
+        the programs below MIN_CHOICE) is `dropped`. Half of q is uniform so that every token is
+        sometimes flipped (a gate that is never flipped gets no gradient); the other half goes where a
+        flip is likely. Each example runs at most `max_threads` threads: n = max_threads // programs - 1.
+
+        Returns b, e, flip (-1: none) [M] (example, program, flipped token), weight [M], the likeliest
+        decisions open_ [B, T] and dropped [B]."""
+        B, T = gate.shape
+        device = gate.device
+        writes = length > 0
+        open_ = (gate > 0.5) & writes  # [B, T] the likeliest tape's decisions
+        p_map = torch.where(open_, gate, 1 - gate)  # [B, T] P(the likeliest decision); 1 where nothing is written
+        p_flip = (1 - p_map) * writes  # [B, T] P(the other decision)
+        tape = p_map.prod(1)  # [B] P(the likeliest tape)
+        live = choice.detach() >= MIN_CHOICE  # [B, E]
+        n_prog = live.sum(1)  # [B]
+        n = (self.max_threads // n_prog - 1).clamp(min=0) * self.training  # [B] flips drawn per example
+        flips = torch.full((B, max(1, int(n.max()))), -1, dtype=torch.long, device=device)
+        q = torch.zeros(B, T, device=device)
+        if n.max() > 0:
+            flip_share = p_flip.detach() / p_flip.detach().sum(1, keepdim=True).clamp_min(1e-30)
+            q = (writes / writes.sum(1, keepdim=True).clamp_min(1) + flip_share) / 2  # [B, T]
+            drawn = self.draw(q.clamp_min(1e-30) * writes, flips.shape[1], tokens, writes)  # [B, n_max]
+            flips = torch.where(torch.arange(flips.shape[1], device=device) < n[:, None], drawn, -1)
+        options = torch.cat([torch.full((B, 1), -1, dtype=torch.long, device=device), flips], 1)  # [B, 1 + n_max]
+        be, e = live.nonzero(as_tuple=True)  # the (example, program) pairs
+        j = torch.arange(options.shape[1], device=device)
+        pair, j = (options[be] >= 0).logical_or(j == 0).nonzero(as_tuple=True)  # skip unused draws
+        b, e, flip = be[pair], e[pair], options[be[pair], j]
+        t = flip.clamp(min=0)
+        ratio = p_flip[b, t] / p_map[b, t]  # P(tape with t flipped) / P(likeliest tape)
+        hh = ratio / (n[b] * q[b, t]).clamp_min(1e-30)  # Hansen-Hurwitz weight of one draw
+        weight = choice[b, e] * tape[b] * torch.where(flip >= 0, hh, torch.ones_like(hh))
+        neighbourhood = tape * (1 + (p_flip / p_map).sum(1) * (n > 0))  # [B] its exact mass
+        dropped = 1 - (choice * live).sum(1) * neighbourhood
+        return b, e, flip, weight, open_, dropped.detach()
+
+    def run_exact(self, tokens, length, choice, gate, max_steps):
+        """The threads of each example, run on the hard path in one batch; their answers mixed by weight."""
+        B, T = tokens.shape
+        N, V = self.machine.N, self.machine.V
+        b, e, flip, weight, open_, dropped = self.threads(tokens, length, choice, gate)
+        decisions = open_[b]  # [M, T]
+        rows = (flip >= 0).nonzero()[:, 0]
+        decisions[rows, flip[rows]] = ~decisions[rows, flip[rows]]
+        cells, _, overflow = self.lay_out(tokens[b], length[b], decisions)
+        regs = self.machine.list_registers(len(b), base=0, length=N)
+        out = self.machine.run_hard(self.entry_lines[e], regs, cells, max_steps)
+        likeliest = flip < 0
+        overflow = torch.zeros(B, dtype=torch.bool, device=tokens.device).index_put((b[likeliest],), overflow[likeliest])
+        return {**self.answers(out, b, weight, B, out[0]), "dropped": dropped, "overflow": overflow}
+
+    def answers(self, out, b, weight, B, start):
+        """The threads grouped by what they answer: one *row* per (example, answer text), its weight the
+        sum of its threads' (threads that agree merge), plus a row for what did not return, which reads
+        nothing. out: the hard run of the threads, b [M] their examples, start [M] where each answer starts.
+
+        Returns rows_b [U] (the example), rows_chars [U, N + 1] (the answer's characters, NUL from its end
+        on), rows_ok [U] (it returned), rows_weight [U]; and the masses per example that the run reports."""
+        N = self.machine.N
+        memory, halted = out[1], out[2]
+        where = start[:, None] + torch.arange(N + 1, device=b.device)  # [M, N + 1] past memory: NUL
+        chars = memory.gather(1, where.clamp(max=N - 1)) * (where < N) * halted[:, None]
+        chars = chars * (torch.cumsum(chars == 0, 1) == 0)  # nothing after the first NUL is ever read
+        key = torch.cat([b[:, None], halted[:, None].long(), chars], 1)
+        rows, inverse = torch.unique(key, dim=0, return_inverse=True)  # sorted: the rows of an example together
+        per_example = lambda x: weight.new_zeros(B).index_add(0, b, x.to(weight.dtype)).detach()  # [B] a mass
+        failed = getattr(out, "error", torch.full_like(start, -1)) >= 0
+        wrapped = getattr(out, "wrapped", torch.zeros_like(halted))
+        return {"rows_b": rows[:, 0], "rows_ok": rows[:, 1].bool(), "rows_chars": rows[:, 2:],
+                "rows_weight": weight.new_zeros(len(rows)).index_add(0, inverse, weight),
+                "steps": out[3], "threads": len(b),
+                "not_halted": per_example(weight * (~halted & ~failed)), "failed": per_example(weight * failed),
+                "wrapped": per_example(weight * wrapped)}
+
+    def run_args_exact(self, args, max_steps):
+        """The args interface's threads: the `max_threads` heaviest joint assignments of the slots' values
+        (exactly the top k, `top_assignments`: with one slot and max_threads >= V, every value). Sound for
+        any number of slots: the mixture and its gradient are exact on the assignments run, and the rest
+        is `dropped`, reported."""
+        B, S, V = args.shape
+        weight, values, dropped = top_assignments(list(args.unbind(1)), self.max_threads)  # [B, K], [B, K, S]
+        b, k = (weight.detach() > 0).nonzero(as_tuple=True)  # [M] the threads
+        regs, memory = self.arg_heads.fill(values[b, k])
+        entry = self.entry_lines[0].expand(len(b))
+        out = self.machine.run_hard(entry, regs, memory, max_steps)
+        rows = self.answers(out, b, weight[b, k], B, out[0] + self.arg_heads.tape_base)
+        return {**rows, "dropped": dropped.detach(), "overflow": torch.zeros(B, dtype=torch.bool, device=args.device)}
+
+    def run_args_mean_field(self, args, max_steps):
+        """The paper's method: one soft run with the argument distributions in the registers and cells."""
+        B = args.shape[0]
+        regs, memory = self.arg_heads.fill_soft(args, self.machine.V)
+        pc = F.one_hot(self.entry_lines[:1], self.machine.L).to(args.dtype).expand(B, -1)
+        out = self.machine(pc, regs, memory, max_steps=max_steps)
+        value = F.pad(out.value, (self.arg_heads.tape_base, 0))[:, :self.machine.V]  # the start, as a cell
+        zero = torch.zeros(B, device=args.device)
+        return {"answer": self.answer_of_soft_run(value, out.memory), **self.one_row_each(B, args.device),
+                "steps": out.steps, "threads": B,
+                "dropped": zero, "not_halted": (1 - out.halted).detach(), "failed": getattr(out, "failed", zero).detach(),
+                "wrapped": zero, "overflow": torch.zeros(B, dtype=torch.bool, device=args.device)}
+
+    def run_mean_field(self, tokens, length, choice, gate, max_steps):
+        """One soft run: all programs in superposition on the soft tape."""
         B = tokens.shape[0]
-        E, N = len(self.entries), self.machine.N
-        prompt = torch.arange(h.shape[1], device=h.device)[None] <= call_pos[:, None]  # [B, T]
-        attn = torch.softmax((h @ self.choose_query).masked_fill(~prompt, float("-inf")), -1)  # [B, T]
-        h_pool = (attn[..., None] * h).sum(1)  # [B, D] attention pooling over the prompt
-        choice = torch.softmax(self.choose(h[torch.arange(B), call_pos] + h_pool).float(), -1)  # [B, E]
-        cells, gate, (cell, ok) = self.write_tape(h, tokens, call_pos)
-        if self.grad == "enumerate":  # each program on the hard tape, all (program, example) pairs in one batch
-            # A pair whose choice probability is below MIN_CHOICE is not run: it would add almost nothing.
-            e, b = (choice.T > MIN_CHOICE).nonzero(as_tuple=True)  # [P] pairs to run
-            regs = self.machine.list_registers(len(b), base=0, length=N)
-            value, memory, halted, steps, *_ = self.machine.run_hard(self.entry_lines[e], regs, cells[b], max_steps)
-            start = torch.zeros(E, B, dtype=torch.long, device=h.device)
-            out_cells = torch.zeros(E, B, N, dtype=torch.long, device=h.device)
-            done = torch.zeros(E, B, dtype=torch.bool, device=h.device)
-            start[e, b], out_cells[e, b], done[e, b] = value, memory, halted
-            return {"choice": choice, "gate": gate, "steps": steps, "start": start, "cells": out_cells, "halted": done}
-        memory = self.soft_tape(tokens, gate, cell, ok)
+        N, V = self.machine.N, self.machine.V
+        memory = self.soft_tape(tokens, length, gate)
         pc = choice @ F.one_hot(self.entry_lines, self.machine.L).to(choice.dtype)  # [B, L] superposition
         regs = self.machine.one_hot(self.machine.list_registers(B, base=0, length=N))
         out = self.machine(pc, regs, memory, max_steps=max_steps)
-        return {"choice": choice, "gate": gate, "steps": out.steps, "value": out.value, "memory": out.memory}
+        answer = self.answer_of_soft_run(out.value, out.memory)
+        _, _, overflow = self.lay_out(tokens, length, gate > 0.5)
+        zero = torch.zeros(B, device=tokens.device)
+        return {"answer": answer, **self.one_row_each(B, tokens.device), "steps": out.steps, "threads": B, "dropped": zero,
+                "not_halted": (1 - out.halted).detach(), "failed": getattr(out, "failed", zero).detach(),
+                "wrapped": zero, "overflow": overflow}
 
-    # -- read back -----------------------------------------------------------
+    @staticmethod
+    def one_row_each(B, device):
+        """The mean field's rows: one per example, of weight 1 (its answer is the soft `answer`)."""
+        return {"rows_b": torch.arange(B, device=device), "rows_weight": torch.ones(B, device=device)}
+
+    def answer_of_soft_run(self, start, memory):
+        """answer[b, o] = sum_s P(start = s) memory[s + o] [B, N + 1, V]: a shifted copy of P(start) [B, V]
+        times the memory [B, N, V], whose cells past the end (a start s >= N, or s + o >= N) hold NUL."""
+        B, N, V = memory.shape
+        O = N + 1
+        nul = F.one_hot(torch.zeros(B, V + O - N, dtype=torch.long, device=memory.device), V).to(memory.dtype)
+        cells = torch.cat([memory, nul], 1)  # [B, V + O, V]
+        o, c = torch.arange(O, device=memory.device), torch.arange(V + O, device=memory.device)
+        src = c[None, :] - o[:, None]  # [O, V + O]: shifted[b, o, c] = P(start = c - o)
+        shifted = start[:, src.clamp(0, V - 1)] * ((src >= 0) & (src < V))  # [B, O, V + O]
+        return torch.bmm(shifted, cells)  # [B, O, V]
+
+    # -- read back -------------------------------------------------------------
 
     def offsets(self, tokens, call_pos):
-        """[B, T, window]: the cells after `start` that each position reads: answer characters emitted so far."""
+        """[B, T, window]: the answer characters each position reads: the characters emitted so far, on."""
         pos = torch.arange(tokens.shape[1], device=tokens.device)
         emitted = torch.cumsum(self.token_len[tokens] * (pos[None] > call_pos[:, None]), 1)  # [B, T]
         return emitted[..., None] + torch.arange(self.window, device=tokens.device)
 
     def read_back(self, run, tokens, call_pos, token_vectors):
-        """The embedding of what each position reads, [B, T, window, D].
+        """The embedding of what each row's positions read, [U, T, window, D] (tokens, call_pos per row).
 
         A character is embedded as its token's row of `token_vectors`, the model's output head (the
         token embeddings, when tied; NUL as end-of-text). So reading a character and predicting it share
         one vector: a gain learned on the characters seen in training carries over to every other one.
+        Exact rows read their answer's characters (a row that did not return reads nothing); the mean
+        field's read the expected output vector under its soft answer.
         """
-        off = self.offsets(tokens, call_pos)
         E_val = token_vectors[self.char_token_ids]  # [V, D]
-        N = self.machine.N
-        if "cells" in run:  # hard: each program's start and memory are ints; mix by the choice
-            emb = 0
-            for e in range(len(self.entries)):
-                where = run["start"][e][:, None, None] + off  # [B, T, window]
-                char = run["cells"][e].gather(1, where.clamp(max=N - 1).flatten(1)).view_as(where) * (where < N)
-                w = run["choice"][:, e] * run["halted"][e]  # [B]
-                emb = emb + w[:, None, None, None] * E_val[char]
-            return emb
-        # soft: the read distribution of offset d is sum_s p(start = s) memory[s + d] (NUL past the end)
-        value, memory = run["value"], run["memory"]
-        B, V = value.shape
-        D = int(off.max()) + 1
-        nul = F.one_hot(torch.zeros(B, V + D - N, dtype=torch.long, device=value.device), V).to(memory.dtype)
-        cells = torch.cat([memory, nul], 1)  # [B, V + D, V]
-        d, c = torch.arange(D, device=value.device), torch.arange(V + D, device=value.device)
-        src = c[None, :] - d[:, None]  # [D, V + D]: shifted[b, d, c] = p(start = c - d)
-        shifted = value[:, src.clamp(0, V - 1)] * ((src >= 0) & (src < V))  # [B, D, V + D]
-        at_offset = torch.bmm(shifted, cells)  # [B, D, V]
-        read = at_offset[torch.arange(B, device=value.device)[:, None, None], off]  # [B, T, window, V]
+        U = len(tokens)
+        if "rows_chars" in run:
+            chars = run["rows_chars"]  # [U, N + 1]
+            off = self.offsets(tokens, call_pos).clamp(max=chars.shape[1] - 1)  # past the end: NUL
+            read = chars[torch.arange(U, device=chars.device)[:, None, None], off]  # [U, T, window]
+            return E_val[read] * run["rows_ok"][:, None, None, None].to(E_val.dtype)
+        answer = run["answer"]  # [U, N + 1, V]
+        off = self.offsets(tokens, call_pos).clamp(max=answer.shape[1] - 1)
+        read = answer[torch.arange(U, device=answer.device)[:, None, None], off]  # [U, T, window, V]
         return read @ E_val.to(read.dtype)
 
     def forward(self, h, tokens, call_pos, token_vectors, cache=None, start_pos=0):
-        """h [B, T', D] -> (h plus what the positions from the call on read back, the machine's run).
+        """h [B, T', D] -> (h of each row plus what its positions from the call on read back [U, T', D], the run).
 
-        `tokens` [B, T] is the whole sequence; h holds its last T' positions, from `start_pos` (T' = T
-        except in KV-cached decoding). Pass the returned run back as `cache` while the prompt is unchanged."""
+        Without `cache` the machine runs on the prompts and h, tokens [B, T] and call_pos [B] are per
+        example; each example's hidden states are copied to its rows (`run["rows_b"]`). With `cache` (the
+        run of the prompts, in `AugmentedLlama.generate`) they are already per row. `tokens` is the whole
+        sequence; h holds its last T' positions, from `start_pos` (T' = T except in KV-cached decoding)."""
         max_steps = self.max_steps if not self.training else min(self.max_steps, self.max_steps_train)
         if cache is None and start_pos > 0:
             raise ValueError("the machine runs on the whole prompt: pass the run of the prompt as cache")
@@ -1426,16 +1880,27 @@ class ReasoningLayer(nn.Module):
         # "massive activations" (SmolLM2 after block 14: RMS ~1000 at the first token, ~6 elsewhere), which
         # would swamp the prompt pooling; and unit length keeps the choice's steps (about lr x |h|_1 per
         # Adam step) small next to the read-back's, so the choice follows read-backs that already inform.
-        h_heads = h * torch.rsqrt(h.float().pow(2).sum(-1, keepdim=True) + 1e-6).to(h.dtype)
-        run = self.run(h_heads, tokens, call_pos, max_steps) if cache is None else cache
-        emb = self.read_back(run, tokens, call_pos, token_vectors)[:, start_pos:].to(h.dtype)  # [B, T', window, D]
+        run = cache
+        if cache is None:
+            h_heads = h * torch.rsqrt(h.float().pow(2).sum(-1, keepdim=True) + 1e-6).to(h.dtype)
+            run = self.run(h_heads, tokens, call_pos, max_steps)
+            rows = run["rows_b"]
+            h, tokens, call_pos = h[rows], tokens[rows], call_pos[rows]
+        emb = self.read_back(run, tokens, call_pos, token_vectors)[:, start_pos:].to(h.dtype)  # [U, T', window, D]
         # The gain path adds the read character's vector at the residual stream's scale (RMS 1); the gain
         # is stored divided by GAIN_SCALE so that Adam, which moves a parameter by about lr per step,
         # can move this single number far enough within a short run.
         unit = emb[:, :, 0] * torch.rsqrt(token_vectors.float().pow(2).mean().to(h.dtype))
-        delta = self.out_proj(emb.flatten(2)) + GAIN_SCALE * self.gain * unit  # [B, T', D]
-        after = torch.arange(start_pos, tokens.shape[1], device=h.device)[None] >= call_pos[:, None]  # [B, T']
+        delta = self.out_proj(emb.flatten(2)) + GAIN_SCALE * self.gain * unit  # [U, T', D]
+        after = torch.arange(start_pos, tokens.shape[1], device=h.device)[None] >= call_pos[:, None]  # [U, T']
         return h + delta * after[..., None], run
+
+
+def segment_logsumexp(x, segment, n):
+    """out[s] = log sum over i with segment[i] = s of exp(x[i]), for s in 0..n-1 (x [I], segment [I])."""
+    top = x.new_full((n,), float("-inf")).scatter_reduce(0, segment, x.detach(), "amax")
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    return top + x.new_zeros(n).index_add(0, segment, torch.exp(x - top[segment])).log()
 
 
 class AugmentedLlama(nn.Module):
@@ -1446,8 +1911,9 @@ class AugmentedLlama(nn.Module):
     run, which depends on the prompt only, so `generate` runs the machine once per prompt.
     """
 
-    def __init__(self, llama, tokenizer, program=None, entries=None, layer_after=None, grad="enumerate",
-                 max_steps=20_000, max_steps_train=3_000, n_cells=None, max_depth=16, trainable_library=False):
+    def __init__(self, llama, tokenizer, program=None, entries=None, layer_after=None, grad="exact",
+                 max_steps=20_000, max_steps_train=3_000, n_cells=None, max_depth=16, trainable_library=False,
+                 max_threads=8, interface="tape", args_len=0):
         super().__init__()
         self.llama = llama
         self.layer_after = llama.args.n_layers // 2 - 1 if layer_after is None else layer_after
@@ -1460,61 +1926,92 @@ class AugmentedLlama(nn.Module):
             chars = token_characters(tokenizer, llama.args.vocab_size, V)
             char_ids = [tokenizer.eos_id] + [_token_of_char(tokenizer, c) for c in range(1, V)]
             self.layer = ReasoningLayer(llama.args.dim, machine, entries, chars, char_ids, grad, max_steps,
-                                        max_steps_train)
+                                        max_steps_train, max_threads=max_threads, interface=interface,
+                                        args_len=args_len)
 
-    def forward(self, tokens, call_pos, cache=None, start_pos=0):
-        """tokens [B, T] -> (logits of positions start_pos.. [B, T - start_pos, vocab], the machine's run).
+    def forward(self, tokens, call_pos, cache=None, start_pos=0, targets=None):
+        """tokens [B, T] -> (logits of positions start_pos.. [U, T - start_pos, vocab], the machine's run).
+
+        With the layer there is one row of logits per row of the run (an example's distinct answers, see
+        `ReasoningLayer.answers`); the baseline has one per example. With `targets` [B, T] (-100 off the
+        answer) it returns instead the answers' negative log-likelihood, summed over the batch: for each
+        example, -log sum over its rows of weight * P(answer | the row), the exact mixture over the threads
+        (the mean field and the baseline have one row of weight 1: the usual cross-entropy).
         start_pos > 0 only inside `generate`, whose KV cache holds the earlier positions."""
         if self.layer is None:
-            return self.llama(tokens[:, start_pos:], start_pos), None
-        run = {}
+            logits, run = self.llama(tokens[:, start_pos:], start_pos), None
+        else:
+            out = {}
 
-        def hook(i, h):
-            if i == self.layer_after:
-                h, run["cache"] = self.layer(h, tokens, call_pos, self.llama.output.weight, cache, start_pos)
-            return h
+            def hook(i, h):
+                if i == self.layer_after:
+                    h, out["run"] = self.layer(h, tokens, call_pos, self.llama.output.weight, cache, start_pos)
+                return h
 
-        return self.llama(tokens[:, start_pos:], start_pos, block_hook=hook), run["cache"]
+            logits, run = self.llama(tokens[:, start_pos:], start_pos, block_hook=hook), out["run"]
+        if targets is None:
+            return logits, run
+        rows = torch.arange(len(tokens), device=tokens.device) if run is None else run["rows_b"]
+        weight = torch.ones(len(rows), device=tokens.device) if run is None else run["rows_weight"]
+        nll = F.cross_entropy(logits.float().transpose(1, 2), targets[rows], ignore_index=-100, reduction="none")
+        log_p = torch.log(weight.float()) - nll.sum(1)  # [U] log(weight * P(answer | row))
+        return -segment_logsumexp(log_p, rows, len(tokens)).sum(), run
 
     @torch.no_grad()
     def generate(self, prompts, max_new_tokens, eos_id):
         """Greedy answers: token lists `prompts`, each ending at its call position -> (new tokens of each,
-        cut before eos; the machine's run). The machine runs once on the whole batch; then each group of
-        prompts of one length is decoded with the LLaMA's KV cache (one cache position per step for all)."""
+        cut before eos; the machine's run). The machine runs once on the whole batch. Then each group of
+        prompts of one length is decoded with the LLaMA's KV cache, one cache row per row of the run: the
+        next token of an example is the argmax of the mixture of its rows' next-token distributions, each
+        weighted by its weight times the likelihood it gave the tokens chosen so far (exact marginal)."""
         device = self.llama.tok_embeddings.weight.device
         T = max(len(p) for p in prompts)
         tokens = torch.tensor([p + [eos_id] * (T - len(p)) for p in prompts], device=device)  # [B, T]
         calls = torch.tensor([len(p) - 1 for p in prompts], device=device)  # [B]
-        run = None if self.layer is None else self(tokens, calls)[1]
+        run = None if self.layer is None else self(tokens[:, :calls.max() + 1], calls)[1]
+        rows_b = torch.arange(len(prompts), device=device) if run is None else run["rows_b"]  # [U]
+        log_w = torch.zeros(len(rows_b), device=device) if run is None else run["rows_weight"].float().log()
         out = [None] * len(prompts)
         for length in sorted({len(p) for p in prompts}):
-            rows = [i for i, p in enumerate(prompts) if len(p) == length]
-            sub = None if run is None else _rows(run, torch.tensor(rows, device=device))
-            seq, c = tokens[rows, :length], calls[rows]
-            new, done, fed = [[] for _ in rows], torch.zeros(len(rows), dtype=torch.bool, device=device), 0
+            rows = (calls[rows_b] == length - 1).nonzero()[:, 0]  # the rows of this group's examples
+            examples, local = torch.unique(rows_b[rows], return_inverse=True)  # [G], [g] row -> example
+            sub = None if run is None else _rows(run, rows)
+            seq, c, lw = tokens[rows_b[rows], :length], calls[rows_b[rows]], log_w[rows]
+            new = [[] for _ in examples]
+            done, fed = torch.zeros(len(examples), dtype=torch.bool, device=device), 0
             self.llama._setup_cache(len(rows), min(length + max_new_tokens, self.llama.args.max_seq_len))
             try:
                 for _ in range(min(max_new_tokens, self.llama.args.max_seq_len - length)):
                     logits, _ = self(seq, c, cache=sub, start_pos=fed)
                     fed = seq.shape[1]
-                    nxt = logits[:, -1].argmax(-1)  # [g]
+                    log_p = torch.log_softmax(logits[:, -1].float(), -1)  # [g, vocab]
+                    mixture = _by_example(lw[None] + log_p.T, local, len(examples))  # [G, vocab]
+                    nxt = mixture.argmax(-1)  # [G]
                     done |= nxt == eos_id
                     for j in (~done).nonzero()[:, 0].tolist():
                         new[j].append(int(nxt[j]))
                     if done.all():
                         break
-                    seq = torch.cat([seq, nxt[:, None]], 1)
+                    lw = lw + log_p.gather(1, nxt[local][:, None])[:, 0]
+                    seq = torch.cat([seq, nxt[local][:, None]], 1)
             finally:
                 self.llama._setup_cache(None, None)
-            for j, i in enumerate(rows):
+            for j, i in enumerate(examples.tolist()):
                 out[i] = new[j]
         return out, run
 
 
+def _by_example(scores, local, G):
+    """[vocab, g] per-row log scores -> [G, vocab]: the log of each example's sum over its rows."""
+    top = scores.new_full((scores.shape[0], G), float("-inf")).scatter_reduce(1, local.expand_as(scores), scores, "amax")
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    total = scores.new_zeros(scores.shape[0], G).index_add(1, local, torch.exp(scores - top[:, local]))
+    return (top + total.log()).T
+
+
 def _rows(run, rows):
-    """The machine's run restricted to some examples (the enumerated runs are indexed [E, B, ...])."""
-    per_program = ("start", "cells", "halted")
-    return {k: (v[:, rows] if k in per_program else v[rows]) if torch.is_tensor(v) else v for k, v in run.items()}
+    """The rows of a run that reading back needs, restricted to `rows` (the mean field's rows are examples)."""
+    return {k: v[rows] for k, v in run.items() if k.startswith("rows_") or k == "answer"}
 
 
 def _token_of_char(tokenizer, c):

@@ -23,7 +23,7 @@ import random
 import sys
 from dataclasses import dataclass
 
-from compiler import ExecutionError, compile_functions
+from compiler import ExecutionError, compile_functions, hole
 
 N_VALUES = 128  # values are ASCII characters or small integers
 N_CELLS = N_VALUES - 1  # memory cells; one fewer than V so that len(tape) is itself a value
@@ -181,8 +181,58 @@ def gcd_task(m):
     return start
 
 
+# The paper's interface (`--interface args`): the network's argument heads give the numbers; the library
+# only computes and prints. An args entry's last parameter `m` is the answer tape (the memory after the
+# arguments); it returns where in m the answer text starts.
+
+
+def fib_args(n, m):
+    end = print_number(m, 0, fib(n))
+    m[end] = 0
+    return 0
+
+
+def add_mod_args(a, b, m):
+    """The paper's modular arithmetic: (a + b) mod V, V = 128 (the machine wraps by itself)."""
+    s = a + b
+    if s > 127:  # in CPython; on the machine the sum has already wrapped
+        s = s - 127 - 1
+    end = print_number(m, 0, s)
+    m[end] = 0
+    return 0
+
+
+def sort_args(a, m):
+    """Sort the fixed-length list a (filled by the argument heads) and print it."""
+    insertion_sort(a, 0, len(a))
+    p = 0
+    for k in range(len(a)):
+        if k > 0:
+            m[p] = 32
+            p += 1
+        p = print_number(m, p, a[k])
+    m[p] = 0
+    return 0
+
+
+def add_mod_task(m):
+    """The same modular addition on the text tape: the first two numbers of the prompt."""
+    i = next_number(m, 0)
+    a = parse_number(m, i)
+    j = next_number(m, number_end(m, i))
+    b = parse_number(m, j)
+    start = text_end(m, j) + 1
+    s = a + b
+    if s > 127:
+        s = s - 127 - 1
+    end = print_number(m, start, s)
+    m[end] = 0
+    return start
+
+
 LIBRARY_FUNCTIONS = (text_end, next_number, number_end, parse_number, print_number, fib, fib_task,
-                     insertion_sort, parse_list, sort_task, add_task, gcd, gcd_task)
+                     insertion_sort, parse_list, sort_task, add_task, gcd, gcd_task,
+                     fib_args, add_mod_args, sort_args, add_mod_task)
 
 
 def compile_library():
@@ -221,6 +271,8 @@ class Task:
     test_phrasings: list
     ranges: dict  # split -> parameters for `sample`
     eval_n: dict  # split -> number of test examples
+    args_entry: str = None  # the entry point of `--interface args` (numbers in, answer text out), if any
+    args_len: int = 0  # for an args entry with a list parameter: its fixed length (the heads fill it)
 
     def sample(self, rng, split):
         raise NotImplementedError
@@ -234,9 +286,13 @@ class Task:
 
     def example(self, rng, split):
         """One (prompt, answer) pair of `split`."""
+        return self.example_with_args(rng, split)[:2]
+
+    def example_with_args(self, rng, split):
+        """(prompt, answer, the args entry's arguments before its tape m): the tests check the args entry."""
         self.check_split(split)
         values, answer = self.sample(rng, split)
-        return rng.choice(self.phrasings(split)).format(**values), answer
+        return rng.choice(self.phrasings(split)).format(**values), answer, values.get("args")
 
     def examples(self, split, n=None, seed=0):
         """A fixed, seeded list of (prompt, answer) pairs for evaluation."""
@@ -253,20 +309,43 @@ class FibTask(Task):
     def sample(self, rng, split):
         lo, hi = self.ranges[split]
         n = rng.randint(lo, hi)
-        return {"n": n}, str(fibonacci(n))
+        return {"n": n, "w": number_word(n), "args": (n,)}, str(fibonacci(n))
 
     def examples(self, split, n=None, seed=0):
         """Every distinct prompt of the split: there are only a few."""
         self.check_split(split)
         lo, hi = self.ranges[split]
-        return [(p.format(n=k), str(fibonacci(k))) for k in range(lo, hi + 1) for p in self.phrasings(split)]
+        return [(p.format(n=k, w=number_word(k)), str(fibonacci(k))) for k in range(lo, hi + 1)
+                for p in self.phrasings(split)]
+
+
+class DistractedFibTask(FibTask):
+    """fib with a distractor number before the question ("Ignore 42. fib(7)="): fib_task's parser takes the
+    first number on the tape, so the gate must learn to keep the distractor off the tape. Training mixes
+    these prompts with plain ones (`plain_phrasings`), from which the read-back first learns to trust the
+    machine; every evaluation split has a distractor: `test` in held-out phrasings, `distract` in the
+    training ones, `deeper` with n = 8-11."""
+
+    plain_phrasings = ["fib({n})=", "fibonacci({n}) =", "What is fib of {n}?", "F({n})="]
+
+    def sample(self, rng, split):
+        values, answer = super().sample(rng, split)
+        return {**values, "d": rng.randint(0, 99)}, answer
+
+    def phrasings(self, split):
+        if split == "train":
+            return self.train_phrasings + self.plain_phrasings
+        return self.test_phrasings if split == "test" else self.train_phrasings
+
+    examples = Task.examples  # too many distinct prompts to list them all: a seeded sample per split
 
 
 class SortTask(Task):
     def sample(self, rng, split):
         lo, hi = self.ranges[split]
         xs = [rng.randint(0, 99) for _ in range(rng.randint(lo, hi))]
-        return {"xs": " ".join(map(str, xs)), "cs": ",".join(map(str, xs))}, " ".join(map(str, sorted(xs)))
+        return ({"xs": " ".join(map(str, xs)), "cs": ",".join(map(str, xs)), "args": (xs,)},
+                " ".join(map(str, sorted(xs))))
 
 
 class AddTask(Task):
@@ -274,6 +353,33 @@ class AddTask(Task):
         lo, hi = self.ranges[split]
         a, b = digits(rng, rng.randint(lo, hi)), digits(rng, rng.randint(lo, hi))
         return {"a": a, "b": b}, str(a + b)
+
+
+class AddModTask(Task):
+    """a + b modulo 128 with a, b in [0, 128): the paper's arithmetic. The `unseen` split uses values that
+    no training prompt contains (those ending in the digit 7), to see whether a learned head can name them."""
+
+    def sample(self, rng, split):
+        pool = UNSEEN if split == "unseen" else [v for v in range(128) if v not in UNSEEN]
+        a, b = rng.choice(pool), rng.choice(pool)
+        if split == "unseen" and rng.random() < 0.5:  # at least one unseen value
+            a = rng.randrange(128) if a in UNSEEN else a
+        return {"a": a, "b": b, "wa": number_word(a), "wb": number_word(b), "args": (a, b)}, str((a + b) % 128)
+
+
+UNSEEN = [v for v in range(128) if v % 10 == 7]
+
+
+def number_word(n):
+    """0..999 in English words: 7 -> 'seven', 42 -> 'forty-two', 115 -> 'one hundred fifteen'."""
+    ones = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen " \
+           "sixteen seventeen eighteen nineteen".split()
+    tens = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+    if n < 20:
+        return ones[n]
+    if n < 100:
+        return tens[n // 10] + ("-" + ones[n % 10] if n % 10 else "")
+    return ones[n // 100] + " hundred" + (" " + number_word(n % 100) if n % 100 else "")
 
 
 class GcdTask(Task):
@@ -289,17 +395,18 @@ def _gcd(a, b):
     return a
 
 
+SORT_TRAIN = ["sort {xs}=", "sorted([{cs}]) =", "Sort: {xs}?", "order {xs}:", "sort the list {cs}:",
+              "{xs} sorted is", "Sort ascending: {xs}"]
+SORT_TEST = ["Sort these: {xs} ->", "ascending order [{cs}]:"]
+
 TASKS = {
     # fib(11) = 89 is the largest Fibonacci number below V = 128: the deeper split goes that far.
     "fib": FibTask("fib", "fib_task",
                    ["fib({n})=", "fibonacci({n}) =", "What is fib of {n}?", "F({n})=", "Fibonacci({n}):",
                     "the fibonacci number at {n} is", "compute fib {n}:"],
                    ["Fibonacci number {n}:", "fib {n} ->"],
-                   {"train": (0, 7), "test": (0, 7), "deeper": (8, 11)}, {}),
-    "sort": SortTask("sort", "sort_task",
-                     ["sort {xs}=", "sorted([{cs}]) =", "Sort: {xs}?", "order {xs}:", "sort the list {cs}:",
-                      "{xs} sorted is", "Sort ascending: {xs}"],
-                     ["Sort these: {xs} ->", "ascending order [{cs}]:"],
+                   {"train": (0, 7), "test": (0, 7), "deeper": (8, 11)}, {}, args_entry="fib_args"),
+    "sort": SortTask("sort", "sort_task", SORT_TRAIN, SORT_TEST,
                      {"train": (1, 8), "test": (1, 8), "2x": (9, 16), "4x": (17, 32)},
                      {"test": 200, "2x": 200, "4x": 100}),
     "add": AddTask("add", "add_task",
@@ -350,12 +457,97 @@ class AllTask:
         raise ValueError(f"task 'all' has no split {split!r}; its splits are {self.splits}")
 
 
+# Variants of a task that `all` does not mix in (they share its entry point).
+VARIANTS = {
+    "fib_distract": DistractedFibTask(
+        "fib_distract", "fib_task",
+        ["Ignore {d}. fib({n})=", "not {d} but fib({n}) =", "skip {d}: F({n})=", "forget {d}, what is fib of {n}?",
+         "ignore {d} and compute fibonacci({n}):"],
+        ["Ignore the {d}; Fibonacci number {n}:", "not {d}: fib {n} ->"],
+        {"train": (0, 7), "test": (0, 7), "distract": (0, 7), "deeper": (8, 11)},
+        {"test": 200, "distract": 200, "deeper": 200}),
+    # The paper's interface next to the tape (README "The paper's interface"): fixed-length lists, modular
+    # addition, and number words that only a learned head can read.
+    "sort4": SortTask("sort4", "sort_task", SORT_TRAIN, SORT_TEST, {"train": (4, 4), "test": (4, 4), "2x": (8, 8)},
+                      {"test": 200, "2x": 200}, args_entry="sort_args", args_len=4),
+    "sort8": SortTask("sort8", "sort_task", SORT_TRAIN, SORT_TEST, {"train": (8, 8), "test": (8, 8), "2x": (16, 16)},
+                      {"test": 200, "2x": 200}, args_entry="sort_args", args_len=8),
+    "add_mod": AddModTask("add_mod", "add_mod_task",
+                          ["{a}+{b} mod 128 =", "add {a} and {b} modulo 128:", "What is {a} plus {b} mod 128?",
+                           "({a} + {b}) % 128 =", "sum of {a}, {b} mod 128:"],
+                          ["{a} plus {b}, modulo 128:", "{a} + {b} (mod 128) ->"],
+                          {"train": None, "test": None, "unseen": None}, {"test": 200, "unseen": 200},
+                          args_entry="add_mod_args"),
+    "fib_words": FibTask("fib_words", "fib_task",
+                         ["fib of {w} =", "what is fibonacci of {w}?", "fibonacci({w}) =", "F of {w}:",
+                          "compute fib {w}:"],
+                         ["Fibonacci number {w}:", "fib {w} ->"],
+                         {"train": (0, 7), "test": (0, 7), "deeper": (8, 11)}, {}, args_entry="fib_args"),
+    "add_words": AddModTask("add_words", "add_mod_task",
+                            ["{wa} plus {wb} mod 128 =", "add {wa} and {wb} modulo 128:", "what is {wa} plus {wb}?"],
+                            ["{wa} + {wb} (mod 128) ->"],
+                            {"train": None, "test": None, "unseen": None}, {"test": 200, "unseen": 200},
+                            args_entry="add_mod_args"),
+}
+
+
+# -----------------------------------------------------------------------------
+# Library learning: a library function with choices left open (`hole`), learned from input/output pairs
+# alone, through the machine, with no language model (`python train.py --task isort_holes`).
+
+
+def insertion_sort_holes(a):
+    """Insertion sort with two holes: a constant (where the inner loop stops) and the comparison.
+    The right alternatives come first, so CPython (where `hole` returns its first alternative) sorts."""
+    for i in range(1, len(a)):
+        x = a[i]
+        j = i
+        while j > hole(0, 1, 2) and hole(a[j - 1] > x, a[j - 1] < x, a[j - 1] == x, a[j - 1] != x):
+            a[j] = a[j - 1]
+            j -= 1
+        a[j] = x
+
+
+@dataclass
+class HoleTask:
+    """Learn a function's holes from (input list, output list) pairs: `train` has `n_train` random pairs of
+    the training lengths; the other splits are longer lists. `right` names the alternatives that make the
+    function correct (what training should recover); the answers come from Python's `sorted`."""
+
+    name: str
+    function: object
+    ranges: dict  # split -> (shortest, longest) list
+    eval_n: dict  # split -> number of test lists
+    right: list  # the right alternative of each hole
+    n_train: int = 64
+
+    @property
+    def splits(self):
+        return list(self.ranges)
+
+    def examples(self, split, n=None, seed=0):
+        """Seeded (list, sorted list) pairs."""
+        if split not in self.ranges:
+            raise ValueError(f"task {self.name!r} has no split {split!r}; its splits are {self.splits}")
+        rng = random.Random(f"{self.name}/{split}/{seed}")
+        lo, hi = self.ranges[split]
+        xs = [[rng.randint(0, 99) for _ in range(rng.randint(lo, hi))] for _ in range(n or self.eval_n[split])]
+        return [(x, sorted(x)) for x in xs]
+
+
+HOLE_TASKS = {
+    "isort_holes": HoleTask("isort_holes", insertion_sort_holes, {"train": (1, 4), "16-32": (16, 32)},
+                            {"train": 64, "16-32": 200}, right=[0, 0]),
+}
+
+
 def get_task(name):
     if name == "all":
         return AllTask(list(TASKS.values()))
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS) + ['all']}")
-    return TASKS[name]
+    every = {**TASKS, **VARIANTS, **HOLE_TASKS}
+    if name not in every:
+        raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS) + ['all'] + sorted(VARIANTS) + sorted(HOLE_TASKS)}")
+    return every[name]
 
 
 # -----------------------------------------------------------------------------

