@@ -1565,8 +1565,9 @@ class ReasoningLayer(nn.Module):
       threads' answers by their weights, so the choice head and the gate head get the exact gradient of
       that mixture: a gate learns to close a token when the threads that leave it out answer better.
       There are 2^T tapes, so not all are run (`threads`): every program that is not negligible, on the
-      likeliest tape and, while training, on tapes that flip one token, drawn at random and weighted so
-      that the mixture is unbiased for the neighbourhood of the likeliest tape. The mass outside it is
+      likeliest tape and, while training, on tapes that flip one unit (a number, or one other token),
+      drawn at random and weighted so that the mixture is unbiased for the neighbourhood of the likeliest
+      tape. The mass outside it is
       reported as `dropped`. Without the gate's uncertainty (one tape) this is the exact expectation over
       the program choice, which is how the choice head learns.
     - "mean_field": one soft run of the differentiable machine with the pc in superposition over the
@@ -1607,6 +1608,8 @@ class ReasoningLayer(nn.Module):
             chars[i, :len(c)] = torch.tensor(c, dtype=torch.long)
         self.register_buffer("token_chars", chars, persistent=False)  # [vocab, K]
         self.register_buffer("token_len", torch.tensor([len(c) for c in token_chars]), persistent=False)  # [vocab]
+        digits = [bool(c) and all(48 <= x <= 57 for x in c) for c in token_chars]  # tokens of digits only
+        self.register_buffer("token_digits", torch.tensor(digits), persistent=False)  # [vocab]
         self.register_buffer("entry_lines", torch.tensor([machine.program.functions[e].entry for e in self.entries]),
                              persistent=False)  # [E]
         self.register_buffer("char_token_ids", torch.tensor(char_token_ids), persistent=False)  # [V]
@@ -1695,21 +1698,32 @@ class ReasoningLayer(nn.Module):
             draws.append(torch.multinomial(q[b], n, replacement=True, generator=g))
         return torch.stack(draws)  # [B, n]
 
+    def units(self, tokens, writes):
+        """unit [B, T]: which flip unit each token belongs to, and n_units [B]. A unit is a number (a
+        maximal run of writing tokens made of digits only) or any other writing token on its own. A
+        number is flipped as a whole: a distractor such as "42" is kept off the tape by closing both
+        its digits, which no one-token flip does (closing one leaves the other, another number)."""
+        digit = self.token_digits[tokens] & writes  # [B, T]
+        start = writes & ~(digit & F.pad(digit[:, :-1], (1, 0)))  # a unit starts here (or continues a number)
+        unit = (torch.cumsum(start.long(), 1) - 1).clamp(min=0)  # [B, T]
+        return unit, start.sum(1)
+
     def threads(self, tokens, length, choice, gate):
         """Which (program, tape) threads each example runs, and their weights (the class docstring).
 
         Programs: every entry point of probability >= MIN_CHOICE. Tapes: the likeliest (each gate decided
-        by > 1/2) and, while training, `n` tapes that each flip one token's decision, drawn with replacement
-        from q(t) = (1/T_b + P(flip t) / sum_s P(flip s)) / 2 over the tokens that write. A flip thread's
-        weight is P(program) P(its tape) / (n q(t)), the Hansen-Hurwitz estimator: its expectation over the
-        draws is exactly the mixture over every one-token flip, so the mixture and its gradient are
-        unbiased for the neighbourhood {likeliest tape, every one-token flip}; what lies outside it (and
-        the programs below MIN_CHOICE) is `dropped`. Half of q is uniform so that every token is
-        sometimes flipped (a gate that is never flipped gets no gradient); the other half goes where a
-        flip is likely. Each example runs at most `max_threads` threads: n = max_threads // programs - 1.
+        by > 1/2) and, while training, `n` tapes that each flip one unit's decisions (`units`: a number, or
+        one other token), drawn with replacement from q(u) = (1/U_b + P(flip u) / sum_v P(flip v)) / 2 over
+        the example's U_b units. A flip thread's weight is P(program) P(its tape) / (n q(u)), the
+        Hansen-Hurwitz estimator: its expectation over the draws is exactly the mixture over every unit
+        flip, so the mixture and its gradient are unbiased for the neighbourhood {likeliest tape, every
+        unit flip}; what lies outside it (and the programs below MIN_CHOICE) is `dropped`. Half of q is
+        uniform so that every unit is sometimes flipped (a gate that is never flipped gets no gradient);
+        the other half goes where a flip is likely. Each example runs at most `max_threads` threads:
+        n = max_threads // programs - 1.
 
-        Returns b, e, flip (-1: none) [M] (example, program, flipped token), weight [M], the likeliest
-        decisions open_ [B, T] and dropped [B]."""
+        Returns b, e, flip (-1: none) [M] (example, program, flipped unit), weight [M], the likeliest
+        decisions open_ [B, T], the units [B, T] and dropped [B]."""
         B, T = gate.shape
         device = gate.device
         writes = length > 0
@@ -1717,37 +1731,40 @@ class ReasoningLayer(nn.Module):
         p_map = torch.where(open_, gate, 1 - gate)  # [B, T] P(the likeliest decision); 1 where nothing is written
         p_flip = (1 - p_map) * writes  # [B, T] P(the other decision)
         tape = p_map.prod(1)  # [B] P(the likeliest tape)
+        unit, n_units = self.units(tokens, writes)
+        log_ratio = torch.where(writes, p_flip.clamp_min(1e-30).log() - p_map.log(), 0)  # [B, T]
+        ratio_u = torch.zeros_like(log_ratio).scatter_add(1, unit, log_ratio).exp()  # [B, U = T] per unit
+        is_unit = torch.arange(T, device=device)[None] < n_units[:, None]  # [B, T] units that exist
+        ratio_u = ratio_u * is_unit  # P(tape with unit u flipped) / P(likeliest tape)
         live = choice.detach() >= MIN_CHOICE  # [B, E]
         n_prog = live.sum(1)  # [B]
         n = (self.max_threads // n_prog - 1).clamp(min=0) * self.training  # [B] flips drawn per example
         flips = torch.full((B, max(1, int(n.max()))), -1, dtype=torch.long, device=device)
         q = torch.zeros(B, T, device=device)
         if n.max() > 0:
-            flip_share = p_flip.detach() / p_flip.detach().sum(1, keepdim=True).clamp_min(1e-30)
-            q = (writes / writes.sum(1, keepdim=True).clamp_min(1) + flip_share) / 2  # [B, T]
-            drawn = self.draw(q.clamp_min(1e-30) * writes, flips.shape[1], tokens, writes)  # [B, n_max]
+            flip_share = ratio_u.detach() / ratio_u.detach().sum(1, keepdim=True).clamp_min(1e-30)
+            q = (is_unit / n_units[:, None].clamp_min(1) + flip_share) / 2  # [B, U]
+            drawn = self.draw(q.clamp_min(1e-30) * is_unit, flips.shape[1], tokens, writes)  # [B, n_max]
             flips = torch.where(torch.arange(flips.shape[1], device=device) < n[:, None], drawn, -1)
         options = torch.cat([torch.full((B, 1), -1, dtype=torch.long, device=device), flips], 1)  # [B, 1 + n_max]
         be, e = live.nonzero(as_tuple=True)  # the (example, program) pairs
         j = torch.arange(options.shape[1], device=device)
         pair, j = (options[be] >= 0).logical_or(j == 0).nonzero(as_tuple=True)  # skip unused draws
         b, e, flip = be[pair], e[pair], options[be[pair], j]
-        t = flip.clamp(min=0)
-        ratio = p_flip[b, t] / p_map[b, t]  # P(tape with t flipped) / P(likeliest tape)
-        hh = ratio / (n[b] * q[b, t]).clamp_min(1e-30)  # Hansen-Hurwitz weight of one draw
+        u = flip.clamp(min=0)
+        hh = ratio_u[b, u] / (n[b] * q[b, u]).clamp_min(1e-30)  # Hansen-Hurwitz weight of one draw
         weight = choice[b, e] * tape[b] * torch.where(flip >= 0, hh, torch.ones_like(hh))
-        neighbourhood = tape * (1 + (p_flip / p_map).sum(1) * (n > 0))  # [B] its exact mass
+        neighbourhood = tape * (1 + ratio_u.sum(1) * (n > 0))  # [B] its exact mass
         dropped = 1 - (choice * live).sum(1) * neighbourhood
-        return b, e, flip, weight, open_, dropped.detach()
+        return b, e, flip, weight, open_, unit, dropped.detach()
 
     def run_exact(self, tokens, length, choice, gate, max_steps):
         """The threads of each example, run on the hard path in one batch; their answers mixed by weight."""
         B, T = tokens.shape
         N, V = self.machine.N, self.machine.V
-        b, e, flip, weight, open_, dropped = self.threads(tokens, length, choice, gate)
-        decisions = open_[b]  # [M, T]
-        rows = (flip >= 0).nonzero()[:, 0]
-        decisions[rows, flip[rows]] = ~decisions[rows, flip[rows]]
+        b, e, flip, weight, open_, unit, dropped = self.threads(tokens, length, choice, gate)
+        toggle = (unit[b] == flip[:, None]) & (length[b] > 0)  # [M, T] the flipped unit's tokens (none: -1)
+        decisions = open_[b] ^ toggle  # [M, T]
         cells, _, overflow = self.lay_out(tokens[b], length[b], decisions)
         regs = self.machine.list_registers(len(b), base=0, length=N)
         out = self.machine.run_hard(self.entry_lines[e], regs, cells, max_steps)

@@ -491,6 +491,11 @@ VARIANTS = {
 }
 
 
+# With `--interface args` a task whose entry point reads text runs as its paper form (the paper's
+# fixed-length lists of 8; its addition modulo V): the argument heads fill a fixed number of arguments.
+ARGS_FORMS = {"sort": "sort8", "add": "add_mod"}
+
+
 # -----------------------------------------------------------------------------
 # Library learning: a library function with choices left open (`hole`), learned from input/output pairs
 # alone, through the machine, with no language model (`python train.py --task isort_holes`).

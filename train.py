@@ -63,7 +63,7 @@ from safetensors.torch import load_model, save_file, save_model
 
 from model import Llama, ModelArgs, PRESETS, Tokenizer, set_default_mode
 from reasoning import AugmentedLlama
-from tasks import HOLE_TASKS, N_CELLS, TASKS, VARIANTS, compile_library, get_task
+from tasks import ARGS_FORMS, HOLE_TASKS, N_CELLS, TASKS, VARIANTS, compile_library, get_task
 
 ALL_TASKS = [*TASKS, "all", *VARIANTS, *HOLE_TASKS]
 
@@ -223,6 +223,8 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     if args.prompted:
         return prompted_baseline(model.llama, tokenizer, task, args, device, autocast, out_dir, master)
+    if task.name != args.task:
+        log(f"--interface args: task {args.task} runs as {task.name} (tasks.ARGS_FORMS: the paper's fixed form)")
     params = select_parameters(model, args)
     log(f"{sum(p.numel() for p in params):,} trainable parameters; "
         f"{'baseline' if args.baseline else 'augmented'} on {device} ({dtype})"
@@ -445,7 +447,7 @@ def peak_flops(device, dtype):
 def build(args, device):
     """The task, the tokenizer and the model: a LLaMA (a preset from scratch with the byte tokenizer, or
     --init's checkpoint with its own tokenizer), with the reasoning layer unless --baseline."""
-    task = get_task(args.task)
+    task = get_task(ARGS_FORMS.get(args.task, args.task) if args.interface == "args" else args.task)
     if args.library == "trainable" and args.grad == "exact" and not args.baseline:
         raise ValueError("--library trainable needs --grad mean_field: under --grad exact the programs "
                          "run on the hard path, which passes no gradient to the program's logits")

@@ -4,9 +4,11 @@ References: the library run in plain Python (tasks.solve_with_library, Program.r
 logits, greedy decoding by recomputing every step, and Meta's LLaMA 3 tokenizer.
 """
 
+import math
 import os
 
 import pytest
+
 import torch
 
 
@@ -126,18 +128,20 @@ def library_answer(layer, tasks, entry, text):
     return torch.nn.functional.one_hot(torch.tensor(codes), 128).double()
 
 
-def test_exact_threads_mix_the_likeliest_tape_and_its_one_token_flips(tiny_augmented, monkeypatch):
+def test_exact_threads_mix_the_likeliest_tape_and_its_unit_flips(tiny_augmented, monkeypatch):
     """In evaluation the threads are every program on the likeliest tape, weighted by P(program) P(tape).
-    In training they add one-token flips drawn from q; forcing every draw onto token t and averaging the
-    results under q gives exactly the mixture over the likeliest tape and all its one-token flips, and
-    the same holds for the gradient with respect to the gate probabilities (the estimator is unbiased)."""
+    In training they add flips of one unit (a number as a whole, or one other token) drawn from q; forcing
+    every draw onto unit u and averaging the results under q gives exactly the mixture over the likeliest
+    tape and all its unit flips, and the same holds for the gradient with respect to the gate
+    probabilities (the estimator is unbiased)."""
     model, tokenizer, tasks = tiny_augmented
     layer = model.layer
-    prompt = "f(3)+1"
+    prompt = "f(37)+1"
+    units = [[0], [1], [2, 3], [4], [5], [6]]  # the prompt's characters by unit: "37" is one number
     T = len(prompt)
     tokens, calls = encode(tokenizer, [prompt])
     _, length = layer.gates(model.llama.tok_embeddings(tokens), tokens, calls)
-    g = torch.tensor([0.3, 0.9, 0.6, 0.8, 0.2, 0.7], dtype=torch.float64, requires_grad=True)
+    g = torch.tensor([0.3, 0.9, 0.6, 0.45, 0.8, 0.2, 0.7], dtype=torch.float64, requires_grad=True)
     gate = lambda: torch.cat([torch.zeros(1, dtype=torch.float64), g])[None]  # bos writes nothing
     choice = torch.tensor([[0.2, 0.5, 0.3]], dtype=torch.float64)
     likeliest = [x > 0.5 for x in g.tolist()]
@@ -147,13 +151,14 @@ def test_exact_threads_mix_the_likeliest_tape_and_its_one_token_flips(tiny_augme
     mixture_of = globals()["mixture"]
 
     def mixture(flips, probe=None):
-        """The mixture over every program and the likeliest tape and the tapes flipping `flips`; with a
-        probe, also d <mixture, probe> / d g, the closed form: each thread's weight is a product of p's."""
+        """The mixture over every program and the likeliest tape and the tapes flipping the units `flips`;
+        with a probe, also d <mixture, probe> / d g, the closed form: each thread's weight is a product of p's."""
         total, grad = 0, torch.zeros(T, dtype=torch.float64)
         for e, entry in enumerate(layer.entries):
-            for t in [None, *flips]:
-                open_ = [o != (s == t) for s, o in enumerate(likeliest)]
-                factors = [p[s] if s != t else 1 - p[s] for s in range(T)]  # P(each decision of this tape)
+            for u in [None, *flips]:
+                flipped = units[u] if u is not None else []
+                open_ = [o != (s in flipped) for s, o in enumerate(likeliest)]
+                factors = [p[s] if s not in flipped else 1 - p[s] for s in range(T)]  # P(each decision)
                 w = float(choice[0, e]) * torch.tensor(factors, dtype=torch.float64).prod()
                 chars = library_answer(layer, tasks, entry, closed_gates_text(prompt, open_))
                 if chars is None:
@@ -170,17 +175,17 @@ def test_exact_threads_mix_the_likeliest_tape_and_its_one_token_flips(tiny_augme
     assert run["threads"] == 3
     assert torch.allclose(mixture_of(run, 0), mixture([]), atol=1e-9)
 
-    flip_p = torch.tensor([1 - x for x in p], dtype=torch.float64)
-    q = (1 / T + flip_p / flip_p.sum()) / 2  # the draw distribution of the docstring, written out again
+    ratio = torch.tensor([math.prod((1 - p[s]) / p[s] for s in unit) for unit in units], dtype=torch.float64)
+    q = (1 / len(units) + ratio / ratio.sum()) / 2  # the draw distribution of the docstring, written out again
     expected, grads = 0, 0
-    for t in range(T):
-        monkeypatch.setattr(torch, "multinomial", lambda w, n, replacement, generator: torch.full((n,), 1 + t))
+    for u in range(len(units)):
+        monkeypatch.setattr(torch, "multinomial", lambda w, n, replacement, generator: torch.full((n,), u))
         run = layer.run_exact(tokens, length, choice, gate(), max_steps=20_000)
         g.grad = None
         (mixture_of(run, 0) * probe).sum().backward()
-        expected, grads = expected + q[t] * mixture_of(run, 0).detach(), grads + q[t] * g.grad
-    assert torch.allclose(expected, mixture(range(T)), atol=1e-9)
-    assert torch.allclose(grads, mixture(range(T), probe), atol=1e-9)
+        expected, grads = expected + q[u] * mixture_of(run, 0).detach(), grads + q[u] * g.grad
+    assert torch.allclose(expected, mixture(range(len(units))), atol=1e-9)
+    assert torch.allclose(grads, mixture(range(len(units)), probe), atol=1e-9)
 
 
 def test_read_back_positions_read_successive_answer_characters(tiny_augmented):
