@@ -1682,7 +1682,7 @@ class ReasoningLayer(nn.Module):
         if self.interface == "args":
             args = self.arg_heads(h, call_pos)  # [B, S, V]
             run = self.run_args_exact if self.grad == "exact" else self.run_args_mean_field
-            return {"choice": choice, "args": args, **run(args, max_steps)}
+            return {"choice": choice, "args": args, **run(args, max_steps, tokens, call_pos)}
         gate, length = self.gates(h, tokens, call_pos)  # [B, T]
         run = self.run_exact if self.grad == "exact" else self.run_mean_field
         return {"choice": choice, "gate": gate, **run(tokens, length, choice, gate, max_steps)}
@@ -1795,21 +1795,58 @@ class ReasoningLayer(nn.Module):
                 "not_halted": per_example(weight * (~halted & ~failed)), "failed": per_example(weight * failed),
                 "wrapped": per_example(weight * wrapped)}
 
-    def run_args_exact(self, args, max_steps):
-        """The args interface's threads: the `max_threads` heaviest joint assignments of the slots' values
-        (exactly the top k, `top_assignments`: with one slot and max_threads >= V, every value). Sound for
-        any number of slots: the mixture and its gradient are exact on the assignments run, and the rest
-        is `dropped`, reported."""
+    def run_args_exact(self, args, max_steps, tokens, call_pos):
+        """The args interface's threads, run on the hard path; their answers grouped into rows.
+
+        One slot: every value (V threads), so the mixture and its gradient are exact. Several slots: in
+        evaluation the `max_threads` heaviest joint assignments (exactly the top k, `top_assignments`); in
+        training the likeliest and a sample of its neighbourhood (`neighbourhood`)."""
         B, S, V = args.shape
-        weight, values, dropped = top_assignments(list(args.unbind(1)), self.max_threads)  # [B, K], [B, K, S]
-        b, k = (weight.detach() > 0).nonzero(as_tuple=True)  # [M] the threads
-        regs, memory = self.arg_heads.fill(values[b, k])
+        if self.training and S > 1:
+            b, values, weight, dropped = self.neighbourhood(args, tokens, call_pos)
+        else:
+            k = V if S == 1 else self.max_threads  # one slot: every value
+            weight, values, dropped = top_assignments(list(args.unbind(1)), k)  # [B, K], [B, K, S]
+            b, k = (weight.detach() > 0).nonzero(as_tuple=True)  # [M] the threads
+            values, weight = values[b, k], weight[b, k]
+        regs, memory = self.arg_heads.fill(values)
         entry = self.entry_lines[0].expand(len(b))
         out = self.machine.run_hard(entry, regs, memory, max_steps)
-        rows = self.answers(out, b, weight[b, k], B, out[0] + self.arg_heads.tape_base)
+        rows = self.answers(out, b, weight, B, out[0] + self.arg_heads.tape_base)
         return {**rows, "dropped": dropped.detach(), "overflow": torch.zeros(B, dtype=torch.bool, device=args.device)}
 
-    def run_args_mean_field(self, args, max_steps):
+    def neighbourhood(self, args, tokens, call_pos):
+        """Training threads for several slots: the likeliest assignment and n = max_threads - 1 draws from
+        its neighbourhood, the S (V - 1) assignments that change one slot's value, drawn with replacement
+        from q(s, v) = (uniform + P(change s to v) / sum) / 2 and weighted P(that assignment) / (n q), the
+        Hansen-Hurwitz estimator of the tape's flips (`threads`): the mixture and its gradient are unbiased
+        for {likeliest, every one-slot change}. So each slot's head gets, in expectation, the exact
+        gradient of its own distribution given the other slots' likeliest values: how a single argument
+        (fib's, enumerated in full) learns. The top k of the joint would keep only the near-ties of the
+        likeliest assignment and never try a value the heads think unlikely. The mass outside the
+        neighbourhood is `dropped`. Returns b [M], values [M, S], weight [M], dropped [B]."""
+        B, S, V = args.shape
+        p_map, best = args.max(-1)  # [B, S]
+        likeliest = p_map.prod(1)  # [B] P(the likeliest assignment)
+        other = ~F.one_hot(best, V).bool()  # [B, S, V] the values a change can take
+        ratio = (args / p_map[..., None] * other).flatten(1)  # [B, S V] P(one change) / P(likeliest)
+        n = self.max_threads - 1
+        values = best[:, None, :].repeat(1, 1 + n, 1)  # [B, 1 + n, S]
+        weight = likeliest[:, None].repeat(1, 1 + n)
+        if n > 0:
+            valid = other.flatten(1).float()
+            share = ratio.detach() / ratio.detach().sum(1, keepdim=True).clamp_min(1e-30)
+            q = (valid / valid.sum(1, keepdim=True) + share) / 2  # [B, S V]
+            prompt = torch.arange(tokens.shape[1], device=tokens.device)[None] <= call_pos[:, None]
+            drawn = self.draw(q.clamp_min(1e-30) * valid, n, tokens, prompt)  # [B, n]
+            values[:, 1:].scatter_(2, (drawn // V)[..., None], (drawn % V)[..., None])
+            hh = ratio.gather(1, drawn) / (n * q.gather(1, drawn))  # [B, n]
+            weight = likeliest[:, None] * torch.cat([torch.ones_like(hh[:, :1]), hh], 1)
+        dropped = 1 - likeliest * (1 + ratio.sum(1) * (n > 0))
+        b = torch.arange(B, device=args.device).repeat_interleave(1 + n)
+        return b, values.flatten(0, 1), weight.flatten(), dropped.detach()
+
+    def run_args_mean_field(self, args, max_steps, tokens=None, call_pos=None):
         """The paper's method: one soft run with the argument distributions in the registers and cells."""
         B = args.shape[0]
         regs, memory = self.arg_heads.fill_soft(args, self.machine.V)

@@ -113,8 +113,9 @@ def get_args(argv=None):
     p.add_argument("--interface", default="tape", choices=["tape", "args"],
                    help="how the prompt reaches the library: its characters on the memory tape (parsed by the "
                         "library) or argument heads that read the hidden states and give the numbers (the paper's)")
-    p.add_argument("--max_threads", type=int, default=8, help="with --grad exact: the heaviest threads run per "
-                   "example (the rest is dropped and reported)")
+    p.add_argument("--max_threads", type=int, default=None, help="with --grad exact: the threads run per example "
+                   "(the rest is dropped and reported); default 8 with --interface tape, 32 with args (one argument: "
+                   "all V values whatever this says)")
     p.add_argument("--max_steps", type=int, default=20_000, help="machine steps before a run counts as not halted")
     p.add_argument("--max_steps_train", type=int, default=3_000, help="the same while training")
     p.add_argument("--compile", action="store_true", help="torch.compile each transformer block (the reasoning "
@@ -130,7 +131,8 @@ def check_args(args):
     device_error = device_problem(args.device)
     problems = [
         (args.task in ALL_TASKS, f"unknown task {args.task!r}; choose one of {ALL_TASKS}"),
-        (args.max_threads >= 1, "--max_threads must be at least 1 (1: only the likeliest thread runs)"),
+        (args.max_threads is None or args.max_threads >= 1,
+         "--max_threads must be at least 1 (1: only the likeliest thread runs)"),
         (args.preset in PRESETS, f"unknown preset {args.preset!r}; the presets are: {', '.join(PRESETS)}"),
         (args.iters >= 0, "--iters must be 0 or more (0 evaluates the model without training it)"),
         (args.batch_size >= 1, "--batch_size must be at least 1"),
@@ -184,6 +186,8 @@ def main(argv=None):
     args = get_args(argv)
     if args.prompted:  # the plain LLM: no reasoning layer, no training
         args.baseline, args.iters = True, 0
+    if args.max_threads is None:  # holes: every assignment of a few small holes; args: room to explore
+        args.max_threads = 4096 if args.task in HOLE_TASKS else 32 if args.interface == "args" else 8
     if args.task in HOLE_TASKS:
         args.lr = 0.1 if args.lr is None else args.lr
         args.min_lr = args.lr if args.min_lr is None else args.min_lr  # (unused: holes train at a constant lr)
@@ -283,7 +287,7 @@ def main(argv=None):
             # rank's share of the sum is scaled by world_size to make the result the global batch's gradient.
             with model.no_sync() if ddp and micro < args.grad_accum - 1 else nullcontext():
                 with autocast:
-                    nll, _ = model(tokens[rows], call_pos[rows], targets=targets[rows])
+                    nll, run = model(tokens[rows], call_pos[rows], targets=targets[rows])
                 part = nll / n_answer
                 (part * world_size).backward()
             loss += part.detach()
@@ -293,6 +297,7 @@ def main(argv=None):
         if not torch.isfinite(loss):
             interrupt.restore()
             sys.exit(f"error: the loss is {loss.item()} at iter {it}; try a lower --lr (now {args.lr})")
+        heads = heads_note(raw_model, run) if it % args.log_interval == 0 or it == args.iters - 1 else ""
         if args.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
         optimizer.step()
@@ -303,7 +308,7 @@ def main(argv=None):
             t_log, it_log, n_tokens = t, it, 0
             mfu = f"{100 * n_flops * tok_s / peak:.1f}%" if peak else "n/a"
             log(f"iter {it}: loss {loss.item():.4f}, lr {lr:.2e}, time {dt * 1000:.0f}ms, tok/s {tok_s:,.0f}, "
-                f"mfu {mfu}", flush=True)
+                f"mfu {mfu}{heads}", flush=True)
         if interrupt.requested(device):
             interrupt.restore()
             if master:
@@ -482,6 +487,20 @@ def task_entries(task, interface="tape"):
                          "no entry point that takes numbers; --interface args works for "
                          + ", ".join(n for n, t in {**TASKS, **VARIANTS}.items() if t.args_entry))
     return [tasks[0].args_entry]
+
+
+def heads_note(model, run):
+    """For --interface args, what the log line adds about the argument heads (README "The paper's
+    interface"): their mean entropy (nats; log 128 = 4.85 is uniform), their gradient's norm, and the mass
+    the machine's run lost (exact: dropped or not halted; mean field: not halted)."""
+    if model.layer is None or model.layer.arg_heads is None or run is None:
+        return ""
+    p = run["args"].detach().float()
+    entropy = float(-(p * p.clamp_min(1e-30).log()).sum(-1).mean())
+    grads = [q.grad.norm() ** 2 for q in model.layer.arg_heads.parameters() if q.grad is not None]
+    norm = float(sum(grads)) ** 0.5 if grads else 0.0
+    lost = float(run["not_halted"].mean() + run.get("dropped", torch.zeros(1)).mean())
+    return f", heads: entropy {entropy:.2f}, grad {norm:.2e}, lost mass {lost:.3f}"
 
 
 def select_parameters(model, args):

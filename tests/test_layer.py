@@ -300,3 +300,126 @@ def test_cached_generation_equals_recomputing_every_step(tiny_augmented):
         model.layer.gain.zero_()
         model.layer.out_proj.weight.zero_()
     model.train()
+
+
+# -----------------------------------------------------------------------------
+# The paper's interface (--interface args): argument heads fill the entry point's numbers.
+
+
+def tiny_args_model(entry, grad="exact", args_len=0, max_threads=8):
+    from model import Llama, ModelArgs, Tokenizer
+    from reasoning import AugmentedLlama
+    import tasks
+
+    torch.manual_seed(0)
+    args = ModelArgs.preset("tiny")
+    args.n_layers, args.dim, args.n_heads, args.n_kv_heads, args.ffn_hidden_dim = 2, 32, 2, 1, 64
+    model = AugmentedLlama(Llama(args), Tokenizer(), tasks.compile_library(), [entry], grad=grad,
+                           n_cells=tasks.N_CELLS, interface="args", args_len=args_len, max_threads=max_threads,
+                           max_steps=2_000, max_steps_train=2_000)
+    model.layer.gain.data.fill_(1.0)  # the read-back reaches the logits from the first step
+    return model
+
+
+@pytest.mark.parametrize("entry,args_len,grad", [("add_mod_args", 0, "exact"), ("sort_args", 4, "exact"),
+                                                 ("fib_args", 0, "exact"), ("add_mod_args", 0, "mean_field")])
+def test_argument_heads_get_gradients_through_the_machine(entry, args_len, grad):
+    """The loss of the answer text reaches the argument heads only through the machine's run (exact
+    threads weighted by the heads, or the mean field's soft registers and cells): nonzero, finite."""
+    from model import Tokenizer
+
+    model = tiny_args_model(entry, grad, args_len)
+    tokenizer = Tokenizer()
+    prompt, answer = {"add_mod_args": ("3+4 mod 128 =", "7"), "sort_args": ("sort 3 1 2 0=", "0 1 2 3"),
+                      "fib_args": ("fib(5)=", "5")}[entry]
+    ids = tokenizer.encode(prompt, bos=True)
+    full = ids + tokenizer.encode(answer) + [tokenizer.eos_id]
+    tokens, calls = torch.tensor([full, full]), torch.tensor([len(ids) - 1] * 2)
+    targets = torch.full_like(tokens, -100)
+    targets[:, len(ids) - 1:-1] = tokens[:, len(ids):]
+    nll, run = model(tokens, calls, targets=targets)
+    nll.backward()
+    heads = model.layer.arg_heads
+    assert run["args"].shape[1] == {"add_mod_args": 2, "sort_args": 4, "fib_args": 1}[entry]
+    for name in ("query", "decode.weight"):
+        g = heads.get_parameter(name).grad
+        assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0, name
+    assert model.llama.layers[0].attention.wq.weight.grad.abs().sum() > 0  # and on into the LLaMA below
+
+
+def test_neighbourhood_threads_are_unbiased_for_the_one_slot_changes(monkeypatch):
+    """Training threads for several slots: the likeliest assignment and draws of one-slot changes with
+    Hansen-Hurwitz weights. Forcing the draw onto each change d and averaging under q (written out again
+    here) gives exactly sum over {likeliest, every one-slot change} of P(assignment) f(assignment), and
+    the same for the gradient with respect to the slots' distributions."""
+    model = tiny_args_model("add_mod_args", max_threads=2)
+    layer = model.layer
+    V = layer.machine.V
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(1, 2, V, dtype=torch.float64, generator=gen).requires_grad_()
+    f = torch.randn(V, V, dtype=torch.float64, generator=gen)  # any function of the two values
+    tokens, calls = torch.tensor([[1, 2, 3]]), torch.tensor([2])
+
+    def estimate(d):
+        monkeypatch.setattr(torch, "multinomial", lambda w, n, replacement, generator: torch.full((n,), d))
+        b, values, weight, _ = layer.neighbourhood(logits.softmax(-1), tokens, calls)
+        return (weight * f[values[:, 0], values[:, 1]]).sum()
+
+    p = logits.softmax(-1)[0].detach()
+    best = p.argmax(-1).tolist()
+    truth = p[0, best[0]] * p[1, best[1]] * f[best[0], best[1]]
+    ratio, changes = [], []
+    for s in range(2):
+        for v in range(V):
+            if v != best[s]:
+                a = list(best)
+                a[s] = v
+                changes.append((s * V + v, a))
+                ratio.append(float(p[s, v] / p[s, best[s]]))
+    ratio = torch.tensor(ratio, dtype=torch.float64)
+    q = (1 / len(changes) + ratio / ratio.sum()) / 2
+
+    def exact():
+        p = logits.softmax(-1)[0]
+        total = p[0, best[0]] * p[1, best[1]] * f[best[0], best[1]]
+        return total + sum(p[0, a[0]] * p[1, a[1]] * f[a[0], a[1]] for _, a in changes)
+
+    expected = exact()
+    grad_exact, = torch.autograd.grad(expected, logits)
+    mean, grad_mean = 0, 0
+    for (d, _), w in zip(changes, q):
+        est = estimate(d)
+        g, = torch.autograd.grad(est, logits)
+        mean, grad_mean = mean + w * est.detach(), grad_mean + w * g
+    assert float(truth) != 0 and torch.allclose(mean, expected.detach(), rtol=1e-9, atol=0)
+    assert torch.allclose(grad_mean, grad_exact, rtol=1e-7, atol=1e-12)
+
+
+def test_the_args_interface_refuses_what_it_cannot_fill():
+    """Bad configurations stop with a message naming the problem."""
+    from model import Llama, ModelArgs, Tokenizer
+    from reasoning import AugmentedLlama
+    from compiler import compile_source
+    import train
+
+    program = compile_source('''
+def two_lists(a, b, m):
+    m[0] = a[0] + b[0]
+    return 0
+
+def no_tape(n):
+    return n
+
+def only_tape(m):
+    m[0] = 1
+    return 0
+''')
+    args = ModelArgs.preset("tiny")
+    for entries, args_len, message in [(["two_lists"], 2, "at most one list"), (["no_tape"], 0, "answer tape"),
+                                       (["only_tape"], 0, "nothing for the heads"),
+                                       (["only_tape", "no_tape"], 0, "one entry point")]:
+        with pytest.raises(ValueError, match=message):
+            AugmentedLlama(Llama(args), Tokenizer(), program, entries, interface="args", args_len=args_len)
+    for argv, message in [(["--task", "gcd"], "text only"), (["--task", "all"], "one task at a time")]:
+        with pytest.raises(SystemExit, match=message):
+            train.main([*argv, "--interface", "args", "--iters", "1", "--out_dir", "/nonexistent/never"])
