@@ -1546,9 +1546,9 @@ class ReasoningLayer(nn.Module):
       a tiny model then generalises better to unseen phrasings and to long lists. The choice is the
       machine's initial program counter, so choosing a program and running it are one mechanism.
     - write: every prompt position writes its token's characters into memory, as a *text tape* (see
-      tasks.py). A gate head gives the probability that a position writes; the cell of a token's first
-      character is the number of characters the tokens before it wrote, so a tape of any length is laid
-      out exactly. The gate starts open. The value written is the character itself (a fixed table): a
+      tasks.py). A gate head (on the states of the token and the two before it) gives the probability
+      that a position writes; the cell of a token's first character is the number of characters the
+      tokens before it wrote, so a tape of any length is laid out exactly. The gate starts open. The value written is the character itself (a fixed table): a
       learned value head would only learn the characters it saw.
     - run: the entry point gets the whole memory as its list argument `m` (base 0, length `n_cells`).
     - read back: the program returns the address where its answer text starts. The position that has
@@ -1581,7 +1581,8 @@ class ReasoningLayer(nn.Module):
     """
 
     def __init__(self, dim, machine, entries, token_chars, char_token_ids, grad="exact", max_steps=20_000,
-                 max_steps_train=3_000, read_window=4, gate_bias=6.0, max_threads=8, interface="tape", args_len=0):
+                 max_steps_train=3_000, read_window=4, gate_bias=6.0, max_threads=8, interface="tape", args_len=0,
+                 gate_window=3):
         super().__init__()
         if grad not in ("exact", "mean_field"):
             raise ValueError(f"grad must be 'exact' or 'mean_field', got {grad!r}")
@@ -1598,7 +1599,8 @@ class ReasoningLayer(nn.Module):
         self.max_steps, self.max_steps_train = max_steps, max_steps_train
         self.choose = nn.Linear(dim, len(self.entries))
         self.choose_query = nn.Parameter(torch.zeros(dim))  # zero: pooling starts as the prompt's mean
-        self.gate = nn.Linear(dim, 1)
+        self.gate_window = gate_window  # the gate reads its token's state and those of the tokens before it
+        self.gate = nn.Linear(dim * gate_window, 1)
         nn.init.zeros_(self.gate.weight)
         nn.init.constant_(self.gate.bias, gate_bias)  # open: a fresh layer copies the whole prompt
         self.K = max(1, max(len(c) for c in token_chars))  # the most characters one token writes
@@ -1633,7 +1635,10 @@ class ReasoningLayer(nn.Module):
         """(gate [B, T], length [B, T]): P(token t writes), 0 for tokens with nothing to write; its characters."""
         pos = torch.arange(tokens.shape[1], device=tokens.device)
         length = self.token_len[tokens] * (pos[None] <= call_pos[:, None])  # [B, T] characters each can write
-        return torch.sigmoid(self.gate(h).squeeze(-1).float()) * (length > 0), length
+        # Whether a number is a distractor shows in the words before it ("Ignore 42."), so the gate reads a
+        # window of the last `gate_window` positions; a tiny LLaMA's own state at the digit did not tell.
+        window = torch.cat([F.pad(h, (0, 0, k, 0))[:, :h.shape[1]] for k in reversed(range(self.gate_window))], -1)
+        return torch.sigmoid(self.gate(window).squeeze(-1).float()) * (length > 0), length
 
     # -- write -----------------------------------------------------------------
 
