@@ -1704,10 +1704,8 @@ class ReasoningLayer(nn.Module):
         return torch.stack(draws)  # [B, n]
 
     def units(self, tokens, writes):
-        """unit [B, T]: which flip unit each token belongs to, and n_units [B]. A unit is a number (a
-        maximal run of writing tokens made of digits only) or any other writing token on its own. A
-        number is flipped as a whole: a distractor such as "42" is kept off the tape by closing both
-        its digits, which no one-token flip does (closing one leaves the other, another number)."""
+        """unit [B, T]: which unit each token belongs to, and n_units [B]. A unit is a number (a maximal run
+        of writing tokens made of digits only) or any other writing token on its own."""
         digit = self.token_digits[tokens] & writes  # [B, T]
         start = writes & ~(digit & F.pad(digit[:, :-1], (1, 0)))  # a unit starts here (or continues a number)
         unit = (torch.cumsum(start.long(), 1) - 1).clamp(min=0)  # [B, T]
@@ -1717,18 +1715,20 @@ class ReasoningLayer(nn.Module):
         """Which (program, tape) threads each example runs, and their weights (the class docstring).
 
         Programs: every entry point of probability >= MIN_CHOICE. Tapes: the likeliest (each gate decided
-        by > 1/2) and, while training, `n` tapes that each flip one unit's decisions (`units`: a number, or
-        one other token), drawn with replacement from q(u) = (1/U_b + P(flip u) / sum_v P(flip v)) / 2 over
-        the example's U_b units. A flip thread's weight is P(program) P(its tape) / (n q(u)), the
-        Hansen-Hurwitz estimator: its expectation over the draws is exactly the mixture over every unit
-        flip, so the mixture and its gradient are unbiased for the neighbourhood {likeliest tape, every
-        unit flip}; what lies outside it (and the programs below MIN_CHOICE) is `dropped`. Half of q is
-        uniform so that every unit is sometimes flipped (a gate that is never flipped gets no gradient);
-        the other half goes where a flip is likely. Each example runs at most `max_threads` threads:
-        n = max_threads // programs - 1.
+        by > 1/2) and, while training, `n` *moves* drawn around it. A move sets one unit (`units`: a number,
+        or one other token) all closed or all open, where that differs from the likeliest tape: a number is
+        kept off the tape or written as a whole ("42" needs both digits closed; closing one leaves another
+        number, and a toggle of a half-closed "42" would open the closed digit). Moves are drawn with
+        replacement from q(c) = (1/C_b + P(move c) / sum_d P(move d)) / 2 over the example's C_b moves, and
+        a move's thread is weighted P(program) P(its tape) / (n q(c)), the Hansen-Hurwitz estimator: its
+        expectation over the draws is exactly the mixture over every move, so the mixture and its gradient
+        are unbiased for the neighbourhood {likeliest tape, every move}; what lies outside it (and the
+        programs below MIN_CHOICE) is `dropped`. Half of q is uniform so that every unit is sometimes
+        moved (a gate that is never moved gets no gradient); the other half goes where a move is likely.
+        Each example runs at most `max_threads` threads: n = max_threads // programs - 1.
 
-        Returns b, e, flip (-1: none) [M] (example, program, flipped unit), weight [M], the likeliest
-        decisions open_ [B, T], the units [B, T] and dropped [B]."""
+        Returns b, e, move (-1: none) [M] (example, program, move c: unit c % T set closed (c < T) or open),
+        weight [M], the likeliest decisions open_ [B, T], the units [B, T] and dropped [B]."""
         B, T = gate.shape
         device = gate.device
         writes = length > 0
@@ -1736,44 +1736,48 @@ class ReasoningLayer(nn.Module):
         p_map = torch.where(open_, gate, 1 - gate)  # [B, T] P(the likeliest decision); 1 where nothing is written
         p_flip = (1 - p_map) * writes  # [B, T] P(the other decision)
         tape = p_map.prod(1)  # [B] P(the likeliest tape)
-        unit, n_units = self.units(tokens, writes)
+        unit, _ = self.units(tokens, writes)
         log_ratio = torch.where(writes, p_flip.clamp_min(1e-30).log() - p_map.log(), 0)  # [B, T]
-        ratio_u = torch.zeros_like(log_ratio).scatter_add(1, unit, log_ratio).exp()  # [B, U = T] per unit
-        is_unit = torch.arange(T, device=device)[None] < n_units[:, None]  # [B, T] units that exist
-        ratio_u = ratio_u * is_unit  # P(tape with unit u flipped) / P(likeliest tape)
+        moves = []  # per target state (closed, open): [B, U = T] P(tape with the move) / P(likeliest tape)
+        for changed in (open_, writes & ~open_):  # the tokens a move to closed / to open changes
+            log_move = torch.zeros_like(log_ratio).scatter_add(1, unit, log_ratio * changed)
+            exists = torch.zeros_like(unit).scatter_add(1, unit, changed.long()) > 0  # the move changes something
+            moves.append(log_move.exp() * exists)
+        ratio = torch.cat(moves, 1)  # [B, 2T]
+        exists = ratio.detach() > 0
         live = choice.detach() >= MIN_CHOICE  # [B, E]
         n_prog = live.sum(1)  # [B]
-        n = (self.max_threads // n_prog - 1).clamp(min=0) * self.training  # [B] flips drawn per example
-        flips = torch.full((B, max(1, int(n.max()))), -1, dtype=torch.long, device=device)
-        q = torch.zeros(B, T, device=device)
+        n = (self.max_threads // n_prog - 1).clamp(min=0) * self.training  # [B] moves drawn per example
+        drawn = torch.full((B, max(1, int(n.max()))), -1, dtype=torch.long, device=device)
+        q = torch.zeros(B, 2 * T, device=device)
         if n.max() > 0:
-            flip_share = ratio_u.detach() / ratio_u.detach().sum(1, keepdim=True).clamp_min(1e-30)
-            q = (is_unit / n_units[:, None].clamp_min(1) + flip_share) / 2  # [B, U]
-            drawn = self.draw(q.clamp_min(1e-30) * is_unit, flips.shape[1], tokens, writes)  # [B, n_max]
-            flips = torch.where(torch.arange(flips.shape[1], device=device) < n[:, None], drawn, -1)
-        options = torch.cat([torch.full((B, 1), -1, dtype=torch.long, device=device), flips], 1)  # [B, 1 + n_max]
+            share = ratio.detach() / ratio.detach().sum(1, keepdim=True).clamp_min(1e-30)
+            q = (exists / exists.sum(1, keepdim=True).clamp_min(1) + share) / 2  # [B, 2T]
+            draws = self.draw(q.clamp_min(1e-30) * exists, drawn.shape[1], tokens, writes)  # [B, n_max]
+            drawn = torch.where(torch.arange(drawn.shape[1], device=device) < n[:, None], draws, -1)
+        options = torch.cat([torch.full((B, 1), -1, dtype=torch.long, device=device), drawn], 1)  # [B, 1 + n_max]
         be, e = live.nonzero(as_tuple=True)  # the (example, program) pairs
         j = torch.arange(options.shape[1], device=device)
         pair, j = (options[be] >= 0).logical_or(j == 0).nonzero(as_tuple=True)  # skip unused draws
-        b, e, flip = be[pair], e[pair], options[be[pair], j]
-        u = flip.clamp(min=0)
-        hh = ratio_u[b, u] / (n[b] * q[b, u]).clamp_min(1e-30)  # Hansen-Hurwitz weight of one draw
-        weight = choice[b, e] * tape[b] * torch.where(flip >= 0, hh, torch.ones_like(hh))
-        neighbourhood = tape * (1 + ratio_u.sum(1) * (n > 0))  # [B] its exact mass
+        b, e, move = be[pair], e[pair], options[be[pair], j]
+        c = move.clamp(min=0)
+        hh = ratio[b, c] / (n[b] * q[b, c]).clamp_min(1e-30)  # Hansen-Hurwitz weight of one draw
+        weight = choice[b, e] * tape[b] * torch.where(move >= 0, hh, torch.ones_like(hh))
+        neighbourhood = tape * (1 + ratio.sum(1) * (n > 0))  # [B] its exact mass
         dropped = 1 - (choice * live).sum(1) * neighbourhood
-        return b, e, flip, weight, open_, unit, dropped.detach()
+        return b, e, move, weight, open_, unit, dropped.detach()
 
     def run_exact(self, tokens, length, choice, gate, max_steps):
         """The threads of each example, run on the hard path in one batch; their answers mixed by weight."""
         B, T = tokens.shape
         N, V = self.machine.N, self.machine.V
-        b, e, flip, weight, open_, unit, dropped = self.threads(tokens, length, choice, gate)
-        toggle = (unit[b] == flip[:, None]) & (length[b] > 0)  # [M, T] the flipped unit's tokens (none: -1)
-        decisions = open_[b] ^ toggle  # [M, T]
+        b, e, move, weight, open_, unit, dropped = self.threads(tokens, length, choice, gate)
+        moved = (unit[b] == (move % T)[:, None]) & (move >= 0)[:, None] & (length[b] > 0)  # [M, T] its unit
+        decisions = torch.where(moved, (move >= T)[:, None], open_[b])  # [M, T] set closed (< T) or open
         cells, _, overflow = self.lay_out(tokens[b], length[b], decisions)
         regs = self.machine.list_registers(len(b), base=0, length=N)
         out = self.machine.run_hard(self.entry_lines[e], regs, cells, max_steps)
-        likeliest = flip < 0
+        likeliest = move < 0
         overflow = torch.zeros(B, dtype=torch.bool, device=tokens.device).index_put((b[likeliest],), overflow[likeliest])
         return {**self.answers(out, b, weight, B, out[0]), "dropped": dropped, "overflow": overflow}
 

@@ -128,12 +128,12 @@ def library_answer(layer, tasks, entry, text):
     return torch.nn.functional.one_hot(torch.tensor(codes), 128).double()
 
 
-def test_exact_threads_mix_the_likeliest_tape_and_its_unit_flips(tiny_augmented, monkeypatch):
+def test_exact_threads_mix_the_likeliest_tape_and_its_unit_moves(tiny_augmented, monkeypatch):
     """In evaluation the threads are every program on the likeliest tape, weighted by P(program) P(tape).
-    In training they add flips of one unit (a number as a whole, or one other token) drawn from q; forcing
-    every draw onto unit u and averaging the results under q gives exactly the mixture over the likeliest
-    tape and all its unit flips, and the same holds for the gradient with respect to the gate
-    probabilities (the estimator is unbiased)."""
+    In training they add moves drawn from q: one unit (a number as a whole, or one other token) set all
+    closed or all open where that differs from the likeliest tape. Forcing every draw onto move c and
+    averaging the results under q gives exactly the mixture over the likeliest tape and all its moves, and
+    the same holds for the gradient with respect to the gate probabilities (the estimator is unbiased)."""
     model, tokenizer, tasks = tiny_augmented
     layer = model.layer
     prompt = "f(37)+1"
@@ -144,21 +144,26 @@ def test_exact_threads_mix_the_likeliest_tape_and_its_unit_flips(tiny_augmented,
     g = torch.tensor([0.3, 0.9, 0.6, 0.45, 0.8, 0.2, 0.7], dtype=torch.float64, requires_grad=True)
     gate = lambda: torch.cat([torch.zeros(1, dtype=torch.float64), g])[None]  # bos writes nothing
     choice = torch.tensor([[0.2, 0.5, 0.3]], dtype=torch.float64)
-    likeliest = [x > 0.5 for x in g.tolist()]
+    likeliest = [x > 0.5 for x in g.tolist()]  # "37" is half open: "3" open, "7" closed
     p = [x if o else 1 - x for x, o in zip(g.tolist(), likeliest)]
+    # every move: (its index in the layer's [2 (T + 1)] candidates, the characters it changes)
+    moves = [(state * (T + 1) + u, [s for s in unit if likeliest[s] != bool(state)])
+             for state in (0, 1) for u, unit in enumerate(units)]
+    moves = [(c, changed) for c, changed in moves if changed]
+    assert sorted(len(changed) for _, changed in moves) == [1] * 7  # singles, and "37" closed or opened
     probe = torch.randn(layer.machine.N + 1, 128, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 
     mixture_of = globals()["mixture"]
 
-    def mixture(flips, probe=None):
-        """The mixture over every program and the likeliest tape and the tapes flipping the units `flips`;
-        with a probe, also d <mixture, probe> / d g, the closed form: each thread's weight is a product of p's."""
+    def mixture(changes, probe=None):
+        """The mixture over every program and the likeliest tape and the tapes changing each set in
+        `changes`; with a probe, also d <mixture, probe> / d g, the closed form: each thread's weight is a
+        product of p's."""
         total, grad = 0, torch.zeros(T, dtype=torch.float64)
         for e, entry in enumerate(layer.entries):
-            for u in [None, *flips]:
-                flipped = units[u] if u is not None else []
-                open_ = [o != (s in flipped) for s, o in enumerate(likeliest)]
-                factors = [p[s] if s not in flipped else 1 - p[s] for s in range(T)]  # P(each decision)
+            for changed in [[], *changes]:
+                open_ = [o != (s in changed) for s, o in enumerate(likeliest)]
+                factors = [p[s] if s not in changed else 1 - p[s] for s in range(T)]  # P(each decision)
                 w = float(choice[0, e]) * torch.tensor(factors, dtype=torch.float64).prod()
                 chars = library_answer(layer, tasks, entry, closed_gates_text(prompt, open_))
                 if chars is None:
@@ -175,17 +180,35 @@ def test_exact_threads_mix_the_likeliest_tape_and_its_unit_flips(tiny_augmented,
     assert run["threads"] == 3
     assert torch.allclose(mixture_of(run, 0), mixture([]), atol=1e-9)
 
-    ratio = torch.tensor([math.prod((1 - p[s]) / p[s] for s in unit) for unit in units], dtype=torch.float64)
-    q = (1 / len(units) + ratio / ratio.sum()) / 2  # the draw distribution of the docstring, written out again
+    ratio = torch.tensor([math.prod((1 - p[s]) / p[s] for s in changed) for _, changed in moves], dtype=torch.float64)
+    q = (1 / len(moves) + ratio / ratio.sum()) / 2  # the draw distribution of the docstring, written out again
     expected, grads = 0, 0
-    for u in range(len(units)):
-        monkeypatch.setattr(torch, "multinomial", lambda w, n, replacement, generator: torch.full((n,), u))
+    for (c, _), q_c in zip(moves, q):
+        monkeypatch.setattr(torch, "multinomial", lambda w, n, replacement, generator: torch.full((n,), c))
         run = layer.run_exact(tokens, length, choice, gate(), max_steps=20_000)
         g.grad = None
         (mixture_of(run, 0) * probe).sum().backward()
-        expected, grads = expected + q[u] * mixture_of(run, 0).detach(), grads + q[u] * g.grad
-    assert torch.allclose(expected, mixture(range(len(units))), atol=1e-9)
-    assert torch.allclose(grads, mixture(range(len(units)), probe), atol=1e-9)
+        expected, grads = expected + q_c * mixture_of(run, 0).detach(), grads + q_c * g.grad
+    changes = [changed for _, changed in moves]
+    assert torch.allclose(expected, mixture(changes), atol=1e-9)
+    assert torch.allclose(grads, mixture(changes, probe), atol=1e-9)
+
+
+def test_a_number_moves_as_a_whole(tiny_augmented):
+    """The moves of a two-digit number whose digits the gate splits (one open, one closed) are "both
+    closed" and "both open"; a number with both digits open has one move, both closed."""
+    model, tokenizer, _ = tiny_augmented
+    layer = model.layer
+    tokens, calls = encode(tokenizer, ["ab 42 7"])
+    _, length = layer.gates(model.llama.tok_embeddings(tokens), tokens, calls)
+    unit, n_units = layer.units(tokens, length > 0)
+    assert n_units.tolist() == [6] and unit[0, 4].item() == unit[0, 5].item() != unit[0, 7].item()
+    gate = torch.full((1, 8), 0.9).index_fill(1, torch.tensor([0]), 0.0)
+    gate[0, 5] = 0.2  # "4" open, "2" closed
+    _, _, _, _, _, _, dropped = layer.threads(tokens, length, torch.tensor([[1.0, 0, 0]]), gate)
+    p_map = torch.tensor([0.9, 0.9, 0.9, 0.8, 0.9, 0.9, 0.9])
+    moves = [0.1 / 0.9] * 5 + [0.2 / 0.8, 0.1 / 0.9]  # 5 singles ("a", "b", " ", " ", "7"), "42" open or closed
+    assert abs(dropped.item() - (1 - p_map.prod().item() * (1 + sum(moves)))) < 1e-6
 
 
 def test_read_back_positions_read_successive_answer_characters(tiny_augmented):
