@@ -315,6 +315,24 @@ SUPPORT_MAX = 8  # without gradients, ops on operands with at most this many liv
 MIN_MASS = 1e-6
 
 
+class MachineState(NamedTuple):
+    """The mean-field machine's state between steps (B examples; the module docstring says what each is)."""
+    pc: torch.Tensor  # [B, L]
+    registers: torch.Tensor  # [B, R, V]
+    memory: torch.Tensor  # [B, N, V]
+    saved: torch.Tensor  # [B, D, R, V] call stack: saved register files
+    ret_to: torch.Tensor  # [B, D, L] call stack: return lines
+    sp: torch.Tensor  # [B, D + 1]
+    halted: torch.Tensor  # [B] mass that has halted so far
+    value: torch.Tensor  # [B, V] the returned value so far, weighted by the mass that returned it
+    memory_out: torch.Tensor  # [B, N, V] the memory at halting, likewise
+    failed_at: torch.Tensor  # [B, L] mass that stopped at a `fail`, by line
+
+    def stopped(self):
+        """[B] the mass that has stopped: halted or failed."""
+        return self.halted + self.failed_at.sum(-1)
+
+
 @dataclass
 class MachineOutput:
     value: torch.Tensor  # [B, V] returned value, expectation over halting time (its mass is `halted`)
@@ -472,58 +490,92 @@ class Machine(nn.Module):
         return pcs, regs, mems, lists
 
     # --- one step ----------------------------------------------------------------
+    # A step, as the math: halting takes the mass at `ret` on an empty stack and at `halt` out of the pc
+    # (`_halt`); the running mass's instruction is mixed by the pc (`_mix`, `_select`); the ALU computes
+    # the value written to r[dst] (`_alu`); `ret` and `call` update the stack (`_pop`, `_push`); memory and
+    # registers take their writes; the pc moves on (`_next_pc`). fast (no gradients): each helper skips
+    # terms that are exactly zero (a one-hot pc turns `p @ field` into a row gather, one-hot operands turn
+    # an op into one table lookup, and blends touch only the entries whose weight is nonzero, in place);
+    # none of this changes a value. check (hard runs): raise ExecutionError where `Program.run` would.
 
     def _step(self, f, state, fast, check):
-        """One instruction, as an expectation over the pc (mean field on soft states, exact on one-hot).
-
-        fast (no gradients): sums and blends skip their terms that are exactly zero (a one-hot pc turns
-        `p @ field` into a row gather, one-hot operands turn an op into one table lookup, and blends
-        touch only the entries whose weight is nonzero, in place); none of this changes a value.
-        check (hard runs): raise ExecutionError where `Program.run` would.
-        """
-        pc, regs, mem, saved, ret_to, sp, halted, value, mem_out, failed_at = state
-        B, is_, zero = pc.shape[0], f["is"], pc.new_zeros(self.L)
-        is_ret, is_halt = is_.get("ret", zero), is_.get("halt", zero)
-        calls = "call" in self.col
-        line = pc.argmax(-1) if fast and self._one_hot(pc) else None  # [B] the line, for a hard pc
-        if line is None:
-            mm, read = (lambda p, M: p @ M), _read
-        else:  # p lives on the pc's line only: p @ M = p.sum() M[line]; a hard field row picks one register
-            mm = lambda p, M: M[line] * p.sum(-1, keepdim=True)
-            read = (lambda sel, regs: _read(sel, regs)) if self.trainable else \
-                (lambda sel, regs: regs[torch.arange(B), sel.argmax(-1)] * sel.sum(-1, keepdim=True))
-        s0 = sp[:, :1] if calls else pc.new_ones(B, 1)  # [B, 1] P(stack empty): a ret there halts
-        # Halting: `ret a` on an empty stack returns r[a]; `halt` returns r[a0].
-        stop = pc * (is_halt + is_ret * s0)  # [B, L] joint mass that halts now
-        h = stop.sum(-1)  # [B]
-        if not fast or h.max() > 0:
-            res = mm(pc * is_ret, f["a"]) * s0 + (pc @ is_halt)[:, None] * self.e_a0  # [B, R]
-            value = value + _read(res, regs)
-            mem_out = _blend(mem_out, h, mem, fast, add=True)
-            halted = halted + h
-        go = pc - stop  # [B, L] joint mass that runs on
-        if "fail" in self.col:  # `fail` stops its mass with an error: neither halted nor running on
-            fails = pc * is_["fail"]  # [B, L]
-            failed_at, go = failed_at + fails, go - fails
+        """One instruction, as an expectation over the pc (mean field on soft states, exact on one-hot)."""
+        s = MachineState(*state)
+        hard = s.pc.argmax(-1) if fast and self._one_hot(s.pc) else None  # [B] the line, for a hard pc
+        s, go = self._halt(f, s, hard, fast)  # go [B, L]: the joint mass that runs on
         mass = go.sum(-1, keepdim=True)
         cond = go / mass.clamp_min(MIN_MASS)  # [B, L] the pc of the running mass, normalised
-        w, a_sel, b_sel, W, y_imm = mm(cond, f["mix"]).split(f["sizes"], -1)
-        x, y = read(a_sel, regs), read(b_sel, regs) + y_imm  # operands: r[a]; r[b] or the immediate
-        live = (w.amax(0) > 0).tolist() if fast else [True] * len(self.ops)
-        on = lambda op: op in self.col and live[self.col[op]]
-        wt = lambda op: w[:, self.col[op]]
+        p_op, a_sel, b_sel, p_dst, y_imm = self._mix(cond, f["mix"], hard).split(f["sizes"], -1)
+        x = self._select(a_sel, s.registers, hard)  # [B, V] the operands: r[a];
+        y = self._select(b_sel, s.registers, hard) + y_imm  # r[b] or the immediate
+        live = (p_op.amax(0) > 0).tolist() if fast else [True] * len(self.ops)
+        on = lambda op: op in self.col and live[self.col[op]]  # noqa: E731  op may run in this step
         addr, off = x[:, :self.N], x[:, self.N:].sum(-1)  # addresses >= N do not exist
         if check:
-            bad = sum(wt(op) for op in ("load", "store") if op in self.col) * off > 0.5
-            self._check(pc, bad, lambda b: f"memory address {int(x[b].argmax())} is past the last of n_cells={self.N} cells")
-        # The value written to r[dst], conditional on a write: a mixture of the ops' results.
-        val = x.new_zeros(B, self.V)
+            bad = sum(p_op[:, self.col[op]] for op in ("load", "store") if op in self.col) * off > 0.5
+            self._check(s.pc, bad, lambda b: f"memory address {int(x[b].argmax())} is past the last of n_cells={self.N} cells")
+        val = self._alu(p_op, x, y, addr, off, s.memory, on, fast)
+        new_pc, saved, ret_to, sp, popped = s.pc.new_zeros(s.pc.shape), s.saved, s.ret_to, s.sp, None
+        if "call" in self.col:  # every stack update reads the stack as it was before this step
+            if on("ret"):
+                new_pc, popped, sp = self._pop(f, s, x, mass, fast)
+            if on("call"):
+                saved, ret_to, sp = self._push(f, s, p_op[:, self.col["call"]], cond, sp, fast, check)
+        memory = s.memory
+        if on("store"):  # memory[r[a]] = r[b]
+            memory = _blend(memory, p_op[:, self.col["store"]][:, None] * addr, y[:, None], fast)
+        registers = _blend(s.registers, p_dst, val[:, None], fast)
+        if popped is not None:
+            rows, change = popped
+            if fast:
+                registers.index_copy_(0, rows, registers.index_select(0, rows) + change)
+            else:
+                registers = registers + change
+        new_pc = self._next_pc(f, new_pc, go, x, hard)
+        return s._replace(pc=new_pc, registers=registers, memory=memory, saved=saved, ret_to=ret_to, sp=sp)
+
+    def _mix(self, p, M, hard):
+        """p @ M: rows of a program field M [L, K] mixed by pc mass p [B, L]. On a hard pc (`hard`: its
+        line [B]) p lives on one line, so p @ M = p.sum() M[line]: a row gather."""
+        if hard is None:
+            return p @ M
+        return M[hard] * p.sum(-1, keepdim=True)
+
+    def _select(self, sel, registers, hard):
+        """A register read mixed over registers, sel [B, R] -> [B, V]. With a hard pc and a fixed program,
+        the field row is one-hot: it picks one register."""
+        if hard is None or self.trainable:
+            return _read(sel, registers)
+        return registers[torch.arange(len(sel)), sel.argmax(-1)] * sel.sum(-1, keepdim=True)
+
+    def _halt(self, f, s, hard, fast):
+        """The mass that stops now leaves the pc: `ret a` on an empty stack returns r[a] and `halt` returns
+        r[a0] (into value and memory_out, weighted by that mass); `fail` stops its mass with an error,
+        neither halted nor running on. Returns the state and the joint mass that runs on, go [B, L]."""
+        pc, is_, zero = s.pc, f["is"], s.pc.new_zeros(self.L)
+        is_ret, is_halt = is_.get("ret", zero), is_.get("halt", zero)
+        empty = s.sp[:, :1] if "call" in self.col else pc.new_ones(len(pc), 1)  # [B, 1] P(stack empty)
+        stop = pc * (is_halt + is_ret * empty)  # [B, L] joint mass that halts now
+        halting = stop.sum(-1)  # [B]
+        if not fast or halting.max() > 0:
+            res = self._mix(pc * is_ret, f["a"], hard) * empty + (pc @ is_halt)[:, None] * self.e_a0  # [B, R]
+            s = s._replace(value=s.value + _read(res, s.registers), halted=s.halted + halting,
+                           memory_out=_blend(s.memory_out, halting, s.memory, fast, add=True))
+        go = pc - stop
+        if "fail" in self.col:
+            fails = pc * is_["fail"]  # [B, L]
+            s, go = s._replace(failed_at=s.failed_at + fails), go - fails
+        return s, go
+
+    def _alu(self, p_op, x, y, addr, off, memory, on, fast):
+        """The value written to r[dst], conditional on a write [B, V]: the ops' results mixed by p_op."""
+        val = x.new_zeros(len(x), self.V)
         prims = [op for op in self.prims if on(op)]
         if prims and fast and self._one_hot(x) and self._one_hot(y):
             # Both operands one-hot: the table's sum has a single term, out = one_hot(T[a, b]).
             j = torch.tensor([self.prims.index(op) for op in prims])[:, None]
             outs = F.one_hot(self.tables[j, x.argmax(-1), y.argmax(-1)], self.V).to(x.dtype)  # [n, B, V]
-            val = val + (w[:, [self.col[op] for op in prims]].T[..., None] * outs).sum(0)
+            val = val + (p_op[:, [self.col[op] for op in prims]].T[..., None] * outs).sum(0)
             prims = []
         support = None
         if prims and fast:  # the second operand's live values; few of them: the table restricted is exact
@@ -537,55 +589,53 @@ class Machine(nn.Module):
             elif op == "mov":
                 out = x
             elif op == "load":
-                out = torch.bmm(addr[:, None], mem)[:, 0] + off[:, None] * self.e_0
+                out = torch.bmm(addr[:, None], memory)[:, 0] + off[:, None] * self.e_0
             else:
                 out = apply_op(op, x, y, support, self.alu)
-            val = val + wt(op)[:, None] * out
-        val = val / (w @ self.writes).clamp_min(MIN_MASS)[:, None]
-        new_pc, popped = pc.new_zeros(pc.shape), None
-        if calls:  # every stack update reads the stack as it was before this step
-            new_sp = sp
-            if on("ret"):  # pop: registers come back except a0 := r[a]; jump to the return line; sp -= 1
-                pop = (pc @ is_ret)[:, None] / mass.clamp_min(MIN_MASS) * sp[:, 1:]  # [B, D] P(pop slot d-1)
-                q = pop.sum(-1)  # [B] P(this step pops)
-                rows = q.nonzero()[:, 0] if fast else slice(None)
-                take = (lambda t: t.index_select(0, rows)) if fast else (lambda t: t)
-                qr = take(q)[:, None, None]
-                restored = torch.bmm(take(pop)[:, None], take(saved).flatten(2)).view(-1, self.R, self.V)  # mass q
-                restored = restored + self.e_a0[:, None] * (qr * take(x)[:, None] - restored)
-                popped = (rows, restored - qr * take(regs))  # the change to the registers
-                new_pc = new_pc + torch.bmm((pop * mass)[:, None], ret_to)[:, 0]
-                new_sp = new_sp + F.pad(pop, (0, 1)) - q[:, None] * sp
-            if on("call"):  # push (registers, line after the call) at sp; sp += 1
-                c = wt("call")
-                if check:
-                    self._check(pc, c * sp[:, -1] > 0.5, lambda b: f"call depth limit: more than max_depth={self.D} nested calls")
-                push = c[:, None] * sp[:, :-1]  # [B, D] P(this call writes slot d)
-                back = F.pad((cond * is_["call"])[:, :-1], (1, 0))  # [B, L] the line after the call, mass c
-                saved = _blend(saved, push, regs[:, None], fast)
-                if fast:  # c is one of 0, 1 where push != 0 in a hard run
-                    ret_to = _blend(ret_to, push, (back / c.clamp_min(MIN_MASS)[:, None])[:, None], fast)
-                else:  # the same blend, push (back / c - ret_to), without dividing by c
-                    ret_to = ret_to + sp[:, :-1, None] * (back[:, None] - c[:, None, None] * ret_to)
-                up = torch.cat([sp[:, :1] * 0, sp[:, :-2], sp[:, -2:].sum(-1, keepdim=True)], -1)  # full stays full
-                new_sp = new_sp + c[:, None] * (up - sp)
-            sp = new_sp
-        if on("store"):  # memory[r[a]] = r[b]
-            mem = _blend(mem, wt("store")[:, None] * addr, y[:, None], fast)
-        regs = _blend(regs, W, val[:, None], fast)
-        if popped is not None:
-            rows, change = popped
-            if fast:
-                regs.index_copy_(0, rows, regs.index_select(0, rows) + change)
-            else:
-                regs = regs + change
-        # Next line: branch jumps when r[a] == 0; jump and call jump; the rest go on to line + 1.
+            val = val + p_op[:, self.col[op]][:, None] * out
+        return val / (p_op @ self.writes).clamp_min(MIN_MASS)[:, None]
+
+    def _pop(self, f, s, x, mass, fast):
+        """`ret a` with a non-empty stack: the registers come back except a0 := r[a], the pc jumps to the
+        return line, sp -= 1. Returns (pc mass at the return lines [B, L], (rows, the change to the
+        registers), sp)."""
+        sp = s.sp
+        pop = (s.pc @ f["is"]["ret"])[:, None] / mass.clamp_min(MIN_MASS) * sp[:, 1:]  # [B, D] P(pop slot d-1)
+        q = pop.sum(-1)  # [B] P(this step pops)
+        rows = q.nonzero()[:, 0] if fast else slice(None)
+        take = (lambda t: t.index_select(0, rows)) if fast else (lambda t: t)  # noqa: E731
+        qr = take(q)[:, None, None]
+        restored = torch.bmm(take(pop)[:, None], take(s.saved).flatten(2)).view(-1, self.R, self.V)  # mass q
+        restored = restored + self.e_a0[:, None] * (qr * take(x)[:, None] - restored)
+        popped = (rows, restored - qr * take(s.registers))
+        new_pc = torch.bmm((pop * mass)[:, None], s.ret_to)[:, 0]
+        return new_pc, popped, sp + F.pad(pop, (0, 1)) - q[:, None] * sp
+
+    def _push(self, f, s, c, cond, sp, fast, check):
+        """`call` with probability c [B]: push (registers, line after the call) at sp; sp += 1. `sp` is the
+        stack pointer after any pop of this step; the push reads s.sp, the one before. Returns (saved,
+        ret_to, sp)."""
+        if check:
+            self._check(s.pc, c * s.sp[:, -1] > 0.5, lambda b: f"call depth limit: more than max_depth={self.D} nested calls")
+        push = c[:, None] * s.sp[:, :-1]  # [B, D] P(this call writes slot d)
+        back = F.pad((cond * f["is"]["call"])[:, :-1], (1, 0))  # [B, L] the line after the call, mass c
+        saved = _blend(s.saved, push, s.registers[:, None], fast)
+        if fast:  # c is one of 0, 1 where push != 0 in a hard run
+            ret_to = _blend(s.ret_to, push, (back / c.clamp_min(MIN_MASS)[:, None])[:, None], fast)
+        else:  # the same blend, push (back / c - ret_to), without dividing by c
+            ret_to = s.ret_to + s.sp[:, :-1, None] * (back[:, None] - c[:, None, None] * s.ret_to)
+        up = torch.cat([s.sp[:, :1] * 0, s.sp[:, :-2], s.sp[:, -2:].sum(-1, keepdim=True)], -1)  # full stays full
+        return saved, ret_to, sp + c[:, None] * (up - s.sp)
+
+    def _next_pc(self, f, new_pc, go, x, hard):
+        """new_pc plus where the running mass go [B, L] goes: branch jumps when r[a] == 0; jump and call jump
+        to their target; the rest go on to line + 1."""
+        zero = go.new_zeros(self.L)
         z = x[:, :1]  # [B, 1] P(r[a] == 0)
-        jumps = is_.get("jump", zero) + is_.get("call", zero)
-        is_branch = is_.get("branch", zero)
+        jumps = f["is"].get("jump", zero) + f["is"].get("call", zero)
+        is_branch = f["is"].get("branch", zero)
         new_pc = new_pc + F.pad((go * (f["seq"] + is_branch * (1 - z)))[:, :-1], (1, 0))
-        new_pc = new_pc + mm(go * (jumps + is_branch * z), f["target"])
-        return new_pc, regs, mem, saved, ret_to, sp, halted, value, mem_out, failed_at
+        return new_pc + self._mix(go * (jumps + is_branch * z), f["target"], hard)
 
     @staticmethod
     def _one_hot(x):
@@ -601,9 +651,11 @@ class Machine(nn.Module):
     # --- the adaptive loop -------------------------------------------------------
 
     def _chunk(self, f, n, eps, fast, check, *state):
-        """Up to n steps, stopping early once every example has halted: (state..., steps taken)."""
+        """Up to n steps, stopping early once every example has stopped: (state..., steps taken). The state
+        comes and goes as separate tensors, which is what `checkpoint` saves."""
+        state = MachineState(*state)
         for i in range(n):
-            if (state[6] + state[9].sum(-1)).min() >= 1 - eps:
+            if state.stopped().min() >= 1 - eps:
                 return (*state, i)
             state = self._step(f, state, fast, check)
         return (*state, n)
@@ -631,18 +683,19 @@ class Machine(nn.Module):
         fast = not torch.is_grad_enabled()
         if fast:  # the fast path updates the state in place
             registers, memory = registers.clone(), memory.clone()
-        state = (pc, registers, memory, saved, ret_to, sp, zeros(), zeros(self.V), zeros(self.N, self.V), zeros(self.L))
+        state = MachineState(pc, registers, memory, saved, ret_to, sp, halted=zeros(), value=zeros(self.V),
+                             memory_out=zeros(self.N, self.V), failed_at=zeros(self.L))
         chunk = checkpoint_every if (checkpoint_every and not fast) else max_steps
         steps = 0
-        while steps < max_steps and (state[6] + state[9].sum(-1)).min() < 1 - eps:
+        while steps < max_steps and state.stopped().min() < 1 - eps:
             n = min(chunk, max_steps - steps)
             if chunk < max_steps:
                 *state, k = checkpoint(self._chunk, f, n, eps, fast, _check, *state, use_reentrant=False)
             else:
                 *state, k = self._chunk(f, n, eps, fast, _check, *state)
-            steps += k
-        return MachineOutput(value=state[7], memory=state[8], halted=state[6], steps=steps, failed=state[9].sum(-1),
-                             failed_at=state[9])
+            state, steps = MachineState(*state), steps + k
+        return MachineOutput(value=state.value, memory=state.memory_out, halted=state.halted, steps=steps,
+                             failed=state.failed_at.sum(-1), failed_at=state.failed_at)
 
     # --- 3. hard use: ints in, ints out -----------------------------------------
 
