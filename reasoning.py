@@ -1,5 +1,6 @@
 """
-The differentiable computer: a register machine whose state is made of probability distributions.
+The differentiable computer: a register machine whose state is made of probability distributions, and
+the layer through which a LLaMA calls it.
 
 Read it top to bottom:
 
@@ -8,12 +9,18 @@ Read it top to bottom:
    (a circulant matrix for add/sub, cumulative sums for comparisons and min/max); 1b: the other ALU, the
    primitives as circuits of gates on the probabilities of a value's bits (`Machine(..., alu="circuits")`);
 2. `Machine`: a compiled `Program` turned into one-hot field matrices (opcode, dst, a, b, imm, target),
-   one step of the machine as an expectation over the program counter, and the adaptive loop that runs
-   until the machine has halted;
-3. the hard, int-in/int-out interface (`Machine.run`, `Machine.run_batch`) that must agree exactly with
-   the reference interpreter `Program.run` in compiler.py, which defines what every instruction means.
+   one step of the machine as an expectation over the program counter (`_step`: halt, ALU, stack, next
+   pc), and the adaptive loop (`forward`) that runs until the machine has halted;
+3. the hard path: exact executors on integer states (`Machine.run_hard`, and `run`/`run_batch` for
+   int-in/int-out use) that must agree exactly with the reference interpreter `Program.run` in
+   compiler/, which defines what every instruction means;
+4. exact probabilistic execution (`Machine.run_distribution`): the state is a weighted set of hard runs,
+   one per value of the soft inputs, so the output distribution and its gradient are exact;
+5. the reasoning layer (`ReasoningLayer`, `AugmentedLlama`): the transformer chooses a program, hands it
+   the prompt, the machine runs it, and the answer is read back into the residual stream.
 
-State (batched, B examples; every row is a probability vector, so a one-hot state is an ordinary machine):
+State (batched, B examples; every row is a probability vector, so a one-hot state is an ordinary machine),
+a `MachineState`:
     pc        [B, L]        program counter over the L program lines (its mass is the not-yet-halted mass)
     registers [B, R, V]     R registers, each a distribution over the V values
     memory    [B, N, V]     N <= V cells; an address is a value, addresses >= N do not exist
@@ -28,12 +35,11 @@ every write is a convex blend weighted by the probability that it happens. On a 
 exactly one instruction of `Program.run`. On a soft state it is a *mean-field approximation*: operands
 and fields are mixed before the op is applied (E[f(x, y)] is replaced by f(E x, E y) over lines), and
 correlations between registers, memory, the stack pointer and the pc are dropped (each is kept as its
-own marginal). This approximation is unstable over long runs: a small error on the pc or a register
-(soft inputs, round-off) grows geometrically with the steps, and so do gradients at one-hot inputs
-(tests/soft_vs_hard.py measures it). Long programs therefore want one-hot (hard) executions, e.g. one per
-candidate argument value, weighted by the argument's distribution. The registers, memory and stack describe the running mass only (they are conditional on
-not having halted); the mass that halts at a step leaves the pc, and its return value and memory are
-added to the outputs weighted by that mass, which makes the outputs the expectation over halting time.
+own marginal). This approximation is unstable over long runs (tests/soft_vs_hard.py measures how, and its
+docstring says why); long programs want hard executions (sections 3 and 4). The registers, memory and
+stack describe the running mass only (they are conditional on not having halted); the mass that halts at
+a step leaves the pc, and its return value and memory are added to the outputs weighted by that mass,
+which makes the outputs the expectation over halting time.
 
 Soft edge cases, which a hard run reports as `ExecutionError` like `Program.run`: a load from an address
 >= N reads the value 0 and a store there is dropped; a call with a full stack keeps sp at D and
@@ -343,43 +349,42 @@ class MachineOutput:
     failed_at: torch.Tensor = None  # [B, L] that mass by the line of its `fail`
 
 
+def _machine_sizes(program, n_regs, n_cells, max_depth, alu):
+    """(R, N): the register file and memory sizes of a Machine, checked against the program."""
+    check_program(program)
+    V = program.n_values
+    used = [r for ins in program.instructions for r in (ins.dst, ins.a, ins.b) if r is not None]
+    need = max([program.n_regs, *[r + 1 for r in used], *[r + 1 for r in program.arg_regs]])
+    R = program.n_regs if n_regs is None else n_regs
+    N = V if n_cells is None else n_cells
+    if R < need:
+        raise ValueError(f"n_regs={R} is too small: the program uses {need} registers")
+    if not 0 < N <= V:
+        raise ValueError(f"n_cells={N} must be in [1, V={V}]: an address is a value")
+    if max_depth < 1:
+        raise ValueError(f"max_depth={max_depth} must be at least 1")
+    if alu not in ALUS:
+        raise ValueError(f"alu={alu!r} is not an ALU; use 'tables' (the default: exact lookup tables) or "
+                         f"'circuits' (gates on bit probabilities, reasoning.py section 1b)")
+    if alu == "circuits":
+        n_bits(V)  # V must be a power of two
+    return R, N
+
+
 class Machine(nn.Module):
     """A differentiable register machine running a compiled `Program` (see the module docstring).
 
-    Why a soft run drifts, e.g. in tests/soft_vs_hard.py. This comes from the mean-field state, not from
-    a defect in the step. Every register, stack slot and sp is one marginal that all the pc's mass shares.
-    Take fib(4) with 0.1% of fib(3) mixed in: at step 13 the 0.1% reaches `ret r0` of a base case while the
-    rest is at `sub`. Its pop restores the saved slot, which holds the *other* run's caller (r0 = 3, not
-    2), and sets a0. The big mass then reads that a0 in `mov r0, a0; lt; branch`, and at step 18 0.6% of
-    it takes the wrong arm and runs on as a new out-of-step run. The stray mass grows
-    ~x1.4 a step (~x10 a recursion level), the same rate as the gradients at one-hot inputs. For 2-input
-    mixtures with weight 1e-3, the TV to the exact mixture is 2e-3 for fib(1), 7e-2 for fib(2), ~0.5
-    for fib(3) and ~0.9 for fib(4). An exact product-of-marginals filter without operand mixing fails the
-    same way (3e-2, 0.2, 0.7). From a product state, the step is the exact update of sp, stack, halting and
-    value, and of every field where the pc's lines read the same operands (tests/test_reasoning.py). Its
-    own extra error, the operand mixing of the module docstring, is at most the pc's off-line mass per write.
+    From a product state, the step is the exact update of sp, stack, halting and value, and of every field
+    where the pc's lines read the same operands (tests/test_reasoning.py); its own extra error, the operand
+    mixing, is at most the pc's off-line mass per write. Why a soft run still drifts from the hard one over
+    long runs: tests/soft_vs_hard.py's docstring.
     """
 
     def __init__(self, program: Program, n_regs=None, n_cells=None, max_depth=16, trainable=False, sharpness=10.0,
                  alu="tables"):
         super().__init__()
-        check_program(program)
         V, L = program.n_values, len(program.instructions)
-        used = [r for ins in program.instructions for r in (ins.dst, ins.a, ins.b) if r is not None]
-        need = max([program.n_regs, *[r + 1 for r in used], *[r + 1 for r in program.arg_regs]])
-        R = program.n_regs if n_regs is None else n_regs
-        N = V if n_cells is None else n_cells
-        if R < need:
-            raise ValueError(f"n_regs={R} is too small: the program uses {need} registers")
-        if not 0 < N <= V:
-            raise ValueError(f"n_cells={N} must be in [1, V={V}]: an address is a value")
-        if max_depth < 1:
-            raise ValueError(f"max_depth={max_depth} must be at least 1")
-        if alu not in ALUS:
-            raise ValueError(f"alu={alu!r} is not an ALU; use 'tables' (the default: exact lookup tables) or "
-                             f"'circuits' (gates on bit probabilities, reasoning.py section 1b)")
-        if alu == "circuits":
-            n_bits(V)  # V must be a power of two
+        R, N = _machine_sizes(program, n_regs, n_cells, max_depth, alu)
         self.alu = alu  # how the mean-field step applies primitives to soft operands (section 1b)
         self.program, self.V, self.L, self.R, self.N, self.D = program, V, L, R, N, max_depth
         self.arg_regs, self.trainable = list(program.arg_regs), trainable
@@ -1494,7 +1499,7 @@ def _soft_input(x, V, what):
 
 
 # -----------------------------------------------------------------------------
-# 5. The reasoning layer: how the transformer calls the library (DESIGN.md section 6).
+# 5. The reasoning layer: how the transformer calls the library.
 
 
 def token_characters(tokenizer, vocab_size, n_values):
