@@ -21,10 +21,8 @@ class _Lowerer(_Core, _Expressions, _Indexes, _Lists, _Calls, _Statements):
     """Pass 6: one function's statements -> a list of `Instr` and `_Label` items.
 
     Registers here are ints >= 0 (parameters, locals, temporaries), window slots -1 - k (= a{k}) or hole
-    registers HOLE0 - i. Operands are pairs (register, None) or (None, constant): a constant becomes an
-    #immediate. A list or string operand is a pair of operands (base, length). Each kind of statement
-    and expression has its own method: `stmt_If`, `value_BinOp`, `seq_ListComp`, `builtin_len`,
-    `method_append`, ..."""
+    registers HOLE0 - i. An instruction reads an `Operand`: a register, or a constant that becomes an
+    #immediate. A list or string value is a pair of operands (base, length)."""
 
     def __init__(self, fn, table, shared):
         self.fn, self.table, self.sh, self.V = fn, table, shared, shared.V

@@ -8,7 +8,7 @@ from ..analyze import _is_seq, _show
 from ..ir import (CHAR, CHARS, HEAP_END, HEAP_POINTER, INT, LIST, _REQUIRED, RETURN_CELLS, SEQS, STR, Param, _error,
                   _width)
 from ..subset import _GROWS, _call_name, _method
-from .core import A0, HEAP_FULL, HOLE0, _Label
+from .core import A0, HEAP_FULL, HOLE0, _Label, Operand
 
 
 class _Calls:
@@ -61,11 +61,11 @@ class _Calls:
         arg, = self.args(node, 1, "abs()")
         if isinstance(arg, ast.BinOp) and isinstance(arg.op, ast.Sub):  # |x - y| = max(x, y) - min(x, y)
             x, y = self.operands([arg.left, arg.right])
-            x = (self.reg(x), None) if x[0] == A0 else x
+            x = Operand(self.reg(x)) if x.reg == A0 else x
             t = self.temp()
             self.alu("min", t, x, y)
             self.alu("max", dst, x, y)
-            return self.alu("sub", dst, (dst, None), (t, None))
+            return self.alu("sub", dst, Operand(dst), Operand(t))
         self.value(arg, dst)  # values are never negative
 
     def isinstance_of(self, x, kinds):
@@ -105,7 +105,7 @@ class _Calls:
             acc = dst if len(ops) == 2 else self.temp()  # only the last instruction may write dst
             self.alu(name, acc, ops[0], ops[1])
             for i, y in enumerate(ops[2:]):
-                self.alu(name, dst if i == len(ops) - 3 else acc, (acc, None), y)
+                self.alu(name, dst if i == len(ops) - 3 else acc, Operand(acc), y)
             return
         arg, = self.args(node, (1, 2), f"{name}()")
         acc, empty = self.temp(), self.fail_label("ValueError", f"{name}() arg is an empty sequence", node)
@@ -118,7 +118,7 @@ class _Calls:
             self.move(acc, x)
             self.emit("const", dst=first, imm=0)
             self.place(take)
-            self.alu(name, acc, (acc, None), x)
+            self.alu(name, acc, Operand(acc), x)
         self.fold_over(arg, each)
         self.emit("eq", dst=first, a=first, imm=0)
         self.emit("branch", a=first, target=empty)
@@ -130,8 +130,8 @@ class _Calls:
     def builtin_sum(self, node, dst):
         arg, *start = self.args(node, (1, 2), "sum()")
         acc = self.temp()
-        self.move(acc, self.operand(start[0]) if start else (None, 0))
-        self.fold_over(arg, lambda x: self.alu("add", acc, (acc, None), x))
+        self.move(acc, self.operand(start[0]) if start else Operand(imm=0))
+        self.fold_over(arg, lambda x: self.alu("add", acc, Operand(acc), x))
         self.emit("mov", dst=dst, a=acc)
 
     def builtin_any(self, node, dst, all_=False):
@@ -142,7 +142,7 @@ class _Calls:
 
         def each(x):
             keep, t = _Label(), self.temp()
-            self.alu("eq" if all_ else "ne", t, x, (None, 0))
+            self.alu("eq" if all_ else "ne", t, x, Operand(imm=0))
             self.emit("branch", a=t, target=keep)
             self.emit("const", dst=acc, imm=int(not all_))
             self.emit("jump", target=done)
@@ -178,9 +178,9 @@ class _Calls:
         t = self.temp()
 
         def body(k):
-            self.alu("add", t, base, (k, None))
+            self.alu("add", t, base, Operand(k))
             self.emit("load", dst=t, a=t)
-            each((t, None))
+            each(Operand(t))
         self.repeat(length, body)
 
     # -- methods ---------------------------------------------------------------------------------
@@ -210,21 +210,21 @@ class _Calls:
             self.emit("add", dst=v, a=t, imm=1)
             self.emit("load", dst=v, a=v)
             self.emit("store", a=t, b=v)
-        self.repeat((n, None), shift, start=(i, None))
+        self.repeat(Operand(n), shift, start=Operand(i))
         self.emit("mov", dst=dst, a=u)
 
     def method_index(self, node, obj, dst, count=False):
         base, length = self.seq(obj, readonly=True)
         x, = self.args(node, 1, ".count()" if count else ".index()")
-        x = (self.reg(self.operand(x)), None)
+        x = Operand(self.reg(self.operand(x)))
         acc, t, done = self.temp(), self.temp(), _Label()
         self.emit("const", dst=acc, imm=0)
 
         def body(k):
             skip = _Label()
-            self.alu("add", t, base, (k, None))
+            self.alu("add", t, base, Operand(k))
             self.emit("load", dst=t, a=t)
-            self.branch_cmp("eq", (t, None), x, skip, False)
+            self.branch_cmp("eq", Operand(t), x, skip, False)
             if count:
                 self.emit("add", dst=acc, a=acc, imm=1)
             else:
@@ -267,10 +267,10 @@ class _Calls:
             return test(c, dst)
         acc, u = self.temp(), self.temp()
         base, length = self.seq(obj, readonly=True)
-        self.alu("gt", acc, length, (None, 0))
+        self.alu("gt", acc, length, Operand(imm=0))
 
         def body(k):
-            self.alu("add", u, base, (k, None))
+            self.alu("add", u, base, Operand(k))
             self.emit("load", dst=u, a=u)
             w = self.temp()
             test(u, w)
@@ -317,9 +317,9 @@ class _Calls:
 
     def listmethod_insert(self, node, obj, lst):
         i, x = self.args(node, 2, ".insert()")
-        i, x = self.operand(i), (self.reg(self.operand(x)), None)
+        i, x = self.operand(i), Operand(self.reg(self.operand(x)))
         at = self.temp()
-        self.alu("min", at, i, (lst[1], None))  # Python inserts at the end when i > len
+        self.alu("min", at, i, Operand(lst[1]))  # Python inserts at the end when i > len
         self.append(lst, x, node)
         t, u = self.temp(), self.temp()
         k, top, test = self.temp(), _Label(), _Label()
@@ -332,15 +332,15 @@ class _Calls:
         self.emit("store", a=t, b=u)
         self.emit("sub", dst=k, a=k, imm=1)
         self.place(test)
-        self.branch_cmp("gt", (k, None), (at, None), top, True)
+        self.branch_cmp("gt", Operand(k), Operand(at), top, True)
         self.emit("add", dst=t, a=lst[0], b=at)
-        self.emit("store", a=t, b=x[0])
+        self.emit("store", a=t, b=x.reg)
 
     def listmethod_sort(self, node, obj, lst):
         reverse = [k for k in node.keywords if k.arg == "reverse"]
         if node.args or len(node.keywords) != len(reverse) or reverse and self.fold(reverse[0].value) is None:
             raise _error(".sort() takes only reverse=True or reverse=False", node)
-        self.sort((lst[0], None), (lst[1], None), bool(reverse and self.fold(reverse[0].value)))
+        self.sort(Operand(lst[0]), Operand(lst[1]), bool(reverse and self.fold(reverse[0].value)))
 
     def listmethod_reverse(self, node, obj, lst):
         t, u, v, w = self.temp(), self.temp(), self.temp(), self.temp()
@@ -357,7 +357,7 @@ class _Calls:
         self.emit("add", dst=t, a=t, imm=1)
         self.place(test)
         self.emit("add", dst=v, a=t, imm=1)
-        self.branch_cmp("lt", (v, None), (u, None), top, True)
+        self.branch_cmp("lt", Operand(v), Operand(u), top, True)
 
     def listmethod_clear(self, node, obj, lst):
         self.emit("const", dst=lst[1], imm=0)
@@ -383,16 +383,16 @@ class _Calls:
         self.emit("const", dst=mark, imm=HEAP_END)
         self.emit("load", dst=mark, a=mark)
         self.emit("sub", dst=mark, a=mark, b=t)  # cells left after lst
-        self.alu("le", mark, length, (mark, None))
+        self.alu("le", mark, length, Operand(mark))
         self.emit("branch", a=mark, target=self.fail_label(*HEAP_FULL, node))
-        self.copy((t, None), base, length)
-        self.alu("add", n, (n, None), length)
-        self.alu("add", t, (t, None), length)
+        self.copy(Operand(t), base, length)
+        self.alu("add", n, Operand(n), length)
+        self.alu("add", t, Operand(t), length)
         self.emit("const", dst=mark, imm=HEAP_POINTER)
         self.emit("store", a=mark, b=t)
         self.emit("jump", target=done)
         self.place(slow)
-        self.repeat(length, lambda k: self.append(lst, (self.load_at(base, k), None), node))
+        self.repeat(length, lambda k: self.append(lst, Operand(self.load_at(base, k)), node))
         self.place(done)
 
     def remove_at(self, lst, i, node):
@@ -405,11 +405,11 @@ class _Calls:
             self.emit("add", dst=v, a=t, imm=1)
             self.emit("load", dst=v, a=v)
             self.emit("store", a=t, b=v)
-        self.repeat((n, None), shift, start=(i, None))
+        self.repeat(Operand(n), shift, start=Operand(i))
 
     def load_at(self, base, k):
         t = self.temp()
-        self.alu("add", t, base, (k, None))
+        self.alu("add", t, base, Operand(k))
         self.emit("load", dst=t, a=t)
         return t
 
@@ -449,11 +449,11 @@ class _Calls:
             if isinstance(arg, Param):  # the default
                 v = arg.default
                 if p.type == CHAR:
-                    moves.append((window, (None, ord(v))))
+                    moves.append((window, Operand(imm=ord(v))))
                 elif isinstance(v, str):
-                    moves += [(window, (None, self.sh.intern(map(ord, v)))), (window - 1, (None, len(v)))]
+                    moves += [(window, Operand(imm=self.sh.intern(map(ord, v)))), (window - 1, Operand(imm=len(v)))]
                 else:
-                    moves.append((window, (None, v)))
+                    moves.append((window, Operand(imm=v)))
                 continue
             t = self.type(arg)
             if t != p.type and not (p.type == STR and t == CHAR) and not (_is_seq(t) and _is_seq(p.type) and
@@ -469,7 +469,7 @@ class _Calls:
             else:
                 t = self.temp()
                 self.value(arg, t)
-                moves.append((window, (t, None)))
+                moves.append((window, Operand(t)))
         for window, opd in moves:
             self.move(window, opd)
         self.emit("call", target=callee.node.name, note=callee.node.name)
@@ -484,7 +484,7 @@ class _Calls:
         for k, r in enumerate(regs[1:]):
             self.emit("const", dst=r, imm=RETURN_CELLS + k)
             self.emit("load", dst=r, a=r)
-        return [(r, None) for r in regs]
+        return [Operand(r) for r in regs]
 
     def parts(self, node, t):
         """The operands of a value of type t, one per register: an int one, a list two (base, length),
@@ -503,7 +503,7 @@ class _Calls:
                 self.emit("branch", a=y, target=self.fail_label("ZeroDivisionError", "division by zero", node))
                 self.emit("floordiv", dst=q, a=x, b=y)
                 self.emit("mod", dst=r, a=x, b=y)
-                return [(q, None), (r, None)]
+                return [Operand(q), Operand(r)]
             raise _error(f"{ast.unparse(node)} is not a tuple of values", node)
         if t in SEQS:
             return list(self.seq(node))

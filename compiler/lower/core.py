@@ -5,10 +5,12 @@ add the methods for each kind of construct.
 
 import ast
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..analyze import _show
 from ..ir import INT, PRIMITIVES, RETURN_CELLS, Instr, _error
 from ..subset import _BINOPS, _CMPOPS, _EXACT, _NEGATE, _SWAP, _call_name, _names, _walk
+
 
 class _Label:
     """A jump target whose line is known only when the program is laid out (pass 8, `link`)."""
@@ -16,6 +18,13 @@ class _Label:
 
 A0 = -1  # window slot 0: arguments in, results out
 HOLE0 = -1000  # hole i is register HOLE0 - i until `link` places the hole registers
+
+class Operand(NamedTuple):
+    """What one instruction reads: a register (`Operand(r)`), or a constant (`Operand(imm=c)`), which
+    becomes an #immediate. A list or string value is a pair of operands, (base, length)."""
+    reg: int | None = None
+    imm: int | None = None
+
 
 HEAP_FULL = ("MemoryError", "the heap is full: the lists need more memory cells than are free (make fewer or "
                             "shorter lists, or run with more n_cells)")
@@ -166,17 +175,17 @@ class _Core:
         used before anything else can overwrite it."""
         c = self.fold(node)
         if c is not None:
-            return None, c
+            return Operand(imm=c)
         if isinstance(node, ast.Name):
             return self.read(node)
         if _call_name(node) == "len" and len(node.args) == 1 and not node.keywords:
             return self.seq(node.args[0])[1]
         if volatile and _call_name(node) in self.table:
             self.call(node)
-            return A0, None
+            return Operand(A0)
         t = self.temp()
         self.value(node, t)
-        return t, None
+        return Operand(t)
 
     def operands(self, nodes):
         """Operands of `nodes`, evaluated left to right; a call result stays in a0 if no later call follows."""
@@ -184,16 +193,16 @@ class _Core:
 
     def alu(self, op, dst, x, y, wrap_ok=False):
         """dst = op(x, y) for operands x, y: constants fold, and a constant goes second as an #immediate."""
-        if x[0] is None and y[0] is None:
-            return self.emit("const", dst=dst, imm=PRIMITIVES[op](x[1], y[1], self.V))
-        if x[0] is None and op in _SWAP:
+        if x.reg is None and y.reg is None:
+            return self.emit("const", dst=dst, imm=PRIMITIVES[op](x.imm, y.imm, self.V))
+        if x.reg is None and op in _SWAP:
             op, x, y = _SWAP[op], y, x
-        elif x[0] is None:
+        elif x.reg is None:
             t = self.temp()
-            self.emit("const", dst=t, imm=x[1])
-            x = t, None
+            self.emit("const", dst=t, imm=x.imm)
+            x = Operand(t)
             self.depth -= 1
-        self.emit(op, dst=dst, a=x[0], b=y[0], imm=y[1], wrap_ok=wrap_ok)
+        self.emit(op, dst=dst, a=x.reg, b=y.reg, imm=y.imm, wrap_ok=wrap_ok)
 
     def move(self, dst, opd):
         r, c = opd
@@ -201,7 +210,6 @@ class _Core:
             self.emit("const", dst=dst, imm=c)
         elif r != dst:
             self.emit("mov", dst=dst, a=r)
-
 
     def signed(self, node):
         """A constant as a Python int, sign included (`-1` is -1 here, not V - 1), or None."""

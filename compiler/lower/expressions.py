@@ -7,7 +7,7 @@ import ast
 from ..analyze import _elem, _is_seq, _show
 from ..ir import CHAR, CHARS, INT, LIST, PRIMITIVES, STR, _error, _width
 from ..subset import _BINOPS, _CMPOPS, _NEGATE, _call_name, _method
-from .core import A0, _Label
+from .core import A0, _Label, Operand
 
 
 class _Expressions:
@@ -39,10 +39,10 @@ class _Expressions:
         """The operand of variable `node`: its register, or for a biased one its register minus the bias."""
         r = self.int_reg(node)
         if node.id not in self.fn.bias:
-            return r, None
+            return Operand(r)
         t = self.temp()
         self.emit("sub", dst=t, a=r, imm=self.fn.bias[node.id])
-        return t, None
+        return Operand(t)
 
     def value_JoinedStr(self, node, dst):
         raise _error("f-strings are not supported except as the message of raise or assert: values are ints", node)
@@ -83,7 +83,7 @@ class _Expressions:
             other, e = (right, left.operand) if neg(left) else (left, right.operand)
             s = self.temp()
             self.alu("or", s, *self.operands([other, e]))
-            return ((None, 0), (s, None)) if neg(left) else ((s, None), (None, 0))
+            return (Operand(imm=0), Operand(s)) if neg(left) else (Operand(s), Operand(imm=0))
         sl, sr = self.shifted(left), self.shifted(right)
         c = self.signed(right) if sl is None and sr is None else None
         if c is not None and c < 0:  # x op -c: x + c op 0
@@ -92,24 +92,24 @@ class _Expressions:
             sl = (None, -self.signed(left))
         if sl is None and sr is None:
             return None
-        opd = lambda r: (None, 0) if r is None else (r, None)  # a negative constant -c is 0 with offset c
-        x = (opd(sl[0]), sl[1]) if sl else (self.operand(left, volatile=not self.has_call(right)), 0)
-        if x[0][0] == A0 and sr is None:
-            x = self.copy_of(x[0]), 0
-        y = (opd(sr[0]), sr[1]) if sr else (self.operand(right, volatile=True), 0)
-        m = min(x[1], y[1])
-        if any(opd[0] is None and opd[1] + k >= self.V for opd, k in ((x[0], y[1] - m), (y[0], x[1] - m))):
-            return (self.operand(left) if sl else x[0]), (self.operand(right) if sr else y[0])  # too close to V: unsigned
-        return self.plus(x[0], y[1] - m), self.plus(y[0], x[1] - m)
+        opd = lambda r: Operand(imm=0) if r is None else Operand(r)  # a negative constant -c is 0 with offset c
+        x, kx = (opd(sl[0]), sl[1]) if sl else (self.operand(left, volatile=not self.has_call(right)), 0)
+        if x.reg == A0 and sr is None:
+            x, kx = self.copy_of(x), 0
+        y, ky = (opd(sr[0]), sr[1]) if sr else (self.operand(right, volatile=True), 0)  # operands, offsets
+        m = min(kx, ky)
+        if any(o.reg is None and o.imm + k >= self.V for o, k in ((x, ky - m), (y, kx - m))):
+            return (self.operand(left) if sl else x), (self.operand(right) if sr else y)  # too close to V: unsigned
+        return self.plus(x, ky - m), self.plus(y, kx - m)
 
     def plus(self, opd, k):
         if k == 0:
             return opd
-        if opd[0] is None:
-            return None, opd[1] + k
+        if opd.reg is None:
+            return Operand(imm=opd.imm + k)
         t = self.temp()
-        self.emit("add", dst=t, a=opd[0], imm=k)
-        return t, None
+        self.emit("add", dst=t, a=opd.reg, imm=k)
+        return Operand(t)
 
     def value_BinOp(self, node, dst):
         op = _BINOPS[type(node.op)]
@@ -121,13 +121,13 @@ class _Expressions:
                 else None
             if y is None:  # the left side makes a call: keep Python's order, left first
                 x = self.operand(node.left)
-                x = x if x[0] != A0 else (self.temp(), None)
+                x = x if x.reg != A0 else Operand(self.temp())
                 y = self.operand(node.right, volatile=True)
                 self.check_divisor(y, node.right, node)
                 self.alu(op, dst, x, y)
             else:
-                if y[0] is not None and not isinstance(node.right, ast.Name):
-                    y = (y[0], None)
+                if y.reg is not None and not isinstance(node.right, ast.Name):
+                    y = Operand(y.reg)
                 self.check_divisor(y, node.right, node)
                 self.alu(op, dst, self.operand(node.left, volatile=True), y)
             self.depth = mark
@@ -139,12 +139,12 @@ class _Expressions:
             return self.value(node.operand, dst)
         if isinstance(node.op, ast.Not) and self.type(node.operand) not in (INT, CHAR):
             return self.condition(node, dst)
-        zero = (None, 0)
+        zero = Operand(imm=0)
         x = self.operand(node.operand, volatile=True)
         if isinstance(node.op, ast.Not):
             self.alu("eq", dst, x, zero)
         elif isinstance(node.op, ast.Invert):
-            self.alu("sub", dst, (None, self.V - 1), x)  # ~x == -x - 1
+            self.alu("sub", dst, Operand(imm=self.V - 1), x)  # ~x == -x - 1
         else:
             self.alu("sub", dst, zero, x)
 
@@ -172,7 +172,7 @@ class _Expressions:
     def value_NamedExpr(self, node, dst):  # made by unchain only: users' walrus is refused by validate
         r = self.fn.regs[node.target.id]
         self.value(node.value, r)
-        self.move(dst, (r, None))
+        self.move(dst, Operand(r))
 
     def value_Compare(self, node, dst):
         if self.unchain(node) is not node:
@@ -263,10 +263,10 @@ class _Expressions:
         simple = lambda n: isinstance(n, ast.Name) and n.id not in self.fn.bias or self.fold(n) is not None
         if not simple(left) and dst not in self.reads(right) and (dst >= 0 or not self.has_call(right)):
             self.value(left, dst)
-            self.alu(op, dst, (dst, None), self.operand(right, volatile=True))
-        elif simple(left) and not simple(right) and self.operand(left)[0] != dst:
+            self.alu(op, dst, Operand(dst), self.operand(right, volatile=True))
+        elif simple(left) and not simple(right) and self.operand(left).reg != dst:
             self.value(right, dst)
-            self.alu(op, dst, self.operand(left), (dst, None))
+            self.alu(op, dst, self.operand(left), Operand(dst))
         else:
             self.alu(op, dst, *self.operands([left, right]))
 
@@ -314,7 +314,7 @@ class _Expressions:
             if isinstance(node, ast.Compare):
                 r = self.temp()
                 self.compare_special(node, r)
-                r = (r, None)
+                r = Operand(r)
             else:
                 r = self.operand(node, volatile=True)
             self.depth = mark
@@ -336,7 +336,7 @@ class _Expressions:
         self.alu(_NEGATE[op] if when else op, t, x, y)
         if self.items[-1].op == "const":  # both constant: decide now
             self.items.pop()
-            self.branch_if(ast.Constant(PRIMITIVES[op](x[1], y[1], self.V)), label, when)
+            self.branch_if(ast.Constant(PRIMITIVES[op](x.imm, y.imm, self.V)), label, when)
         else:
             self.emit("branch", a=t, target=label)
         self.depth -= 1
@@ -383,7 +383,7 @@ class _Expressions:
                          f"{_show(_elem(ct))}s", node)
         if self.type(x) == STR:
             raise _error("searching for a string in a string is not supported: search for one character", node)
-        xr = (self.reg(self.operand(x)), None)
+        xr = Operand(self.reg(self.operand(x)))
         consts = [ord(e.value) if isinstance(e.value, str) else e.value for e in getattr(container, "elts", [])
                   if isinstance(e, ast.Constant)] if isinstance(container, (ast.Tuple, ast.List)) else \
             [ord(c) for c in container.value] if isinstance(container, ast.Constant) else None
@@ -391,7 +391,7 @@ class _Expressions:
             t = self.temp()
             self.emit("const", dst=dst, imm=0)
             for c in consts:
-                self.alu("eq", t, xr, (None, c))
+                self.alu("eq", t, xr, Operand(imm=c))
                 self.emit("or", dst=dst, a=dst, b=t)
             return
         base, length = self.seq(container, readonly=True)
@@ -400,9 +400,9 @@ class _Expressions:
 
         def body(k):
             skip = _Label()
-            self.alu("add", t, base, (k, None))
+            self.alu("add", t, base, Operand(k))
             self.emit("load", dst=t, a=t)
-            self.branch_cmp("eq", (t, None), xr, skip, False)
+            self.branch_cmp("eq", Operand(t), xr, skip, False)
             self.emit("jump", target=done)
             self.place(skip)
         self.repeat(length, body)
@@ -418,9 +418,9 @@ class _Expressions:
         self.emit("branch", a=eq, target=done)
 
         def body(k):
-            self.alu("add", t, ab, (k, None))
+            self.alu("add", t, ab, Operand(k))
             self.emit("load", dst=t, a=t)
-            self.alu("add", u, bb, (k, None))
+            self.alu("add", u, bb, Operand(k))
             self.emit("load", dst=u, a=u)
             self.emit("eq", dst=eq, a=t, b=u)
             self.emit("branch", a=eq, target=done)

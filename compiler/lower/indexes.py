@@ -7,6 +7,7 @@ import ast
 from ..analyze import _key, _show
 from ..ir import INT, STR, _error
 from ..subset import _CMPOPS, _NEGATE, _NONZERO, _SWAP, _call_name, _kids, _names
+from .core import Operand
 
 
 class _Indexes:
@@ -17,13 +18,12 @@ class _Indexes:
         """dst = the memory address of a[i], after checking that 0 <= i < len(a) (else IndexError); a
         constant -c counts from the end, as in Python. The check is left out where the index is known to
         be in range (`learn`)."""
-        (b, bc), length = self.seq(node.value, readonly=True)
-        base = (b, bc)
+        base, length = self.seq(node.value, readonly=True)
         index, name = node.slice, getattr(node.value, "id", None)
         neg = isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.USub) and self.fold(index.operand)
         if neg:
             c = self.fold(index.operand)
-            self.check_index((None, c - 1), length, node, name, ast.Constant(c - 1))
+            self.check_index(Operand(imm=c - 1), length, node, name, ast.Constant(c - 1))
             self.alu("add", dst, base, length)
             return self.emit("sub", dst=dst, a=dst, imm=c)
         i = self.operand(index)
@@ -36,11 +36,11 @@ class _Indexes:
         """Stop with IndexError unless i < length."""
         if not self.sh.check_bounds or (name, _key(index)) in self.safe:
             return
-        if i[0] is None and any(k[0] == name and k[1][0] == "#" and k[1][1] >= i[1] for k in self.safe):
+        if i.reg is None and any(k[0] == name and k[1][0] == "#" and k[1][1] >= i.imm for k in self.safe):
             return
-        if i[0] is None and length[0] is None:
-            if i[1] >= length[1]:
-                raise _error(f"index {ast.unparse(index)} is past the end of a sequence of length {length[1]}", node)
+        if i.reg is None and length.reg is None:
+            if i.imm >= length.imm:
+                raise _error(f"index {ast.unparse(index)} is past the end of a sequence of length {length.imm}", node)
             return
         t = self.temp()
         self.alu("lt", t, i, length)
@@ -94,7 +94,7 @@ class _Indexes:
     def check_divisor(self, y, node, at):
         """Stop with ZeroDivisionError if the divisor y (the value of node) is 0, unless it is known not to be."""
         if not (isinstance(node, ast.Name) and (_NONZERO, ("!=0", node.id)) in self.safe):
-            self.emit("branch", a=y[0], target=self.fail_label("ZeroDivisionError", "division by zero", at))
+            self.emit("branch", a=y.reg, target=self.fail_label("ZeroDivisionError", "division by zero", at))
 
     def lower_bounds(self, node, truth):
         """(x, c) for the conditions x > c - 1 / x >= c (c > 0) that hold when bool(node) == truth; x > y

@@ -7,7 +7,7 @@ import ast
 from ..analyze import _is_seq, _show
 from ..ir import CHAR, CHARS, HEAP_END, HEAP_POINTER, INT, STR, _error
 from ..subset import _call_name, _method
-from .core import HEAP_FULL, _Label
+from .core import HEAP_FULL, _Label, Operand
 
 
 class _Lists:
@@ -16,10 +16,10 @@ class _Lists:
     # -- lists and strings: (base, length) operand pairs ----------------------------------------------
     def reg(self, opd):
         """A register holding the operand (a constant goes into a new temporary)."""
-        if opd[0] is not None:
-            return opd[0]
+        if opd.reg is not None:
+            return opd.reg
         t = self.temp()
-        self.emit("const", dst=t, imm=opd[1])
+        self.emit("const", dst=t, imm=opd.imm)
         return t
 
     def seq(self, node, readonly=False):
@@ -29,12 +29,12 @@ class _Lists:
         t = self.type(node)
         if isinstance(node, ast.Name) and t != CHAR:
             b, n = self.list_regs(node)
-            return (b, None), (n, None)
+            return Operand(b), Operand(n)
         if t == CHAR and not (isinstance(node, ast.Constant)):  # a character where a string is wanted
             x = self.operand(node)
-            p = self.alloc((None, 1))
+            p = self.alloc(Operand(imm=1))
             self.emit("store", a=p, b=self.reg(x))
-            return (p, None), (None, 1)
+            return Operand(p), Operand(imm=1)
         if not _is_seq(t) and t != CHAR:
             raise _error(f"{ast.unparse(node)} is {_show(t)}, not a list or string", node)
         if _call_name(node) in self.table:
@@ -44,10 +44,10 @@ class _Lists:
             values = [ord(c) for c in node.value] if isinstance(node, ast.Constant) else \
                 [ord(e.value) if isinstance(e, ast.Constant) and isinstance(e.value, str) else self.fold(e)
                  for e in node.elts]
-            return (None, self.sh.intern(values)), (None, len(values))
+            return Operand(imm=self.sh.intern(values)), Operand(imm=len(values))
         b, n = self.temp(), self.temp()
         self.seq_into(node, b, n)
-        return (b, None), (n, None)
+        return Operand(b), Operand(n)
 
     def seq_into(self, node, b, n):
         """Build the list or string `node` and leave its base and length in registers b and n."""
@@ -69,22 +69,22 @@ class _Lists:
         p, e = self.temp(), self.temp()
         self.emit("const", dst=e, imm=HEAP_POINTER)
         self.emit("load", dst=p, a=e)  # p = the heap pointer: the base of the new cells
-        if n == (None, 0):
+        if n == Operand(imm=0):
             self.depth -= 1
             return p
         self.emit("const", dst=e, imm=HEAP_END)
         self.emit("load", dst=e, a=e)
         self.emit("sub", dst=e, a=e, b=p)  # the cells left (the pointer never passes the end)
-        self.alu("le", e, n, (e, None))
+        self.alu("le", e, n, Operand(e))
         self.emit("branch", a=e, target=self.fail_label(*HEAP_FULL))
-        self.alu("add", e, (p, None), n)
+        self.alu("add", e, Operand(p), n)
         z = self.temp()
         self.emit("const", dst=z, imm=HEAP_POINTER)
         self.emit("store", a=z, b=e)  # the pointer moves past them
         self.depth -= 2
         return p
 
-    def repeat(self, n, body, start=(None, 0)):
+    def repeat(self, n, body, start=Operand(imm=0)):
         """for k in range(start, n): body(k), with k in a new temporary; n is read before each pass."""
         outer = self.depth
         k, top, test = self.temp(), _Label(), _Label()
@@ -96,7 +96,7 @@ class _Lists:
         self.depth = mark
         self.emit("add", dst=k, a=k, imm=1)
         self.place(test)
-        self.branch_cmp("lt", (k, None), n, top, True)
+        self.branch_cmp("lt", Operand(k), n, top, True)
         self.depth = outer
 
     def copy(self, dst, src, n, reverse=False):
@@ -105,37 +105,37 @@ class _Lists:
         t, u = self.temp(), self.temp()
 
         def body(k):
-            self.alu("add", t, src, (k, None))
+            self.alu("add", t, src, Operand(k))
             self.emit("load", dst=u, a=t)
             if reverse:
                 self.alu("add", t, dst, n)
                 self.emit("sub", dst=t, a=t, b=k)
                 self.emit("sub", dst=t, a=t, imm=1)
             else:
-                self.alu("add", t, dst, (k, None))
+                self.alu("add", t, dst, Operand(k))
             self.emit("store", a=t, b=u)
         self.repeat(n, body)
         self.depth = mark
 
     def total(self, x, y, node):
         """x + y as an operand, stopping with MemoryError if it is V or more (a list that long cannot exist)."""
-        if x[0] is None and y[0] is None:
-            if x[1] + y[1] >= self.V:
-                raise _error(f"a list of {x[1] + y[1]} elements does not fit: lengths are values below {self.V}", node)
-            return None, x[1] + y[1]
+        if x.reg is None and y.reg is None:
+            if x.imm + y.imm >= self.V:
+                raise _error(f"a list of {x.imm + y.imm} elements does not fit: lengths are values below {self.V}", node)
+            return Operand(imm=x.imm + y.imm)
         t = self.temp()
-        self.alu("sub", t, (None, self.V - 1), x)  # the most that can be added to x
-        self.alu("le", t, y, (t, None))
+        self.alu("sub", t, Operand(imm=self.V - 1), x)  # the most that can be added to x
+        self.alu("le", t, y, Operand(t))
         self.emit("branch", a=t, target=self.fail_label(*HEAP_FULL, node))
         self.alu("add", t, x, y)
-        return t, None
+        return Operand(t)
 
     def seq_Name(self, node, b, n):
         base, length = self.seq(node)
         self.move(b, base), self.move(n, length)
 
     def seq_List(self, node, b, n):
-        p = self.alloc((None, len(node.elts)))
+        p = self.alloc(Operand(imm=len(node.elts)))
         for k, e in enumerate(node.elts):
             mark, t = self.depth, self.temp()
             self.value(e, t)
@@ -150,7 +150,7 @@ class _Lists:
 
     def seq_ListComp(self, node, b, n):
         """[elt for x in xs if c ...]: an empty list at the heap pointer, appended to by nested loops."""
-        lst = self.alloc((None, 0)), self.temp()
+        lst = self.alloc(Operand(imm=0)), self.temp()
         self.emit("const", dst=lst[1], imm=0)
 
         def loops(gens):
@@ -186,31 +186,31 @@ class _Lists:
             at = self.temp()
             self.emit("mov", dst=at, a=p)
             for base, length in ops:
-                self.copy((at, None), base, length)
-                self.alu("add", at, (at, None), length)
+                self.copy(Operand(at), base, length)
+                self.alu("add", at, Operand(at), length)
             self.emit("mov", dst=b, a=p)
             return self.move(n, size)
         seq, count = (node.left, node.right) if self.type(node.right) == INT else (node.right, node.left)
         base, length = self.seq(seq, readonly=True)
         k = self.operand(count)
         size = self.temp()
-        if length[0] is None and length[1] == 1:
+        if length.reg is None and length.imm == 1:
             self.move(size, k)
         else:  # len * k must stay below V
-            self.alu("max", size, length, (None, 1))
-            self.alu("floordiv", size, (None, self.V - 1), (size, None))
-            self.alu("le", size, k, (size, None))
+            self.alu("max", size, length, Operand(imm=1))
+            self.alu("floordiv", size, Operand(imm=self.V - 1), Operand(size))
+            self.alu("le", size, k, Operand(size))
             self.emit("branch", a=size, target=self.fail_label(*HEAP_FULL, node))
             self.alu("mul", size, length, k)
-        p = self.alloc((size, None))
+        p = self.alloc(Operand(size))
         at = self.temp()
         self.emit("mov", dst=at, a=p)
-        if length[0] is None and length[1] == 1:  # [x] * n: fill
+        if length.reg is None and length.imm == 1:  # [x] * n: fill
             x = self.temp()
             self.emit("load", dst=x, a=self.reg(base))
             self.repeat(k, lambda j: (self.emit("add", dst=at, a=p, b=j), self.emit("store", a=at, b=x)))
         else:
-            self.repeat(k, lambda j: (self.copy((at, None), base, length), self.alu("add", at, (at, None), length)))
+            self.repeat(k, lambda j: (self.copy(Operand(at), base, length), self.alu("add", at, Operand(at), length)))
         self.emit("mov", dst=b, a=p)
         self.emit("mov", dst=n, a=size)
 
@@ -222,20 +222,20 @@ class _Lists:
         step = self.signed(sl.step) if sl.step is not None else 1
         if step == -1 and sl.lower is None and sl.upper is None:
             p = self.alloc(length)
-            self.copy((p, None), base, length, reverse=True)
+            self.copy(Operand(p), base, length, reverse=True)
             self.emit("mov", dst=b, a=p)
             return self.move(n, length)
         if step != 1:
             raise _error("slices take step 1, or a[::-1] for a reversed copy", sl.step or node)
-        lo = self.bound(sl.lower, length, (None, 0))
+        lo = self.bound(sl.lower, length, Operand(imm=0))
         hi = self.bound(sl.upper, length, length)
         size = self.temp()
         self.alu("max", size, hi, lo)
-        self.alu("sub", size, (size, None), lo)  # hi - lo, or 0 when hi < lo
-        p = self.alloc((size, None))
+        self.alu("sub", size, Operand(size), lo)  # hi - lo, or 0 when hi < lo
+        p = self.alloc(Operand(size))
         start = self.temp()
         self.alu("add", start, base, lo)
-        self.copy((p, None), (start, None), (size, None))
+        self.copy(Operand(p), Operand(start), Operand(size))
         self.emit("mov", dst=b, a=p)
         self.emit("mov", dst=n, a=size)
 
@@ -246,15 +246,15 @@ class _Lists:
         c = self.signed(node)
         if c is not None and c < 0:
             t = self.temp()
-            self.alu("max", t, length, (None, -c))
+            self.alu("max", t, length, Operand(imm=-c))
             self.emit("sub", dst=t, a=t, imm=-c)
-            return t, None
+            return Operand(t)
         x = self.operand(node)
-        if x[0] is None and length[0] is None:
-            return None, min(x[1], length[1])
+        if x.reg is None and length.reg is None:
+            return Operand(imm=min(x.imm, length.imm))
         t = self.temp()
         self.alu("min", t, x, length)
-        return t, None
+        return Operand(t)
 
     def seq_IfExp(self, node, b, n):
         orelse, end = _Label(), _Label()
@@ -276,26 +276,26 @@ class _Lists:
             return getattr(self, "seqmethod_" + method)(node, obj, b, n)
         if name in ("list", "sorted"):
             if not node.args:
-                self.emit("mov", dst=b, a=self.alloc((None, 0)))
+                self.emit("mov", dst=b, a=self.alloc(Operand(imm=0)))
                 return self.emit("const", dst=n, imm=0)
             if _call_name(node.args[0]) == "range":  # list(range(...)): fill
-                lst = self.alloc((None, 0)), self.temp()
+                lst = self.alloc(Operand(imm=0)), self.temp()
                 self.emit("const", dst=lst[1], imm=0)
                 k = ast.Name("@k", ast.Store())
                 self.fn.regs["@k"] = self.temp()
-                self.iterate(k, node.args[0], [], lambda: self.append(lst, (self.fn.regs["@k"], None), node))
+                self.iterate(k, node.args[0], [], lambda: self.append(lst, Operand(self.fn.regs["@k"]), node))
                 self.emit("mov", dst=b, a=lst[0])
                 return self.emit("mov", dst=n, a=lst[1])
             base, length = self.seq(node.args[0], readonly=True)
             p = self.alloc(length)
-            self.copy((p, None), base, length)
+            self.copy(Operand(p), base, length)
             self.emit("mov", dst=b, a=p)
             self.move(n, length)
             if name == "sorted":
                 reverse = [k for k in node.keywords if k.arg == "reverse"]
                 if len(node.keywords) != len(reverse) or reverse and self.fold(reverse[0].value) is None:
                     raise _error("sorted() takes only reverse=True or reverse=False", node)
-                self.sort((b, None), (n, None), bool(reverse and self.fold(reverse[0].value)))
+                self.sort(Operand(b), Operand(n), bool(reverse and self.fold(reverse[0].value)))
             return
         if name == "str":
             return self.str_of_int(node, b, n)
@@ -311,13 +311,13 @@ class _Lists:
         self.emit("mov", dst=t, a=x)
         more, done = _Label(), _Label()
         self.place(more)  # count the digits
-        self.branch_cmp("ge", (t, None), (None, 10), done, False)
+        self.branch_cmp("ge", Operand(t), Operand(imm=10), done, False)
         self.emit("floordiv", dst=t, a=t, imm=10)
         self.emit("add", dst=size, a=size, imm=1)
         self.emit("jump", target=more)
         self.place(done)
-        p = self.alloc((size, None))
-        self.alu("add", t, (p, None), (size, None))
+        p = self.alloc(Operand(size))
+        self.alu("add", t, Operand(p), Operand(size))
         again = self.place(_Label())
         self.emit("sub", dst=t, a=t, imm=1)
         u = self.temp()
@@ -325,7 +325,7 @@ class _Lists:
         self.emit("add", dst=u, a=u, imm=48)
         self.emit("store", a=t, b=u)
         self.emit("floordiv", dst=x, a=x, imm=10)
-        self.branch_cmp("gt", (t, None), (p, None), again, True)
+        self.branch_cmp("gt", Operand(t), Operand(p), again, True)
         self.emit("mov", dst=b, a=p)
         self.emit("mov", dst=n, a=size)
 
@@ -336,23 +336,23 @@ class _Lists:
 
         def body(i):
             inner, place = _Label(), _Label()
-            self.alu("add", t, base, (i, None))
+            self.alu("add", t, base, Operand(i))
             self.emit("load", dst=key, a=t)
             self.emit("mov", dst=j, a=i)
             self.place(inner)
-            self.branch_cmp("gt", (j, None), (None, 0), place, False)
-            self.alu("add", t, base, (j, None))
+            self.branch_cmp("gt", Operand(j), Operand(imm=0), place, False)
+            self.alu("add", t, base, Operand(j))
             self.emit("sub", dst=t, a=t, imm=1)
             self.emit("load", dst=u, a=t)
-            self.branch_cmp("lt" if reverse else "gt", (u, None), (key, None), place, False)
+            self.branch_cmp("lt" if reverse else "gt", Operand(u), Operand(key), place, False)
             self.emit("add", dst=t, a=t, imm=1)
             self.emit("store", a=t, b=u)
             self.emit("sub", dst=j, a=j, imm=1)
             self.emit("jump", target=inner)
             self.place(place)
-            self.alu("add", t, base, (j, None))
+            self.alu("add", t, base, Operand(j))
             self.emit("store", a=t, b=key)
-        self.repeat(length, body, start=(None, 1))
+        self.repeat(length, body, start=Operand(imm=1))
         self.depth = mark
 
     def seqmethod_copy(self, node, obj, b, n):
@@ -365,10 +365,10 @@ class _Lists:
         t, u = self.temp(), self.temp()
 
         def body(k):
-            self.alu("add", t, base, (k, None))
+            self.alu("add", t, base, Operand(k))
             self.emit("load", dst=u, a=t)
             self.case(u, upper)
-            self.alu("add", t, (p, None), (k, None))
+            self.alu("add", t, Operand(p), Operand(k))
             self.emit("store", a=t, b=u)
         self.repeat(length, body)
         self.emit("mov", dst=b, a=p)
@@ -389,7 +389,7 @@ class _Lists:
         lo = ord("a") if upper else ord("A")
         t, skip = self.temp(), _Label()
         self.emit("sub", dst=t, a=c, imm=lo)
-        self.branch_cmp("lt", (t, None), (None, 26), skip, False)
+        self.branch_cmp("lt", Operand(t), Operand(imm=26), skip, False)
         self.emit("sub" if upper else "add", dst=c, a=c, imm=32)
         self.place(skip)
         self.depth -= 1
@@ -398,7 +398,7 @@ class _Lists:
         """lst.append(x) for a list (b, n) in registers: in place when it ends at the heap pointer,
         otherwise copied to the top first; MemoryError when the heap is full."""
         mark = self.depth
-        (b, n), x = lst, (self.reg(x), None)
+        (b, n), x = lst, Operand(self.reg(x))
         z, p, end, t = self.temp(), self.temp(), self.temp(), self.temp()
         grow, back = _Label(), _Label()
         self.emit("const", dst=z, imm=HEAP_POINTER)
@@ -413,14 +413,14 @@ class _Lists:
         self.emit("add", dst=p, a=p, imm=1)
         self.emit("store", a=z, b=p)
         self.place(back)
-        self.emit("store", a=end, b=x[0])
+        self.emit("store", a=end, b=x.reg)
         self.emit("add", dst=n, a=n, imm=1)
         done = _Label()
         self.emit("jump", target=done)
         self.place(grow)
         self.emit("add", dst=t, a=n, imm=1)
-        q = self.alloc((t, None))
-        self.copy((q, None), (b, None), (n, None))
+        q = self.alloc(Operand(t))
+        self.copy(Operand(q), Operand(b), Operand(n))
         self.emit("mov", dst=b, a=q)
         self.emit("add", dst=end, a=b, b=n)
         self.emit("jump", target=back)

@@ -7,7 +7,7 @@ import ast
 from ..analyze import _allocates, _is_fresh, _key, _show
 from ..ir import CHAR, CHARS, HEAP_POINTER, INT, LIST, RETURN_CELLS, SEQS, STR, Instr, _error, _width
 from ..subset import _BINOPS, _GROWS, _call_name, _method, _names, _walk
-from .core import A0, _Label
+from .core import A0, _Label, Operand
 
 
 class _Statements:
@@ -58,7 +58,7 @@ class _Statements:
         """A condition's truth in a new temporary, its lists given back (for tests that make lists)."""
         r = self.temp()
         self.scoped(test, lambda: self.condition(test, r))
-        return r, None
+        return Operand(r)
 
     def stmt_Assign(self, s):
         targets = s.targets
@@ -93,9 +93,9 @@ class _Statements:
             return
         if t not in (INT, CHAR):
             raise _error("a list or string can be assigned to one name at a time", s)
-        r, c = self.operand(s.value, volatile=not any(map(self.has_call, targets)))
+        opd = self.operand(s.value, volatile=not any(map(self.has_call, targets)))
         for target in targets:
-            self.assign(target, (r, c))
+            self.assign(target, opd)
 
     def replace(self, regs, value):
         """s = value, where s is the only reference to its old list: if the old list ended at the heap
@@ -110,8 +110,8 @@ class _Statements:
         self.emit("eq", dst=t, a=t, b=mark)
         keep = _Label()
         self.emit("branch", a=t, target=keep)  # the old list was not at the top: keep the new one where it is
-        self.copy((b, None), base, length)
-        self.alu("add", t, (b, None), length)
+        self.copy(Operand(b), base, length)
+        self.alu("add", t, Operand(b), length)
         self.emit("const", dst=mark, imm=HEAP_POINTER)
         self.emit("store", a=mark, b=t, note="the new value replaces the old at the top of the heap")
         self.move(n, length)
@@ -148,14 +148,14 @@ class _Statements:
             y = self.operand(s.value, volatile=True)
             if zero_check:
                 self.check_divisor(y, s.value, s)
-            self.alu(op, old, (old, None), y)
+            self.alu(op, old, Operand(old), y)
             self.emit("store", a=addr, b=old)
         else:
             r = self.store_reg(target)
             y = self.operand(s.value, volatile=True)
             if zero_check:
                 self.check_divisor(y, s.value, s)
-            self.alu(op, r, (r, None), y)
+            self.alu(op, r, Operand(r), y)
             self.forget(*(([], [target.id]) if s in self.fn.guarded else ([target.id],)))
 
     def stmt_Return(self, s):
@@ -367,7 +367,7 @@ class _Statements:
             k += _width(et)
         written = set()
         for i, e in enumerate(target.elts):
-            groups[i] = [(self.reg(self.copy_of(p)), None) if p[0] in written else p for p in groups[i]]
+            groups[i] = [Operand(self.reg(self.copy_of(p))) if p.reg in written else p for p in groups[i]]
             if isinstance(e, ast.Name):
                 written.update(self.fn.lists.get(e.id, ()) or [self.fn.regs.get(e.id)])
         for e, et, g in zip(target.elts, t, groups):
@@ -383,7 +383,7 @@ class _Statements:
     def copy_of(self, opd):
         t = self.temp()
         self.move(t, opd)
-        return t, None
+        return Operand(t)
 
     # -- loops ------------------------------------------------------------------------------------
     def iterate(self, target, it, nodes, body):
@@ -408,7 +408,7 @@ class _Statements:
             self.move(k, ops[0][1])
         else:
             self.emit("const", dst=k, imm=0)
-        start = self.operand(it.args[1]) if f == "enumerate" and len(it.args) == 2 else (None, 0)
+        start = self.operand(it.args[1]) if f == "enumerate" and len(it.args) == 2 else Operand(imm=0)
         if start[0] is not None:
             start = self.copy_of(start)
         self.emit("jump", target=test)
@@ -416,11 +416,11 @@ class _Statements:
         def each():
             if f == "reversed":
                 self.emit("sub", dst=k, a=k, imm=1)
-            elems = [(self.load_at(base, k), None) for base, _ in ops]
+            elems = [Operand(self.load_at(base, k)) for base, _ in ops]
             if f == "enumerate":
                 i = self.temp()
-                self.alu("add", i, (k, None), start)
-                elems = [(i, None)] + elems
+                self.alu("add", i, Operand(k), start)
+                elems = [Operand(i)] + elems
             if f != "reversed":
                 self.emit("add", dst=k, a=k, imm=1)
             if f in ("enumerate", "zip"):
@@ -433,12 +433,12 @@ class _Statements:
             body()
         self.loop(top, each, test, end)
         if f == "reversed":
-            self.branch_cmp("gt", (k, None), (None, 0), top, True)
+            self.branch_cmp("gt", Operand(k), Operand(imm=0), top, True)
         else:
             skip = _Label()
             for _, length in ops[:-1]:
-                self.branch_cmp("lt", (k, None), length, skip, False)
-            self.branch_cmp("lt", (k, None), ops[-1][1], top, True)
+                self.branch_cmp("lt", Operand(k), length, skip, False)
+            self.branch_cmp("lt", Operand(k), ops[-1][1], top, True)
             self.place(skip)
         self.place(end)
 
@@ -460,7 +460,7 @@ class _Statements:
         if step is None:  # a variable step: positive, as values are never negative (0 is a ValueError)
             s_reg = self.copy_of(self.operand(it.args[2]))[0]
             self.emit("branch", a=s_reg, target=self.fail_label("ValueError", "range() arg 3 must not be zero", it))
-            step = s_reg, None
+            step = Operand(s_reg)
         for x in it.args:
             if self.type(x) != INT:
                 raise _error(f"range() takes ints, not {_show(self.type(x))}", x)
@@ -472,9 +472,9 @@ class _Statements:
             and self.fold(x) is None
         if not isinstance(step, tuple) and step < 0 and minus(start) and signed_stop is not None and signed_stop + self.fold(start.right) >= 0:
             # range(x - c, stop, -s): empty when x - c <= stop, tested before x - c can go below 0
-            self.branch_cmp("gt", self.operand(start.left), (None, signed_stop + self.fold(start.right)), end, False)
+            self.branch_cmp("gt", self.operand(start.left), Operand(imm=signed_stop + self.fold(start.right)), end, False)
         self.value(start, k)
-        first = (None, self.fold(start)) if self.fold(start) is not None else (k, None)
+        first = Operand(imm=self.fold(start)) if self.fold(start) is not None else Operand(k)
         if isinstance(step, tuple):  # a variable step goes up
             step_up = 1
         else:
@@ -482,19 +482,19 @@ class _Statements:
         if signed_stop is not None:
             if step_up < 0 and signed_stop < -1:
                 raise _error("a descending range must stop at -1 or above: values are never negative", stop)
-            limit = (None, signed_stop % self.V)
+            limit = Operand(imm=signed_stop % self.V)
         elif step_up > 0 and minus(stop):  # range(..., x - c): x - c clamped at 0
             t = self.temp()
-            self.alu("max", t, self.operand(stop.left), (None, self.fold(stop.right)))
+            self.alu("max", t, self.operand(stop.left), Operand(imm=self.fold(stop.right)))
             self.emit("sub", dst=t, a=t, imm=self.fold(stop.right))
-            limit = (t, None)
+            limit = Operand(t)
         elif isinstance(stop, ast.Name) and stop.id != target.id and stop.id not in self.stored(nodes):
             limit = self.operand(stop)
         elif _call_name(stop) == "len" and not self.grown(nodes) & _names([stop]):
             limit = self.operand(stop)
         else:
-            limit = (self.temp(), None)
-            self.value(stop, limit[0])
+            limit = Operand(self.temp())
+            self.value(stop, limit.reg)
         if isinstance(step, tuple):
             return self.for_range_by(i, k, first, limit, step, body, body_label, cont, end)
         self.range_facts(target, start, stop, step, nodes)
@@ -505,18 +505,18 @@ class _Statements:
             self.branch_cmp("lt" if step > 0 else "gt", first, limit, end, False)
         self.loop(body_label, body, cont, end, [Instr("mov", dst=i, a=k, lineno=self.line)] if k != i else [])
         t, s_ = self.temp(), abs(step)
-        if limit[0] is None:  # constant stop: continue while k + step < stop (k - step > stop, going down)
-            h = limit[1] - s_ if step > 0 else signed_stop + s_
+        if limit.reg is None:  # constant stop: continue while k + step < stop (k - step > stop, going down)
+            h = limit.imm - s_ if step > 0 else signed_stop + s_
             if (h <= 0 if step > 0 else h >= self.V - 1):
                 return self.items.append(end)
             self.emit("ge" if step > 0 else "le", dst=t, a=k, imm=h)
         elif step == 1:  # k + 1 <= stop < V: no wrap
             self.emit("add", dst=k, a=k, imm=1)
-            self.emit("ge", dst=t, a=k, b=limit[0])
+            self.emit("ge", dst=t, a=k, b=limit.reg)
             self.emit("branch", a=t, target=body_label)
             return self.items.append(end)
         else:
-            self.emit("sub", dst=t, a=limit[0], b=k) if step > 0 else self.emit("sub", dst=t, a=k, b=limit[0])
+            self.emit("sub", dst=t, a=limit.reg, b=k) if step > 0 else self.emit("sub", dst=t, a=k, b=limit.reg)
             self.emit("le", dst=t, a=t, imm=s_)
         self.emit("add" if step > 0 else "sub", dst=k, a=k, imm=s_, wrap_ok=True)  # may step past the end
         self.emit("branch", a=t, target=body_label)
@@ -527,9 +527,9 @@ class _Statements:
         self.branch_cmp("lt", first, limit, end, False)
         self.loop(body_label, body, cont, end, [Instr("mov", dst=i, a=k, lineno=self.line)] if k != i else [])
         t = self.temp()
-        self.alu("sub", t, limit, (k, None))  # continue while stop - k > s: k + s never passes V
-        self.alu("gt", t, (t, None), step)
-        self.alu("add", k, (k, None), step, wrap_ok=True)
+        self.alu("sub", t, limit, Operand(k))  # continue while stop - k > s: k + s never passes V
+        self.alu("gt", t, Operand(t), step)
+        self.alu("add", k, Operand(k), step, wrap_ok=True)
         self.emit("branch", a=t, target=end)
         self.emit("jump", target=body_label)
         self.items.append(end)
