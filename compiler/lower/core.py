@@ -92,36 +92,47 @@ class _Core:
         return self.folded[node]
 
     def _fold(self, node):
-        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+        method = getattr(self, "fold_" + type(node).__name__, None)
+        return None if method is None else method(node)
+
+    def fold_Constant(self, node):
+        if isinstance(node.value, int):
             return int(node.value)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) == 1:
+        if isinstance(node.value, str) and len(node.value) == 1:
             return ord(node.value)  # a character is its code
-        if isinstance(node, ast.BinOp) and self.type(node) not in (INT, None):
-            return None  # 'a' + 'b' is a string
-        if _call_name(node) == "isinstance" and len(node.args) == 2:
-            return self.isinstance_of(*node.args)
-        if isinstance(node, ast.UnaryOp):
-            x = self.fold(node.operand)
-            return None if x is None else (-x) % self.V if isinstance(node.op, ast.USub) else \
-                int(not x) if isinstance(node.op, ast.Not) else (self.V - 1 - x) if isinstance(node.op, ast.Invert) else x
-        if isinstance(node, ast.BinOp) or isinstance(node, ast.Compare) and len(node.ops) == 1:
-            left, right = node.left, node.right if isinstance(node, ast.BinOp) else node.comparators[0]
-            kind = type(node.op if isinstance(node, ast.BinOp) else node.ops[0])
-            op = _BINOPS.get(kind) or _CMPOPS.get(kind)
-            x, y = self.fold(left), self.fold(right)
-            if op is None or x is None or y is None:
-                return None
-            if op in ("floordiv", "mod") and y == 0:
-                raise _error("division by zero", node)
-            if op in _NEGATE:  # a comparison with a negative number compares signed numbers, as Python does
-                return int({"lt": int.__lt__, "le": int.__le__, "gt": int.__gt__, "ge": int.__ge__, "eq": int.__eq__,
-                            "ne": int.__ne__}[op](self.signed(left), self.signed(right)))
-            if op in _EXACT and self.exact(left) is not None and self.exact(right) is not None and \
-                    _EXACT[op](self.exact(left), self.exact(right)) >= self.V:
-                raise _error(f"the constant {ast.unparse(node)} is {self.V} or more: values are ints in "
-                             f"[0, {self.V}); it would wrap around silently", node)
-            return PRIMITIVES[op](x, y, self.V)
         return None
+
+    def fold_Call(self, node):
+        return self.isinstance_of(*node.args) if _call_name(node) == "isinstance" and len(node.args) == 2 else None
+
+    def fold_UnaryOp(self, node):
+        x = self.fold(node.operand)
+        return None if x is None else (-x) % self.V if isinstance(node.op, ast.USub) else \
+            int(not x) if isinstance(node.op, ast.Not) else (self.V - 1 - x) if isinstance(node.op, ast.Invert) else x
+
+    def fold_BinOp(self, node):
+        if self.type(node) not in (INT, None):
+            return None  # 'a' + 'b' is a string
+        return self.fold_binary(node, node.left, node.op, node.right)
+
+    def fold_Compare(self, node):
+        return self.fold_binary(node, node.left, node.ops[0], node.comparators[0]) if len(node.ops) == 1 else None
+
+    def fold_binary(self, node, left, op, right):
+        op = _BINOPS.get(type(op)) or _CMPOPS.get(type(op))
+        x, y = self.fold(left), self.fold(right)
+        if op is None or x is None or y is None:
+            return None
+        if op in ("floordiv", "mod") and y == 0:
+            raise _error("division by zero", node)
+        if op in _NEGATE:  # a comparison with a negative number compares signed numbers, as Python does
+            return int({"lt": int.__lt__, "le": int.__le__, "gt": int.__gt__, "ge": int.__ge__, "eq": int.__eq__,
+                        "ne": int.__ne__}[op](self.signed(left), self.signed(right)))
+        if op in _EXACT and self.exact(left) is not None and self.exact(right) is not None and \
+                _EXACT[op](self.exact(left), self.exact(right)) >= self.V:
+            raise _error(f"the constant {ast.unparse(node)} is {self.V} or more: values are ints in "
+                         f"[0, {self.V}); it would wrap around silently", node)
+        return PRIMITIVES[op](x, y, self.V)
 
     def exact(self, node):
         """A constant expression's value if it is made of non-negative constants only, else None."""

@@ -449,6 +449,32 @@ class _Statements:
         arranged so the counter never wraps past V: `k + step < stop` is tested as `stop - k > step`.
         A bound written `x - c` is clamped at 0 (an ascending stop) or tested first (a descending start),
         so that range(len(a) - 1) of an empty list is empty, as in Python."""
+        start, stop, step = self.range_args(target, it)
+        i = self.store_reg(target)
+        k = i if target.id in self.fn.counters else self.temp()
+        body_label, cont, end = _Label(), _Label(), _Label()
+        signed_stop = self.signed(stop)
+        if not isinstance(step, Operand) and step < 0 and self.minus_constant(start) and signed_stop is not None \
+                and signed_stop + self.fold(start.right) >= 0:
+            # range(x - c, stop, -s): empty when x - c <= stop, tested before x - c can go below 0
+            self.branch_cmp("gt", self.operand(start.left), Operand(imm=signed_stop + self.fold(start.right)), end, False)
+        self.value(start, k)
+        first = Operand(imm=self.fold(start)) if self.fold(start) is not None else Operand(k)
+        limit = self.range_limit(target, stop, 1 if isinstance(step, Operand) else step, nodes)  # a variable step goes up
+        if isinstance(step, Operand):
+            return self.for_range_by(i, k, first, limit, step, body, body_label, cont, end)
+        self.range_facts(target, start, stop, step, nodes)
+        if signed_stop is not None and signed_stop < 0:
+            if step > 0:
+                return self.place(end)  # range(start, -c) is empty
+        else:
+            self.branch_cmp("lt" if step > 0 else "gt", first, limit, end, False)
+        self.loop(body_label, body, cont, end, [Instr("mov", dst=i, a=k, lineno=self.line)] if k != i else [])
+        self.range_step(k, limit, step, signed_stop, body_label)
+        self.items.append(end)
+
+    def range_args(self, target, it):
+        """(start, stop, step) of range(...): step an int constant, or an Operand (a register, checked != 0)."""
         if not 1 <= len(it.args) <= 3 or it.keywords:
             raise _error("for loops only run over range(stop), range(start, stop) or range(start, stop, step)", it)
         if not isinstance(target, ast.Name):
@@ -458,69 +484,58 @@ class _Statements:
         if step == 0:
             raise _error("the step of range must not be 0", it)
         if step is None:  # a variable step: positive, as values are never negative (0 is a ValueError)
-            s_reg = self.copy_of(self.operand(it.args[2]))[0]
+            s_reg = self.copy_of(self.operand(it.args[2])).reg
             self.emit("branch", a=s_reg, target=self.fail_label("ValueError", "range() arg 3 must not be zero", it))
             step = Operand(s_reg)
         for x in it.args:
             if self.type(x) != INT:
                 raise _error(f"range() takes ints, not {_show(self.type(x))}", x)
-        i = self.store_reg(target)
-        k = i if target.id in self.fn.counters else self.temp()
-        body_label, cont, end = _Label(), _Label(), _Label()
-        signed_stop = self.signed(stop)
-        minus = lambda x: isinstance(x, ast.BinOp) and isinstance(x.op, ast.Sub) and self.fold(x.right) is not None \
+        return start, stop, step
+
+    def minus_constant(self, x):
+        """Is x written `e - c`, c a constant, and not constant itself?"""
+        return isinstance(x, ast.BinOp) and isinstance(x.op, ast.Sub) and self.fold(x.right) is not None \
             and self.fold(x) is None
-        if not isinstance(step, tuple) and step < 0 and minus(start) and signed_stop is not None and signed_stop + self.fold(start.right) >= 0:
-            # range(x - c, stop, -s): empty when x - c <= stop, tested before x - c can go below 0
-            self.branch_cmp("gt", self.operand(start.left), Operand(imm=signed_stop + self.fold(start.right)), end, False)
-        self.value(start, k)
-        first = Operand(imm=self.fold(start)) if self.fold(start) is not None else Operand(k)
-        if isinstance(step, tuple):  # a variable step goes up
-            step_up = 1
-        else:
-            step_up = step
+
+    def range_limit(self, target, stop, step_up, nodes):
+        """The operand the counter is tested against: the stop, evaluated once (a variable or len(a) that
+        the loop does not change is used as it is)."""
+        signed_stop = self.signed(stop)
         if signed_stop is not None:
             if step_up < 0 and signed_stop < -1:
                 raise _error("a descending range must stop at -1 or above: values are never negative", stop)
-            limit = Operand(imm=signed_stop % self.V)
-        elif step_up > 0 and minus(stop):  # range(..., x - c): x - c clamped at 0
+            return Operand(imm=signed_stop % self.V)
+        if step_up > 0 and self.minus_constant(stop):  # range(..., x - c): x - c clamped at 0
             t = self.temp()
             self.alu("max", t, self.operand(stop.left), Operand(imm=self.fold(stop.right)))
             self.emit("sub", dst=t, a=t, imm=self.fold(stop.right))
-            limit = Operand(t)
-        elif isinstance(stop, ast.Name) and stop.id != target.id and stop.id not in self.stored(nodes):
-            limit = self.operand(stop)
-        elif _call_name(stop) == "len" and not self.grown(nodes) & _names([stop]):
-            limit = self.operand(stop)
-        else:
-            limit = Operand(self.temp())
-            self.value(stop, limit.reg)
-        if isinstance(step, tuple):
-            return self.for_range_by(i, k, first, limit, step, body, body_label, cont, end)
-        self.range_facts(target, start, stop, step, nodes)
-        if signed_stop is not None and signed_stop < 0:
-            if step > 0:
-                return self.place(end)  # range(start, -c) is empty
-        else:
-            self.branch_cmp("lt" if step > 0 else "gt", first, limit, end, False)
-        self.loop(body_label, body, cont, end, [Instr("mov", dst=i, a=k, lineno=self.line)] if k != i else [])
+            return Operand(t)
+        if isinstance(stop, ast.Name) and stop.id != target.id and stop.id not in self.stored(nodes):
+            return self.operand(stop)
+        if _call_name(stop) == "len" and not self.grown(nodes) & _names([stop]):
+            return self.operand(stop)
+        limit = Operand(self.temp())
+        self.value(stop, limit.reg)
+        return limit
+
+    def range_step(self, k, limit, step, signed_stop, body_label):
+        """The bottom of a loop over range with a constant step: step k, and go back while in range."""
         t, s_ = self.temp(), abs(step)
         if limit.reg is None:  # constant stop: continue while k + step < stop (k - step > stop, going down)
             h = limit.imm - s_ if step > 0 else signed_stop + s_
             if (h <= 0 if step > 0 else h >= self.V - 1):
-                return self.items.append(end)
+                return
             self.emit("ge" if step > 0 else "le", dst=t, a=k, imm=h)
         elif step == 1:  # k + 1 <= stop < V: no wrap
             self.emit("add", dst=k, a=k, imm=1)
             self.emit("ge", dst=t, a=k, b=limit.reg)
             self.emit("branch", a=t, target=body_label)
-            return self.items.append(end)
+            return
         else:
             self.emit("sub", dst=t, a=limit.reg, b=k) if step > 0 else self.emit("sub", dst=t, a=k, b=limit.reg)
             self.emit("le", dst=t, a=t, imm=s_)
         self.emit("add" if step > 0 else "sub", dst=k, a=k, imm=s_, wrap_ok=True)  # may step past the end
         self.emit("branch", a=t, target=body_label)
-        self.items.append(end)
 
     def for_range_by(self, i, k, first, limit, step, body, body_label, cont, end):
         """The rest of `for i in range(start, stop, s)` for a step s in a register."""
