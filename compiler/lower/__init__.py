@@ -36,7 +36,6 @@ class _Lowerer(_Core, _Expressions, _Indexes, _Lists, _Calls, _Statements):
         self.read_cache = {}  # node -> registers it reads
         self.lengths = {}  # n -> a while n == len(a) (n = len(a))
 
-
     def lower(self):
         fn = self.fn
         if not fn.is_leaf:  # prologue: copy the parameters out of the window, where calls overwrite them

@@ -270,7 +270,6 @@ class _Expressions:
         else:
             self.alu(op, dst, *self.operands([left, right]))
 
-
     # -- conditions: jump on the truth of an expression, without materialising a bool -----------------
     def branch_if(self, node, label, when):
         """Jump to `label` if bool(node) == when, else fall through. Short-circuits like Python."""
@@ -282,24 +281,7 @@ class _Expressions:
         node = self.unchain(node)
         t = None if isinstance(node, ast.BoolOp) else self.type(node)
         if isinstance(node, ast.BoolOp) or isinstance(node, ast.Compare) and len(node.ops) > 1:
-            is_and = isinstance(node, ast.Compare) or isinstance(node.op, ast.And)
-            parts = node.values if isinstance(node, ast.BoolOp) else list(zip(node.ops, node.comparators))
-            skip, left, saved = _Label(), getattr(node, "left", None), dict(self.safe)
-            for i, part in enumerate(parts):
-                last = i == len(parts) - 1
-                target, on = (label, when) if last or is_and != when else (skip, not when)
-                if isinstance(part, tuple):  # one link a < b of a chain; b is evaluated once
-                    op, right = part
-                    if type(op) not in _CMPOPS:
-                        raise _error("in, not in and is cannot be chained with other comparisons", node)
-                    x = left if isinstance(left, tuple) else self.operand(left, not self.has_call(right))
-                    left = self.operand(right, volatile=last)
-                    self.branch_cmp(_CMPOPS[type(op)], x, left, target, on)
-                else:
-                    self.branch_if(part, target, on)
-                    self.learn(part, is_and)  # the later parts run only when this one was true (and) / false (or)
-            self.safe = saved
-            self.items.append(skip)
+            self.branch_chain(node, label, when)
         elif isinstance(node, ast.Compare) and self.simple_compare(node):
             x, y = self.cmp_operands(node.left, node.comparators[0]) or self.operands([node.left, node.comparators[0]])
             self.depth = mark  # the operands are read by the comparison itself: its result may reuse them
@@ -320,6 +302,27 @@ class _Expressions:
             self.depth = mark
             self.branch_if_value(r, label, when)
         self.depth = mark
+
+    def branch_chain(self, node, label, when):
+        """branch_if for `a and b ...`, `a or b ...` and a chained comparison `a < b < c` (an and of its links)."""
+        is_and = isinstance(node, ast.Compare) or isinstance(node.op, ast.And)
+        parts = node.values if isinstance(node, ast.BoolOp) else list(zip(node.ops, node.comparators))
+        skip, left, saved = _Label(), getattr(node, "left", None), dict(self.safe)
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            target, on = (label, when) if last or is_and != when else (skip, not when)
+            if isinstance(part, tuple):  # one link a < b of a chain; b is evaluated once
+                op, right = part
+                if type(op) not in _CMPOPS:
+                    raise _error("in, not in and is cannot be chained with other comparisons", node)
+                x = left if isinstance(left, Operand) else self.operand(left, not self.has_call(right))
+                left = self.operand(right, volatile=last)
+                self.branch_cmp(_CMPOPS[type(op)], x, left, target, on)
+            else:
+                self.branch_if(part, target, on)
+                self.learn(part, is_and)  # the later parts run only when this one was true (and) / false (or)
+        self.safe = saved
+        self.items.append(skip)
 
     def branch_if_value(self, r, label, when):
         r = self.reg(r)

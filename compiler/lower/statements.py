@@ -457,10 +457,11 @@ class _Statements:
         if not isinstance(step, Operand) and step < 0 and self.minus_constant(start) and signed_stop is not None \
                 and signed_stop + self.fold(start.right) >= 0:
             # range(x - c, stop, -s): empty when x - c <= stop, tested before x - c can go below 0
-            self.branch_cmp("gt", self.operand(start.left), Operand(imm=signed_stop + self.fold(start.right)), end, False)
+            lowest = Operand(imm=signed_stop + self.fold(start.right))
+            self.branch_cmp("gt", self.operand(start.left), lowest, end, False)
         self.value(start, k)
         first = Operand(imm=self.fold(start)) if self.fold(start) is not None else Operand(k)
-        limit = self.range_limit(target, stop, 1 if isinstance(step, Operand) else step, nodes)  # a variable step goes up
+        limit = self.range_limit(target, stop, 1 if isinstance(step, Operand) else step, nodes)  # a variable step: up
         if isinstance(step, Operand):
             return self.for_range_by(i, k, first, limit, step, body, body_label, cont, end)
         self.range_facts(target, start, stop, step, nodes)
