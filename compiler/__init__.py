@@ -58,6 +58,7 @@ import os
 import textwrap
 from dataclasses import dataclass
 
+# The passes, and every name that other modules and the tests import from `compiler`.
 from .analyze import allocate, infer
 from .ir import (CHAR, CHARS, HEAP_END, HEAP_POINTER, INT, LIST, OPCODES, PRIMITIVES, RETURN_CELLS, SEQS, STR,
                  CompileError, ExecutionError, Function, Hole, Instr, Param, Program, _copy_back,
@@ -91,6 +92,7 @@ __all__ = ["CHAR", "CHARS", "INT", "LIST", "OPCODES", "PRIMITIVES", "SEQS", "STR
 # Functions without a `return` return 0. `append`/`pop`/`insert`/`extend`/`+=` change a list's length and
 # are allowed only on lists the function made itself, never aliased (`b = a`), so that every name of a
 # list knows its length. `abs(x - y)` is max(x, y) - min(x, y): exact on values that stay in range.
+
 
 @dataclass
 class _Origin:
