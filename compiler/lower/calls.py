@@ -162,18 +162,7 @@ class _Calls:
 
     def _fold_over(self, arg, each):
         if isinstance(arg, ast.GeneratorExp) or isinstance(arg, ast.ListComp):
-            def loops(gens):
-                if not gens:
-                    return each(self.operand(arg.elt))
-                g, skip = gens[0], _Label()
-
-                def body():
-                    for c in g.ifs:
-                        self.branch_if(c, skip, False)
-                    loops(gens[1:])
-                    self.place(skip)
-                self.iterate(g.target, g.iter, [arg], body)
-            return loops(arg.generators)
+            return self.comprehension(arg, lambda: each(self.operand(arg.elt)))
         base, length = self.seq(arg, readonly=True)
         t = self.temp()
 
@@ -217,21 +206,16 @@ class _Calls:
         base, length = self.seq(obj, readonly=True)
         x, = self.args(node, 1, ".count()" if count else ".index()")
         x = Operand(self.reg(self.operand(x)))
-        acc, t, done = self.temp(), self.temp(), _Label()
+        acc, done = self.temp(), _Label()
         self.emit("const", dst=acc, imm=0)
 
-        def body(k):
-            skip = _Label()
-            self.alu("add", t, base, Operand(k))
-            self.emit("load", dst=t, a=t)
-            self.branch_cmp("eq", Operand(t), x, skip, False)
+        def found(k):
             if count:
                 self.emit("add", dst=acc, a=acc, imm=1)
             else:
                 self.emit("mov", dst=acc, a=k)
                 self.emit("jump", target=done)
-            self.place(skip)
-        self.repeat(length, body)
+        self.each_equal(base, length, x, found)
         if not count:
             self.emit("jump", target=self.fail_label("ValueError", f"{ast.unparse(node.args[0])} is not in list", node))
         self.place(done)

@@ -398,17 +398,9 @@ class _Expressions:
                 self.emit("or", dst=dst, a=dst, b=t)
             return
         base, length = self.seq(container, readonly=True)
-        found, t, done = self.temp(), self.temp(), _Label()
+        found, done = self.temp(), _Label()
         self.emit("const", dst=found, imm=1)
-
-        def body(k):
-            skip = _Label()
-            self.alu("add", t, base, Operand(k))
-            self.emit("load", dst=t, a=t)
-            self.branch_cmp("eq", Operand(t), xr, skip, False)
-            self.emit("jump", target=done)
-            self.place(skip)
-        self.repeat(length, body)
+        self.each_equal(base, length, xr, lambda k: self.emit("jump", target=done))
         self.emit("const", dst=found, imm=0)
         self.place(done)
         self.emit("mov", dst=dst, a=found)

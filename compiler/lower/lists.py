@@ -152,11 +152,16 @@ class _Lists:
         """[elt for x in xs if c ...]: an empty list at the heap pointer, appended to by nested loops."""
         lst = self.alloc(Operand(imm=0)), self.temp()
         self.emit("const", dst=lst[1], imm=0)
+        self.comprehension(node, lambda: self.append(lst, self.operand(node.elt), node))
+        self.emit("mov", dst=b, a=lst[0])
+        self.emit("mov", dst=n, a=lst[1])
 
+    def comprehension(self, node, each):
+        """each() once per element of a list comprehension or generator expression: nested loops over its
+        generators, skipping an element where one of the `if`s is false."""
         def loops(gens):
             if not gens:
-                x = self.operand(node.elt)
-                return self.append(lst, x, node)
+                return each()
             g, skip = gens[0], _Label()
 
             def body():
@@ -166,8 +171,19 @@ class _Lists:
                 self.place(skip)
             self.iterate(g.target, g.iter, [node], body)
         loops(node.generators)
-        self.emit("mov", dst=b, a=lst[0])
-        self.emit("mov", dst=n, a=lst[1])
+
+    def each_equal(self, base, length, x, found):
+        """found(k) for every index k of the sequence (base, length) whose element equals operand x."""
+        t = self.temp()
+
+        def body(k):
+            skip = _Label()
+            self.alu("add", t, base, Operand(k))
+            self.emit("load", dst=t, a=t)
+            self.branch_cmp("eq", Operand(t), x, skip, False)
+            found(k)
+            self.place(skip)
+        self.repeat(length, body)
 
     def seq_BinOp(self, node, b, n):
         if isinstance(node.op, ast.Add):  # concatenation: a + b + c copies each part once
