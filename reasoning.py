@@ -514,7 +514,7 @@ class Machine(nn.Module):
         x = self._select(a_sel, s.registers, hard)  # [B, V] the operands: r[a];
         y = self._select(b_sel, s.registers, hard) + y_imm  # r[b] or the immediate
         live = (p_op.amax(0) > 0).tolist() if fast else [True] * len(self.ops)
-        on = lambda op: op in self.col and live[self.col[op]]  # noqa: E731  op may run in this step
+        on = lambda op: op in self.col and live[self.col[op]]  # op may run in this step
         addr, off = x[:, :self.N], x[:, self.N:].sum(-1)  # addresses >= N do not exist
         if check:
             bad = sum(p_op[:, self.col[op]] for op in ("load", "store") if op in self.col) * off > 0.5
@@ -608,7 +608,7 @@ class Machine(nn.Module):
         pop = (s.pc @ f["is"]["ret"])[:, None] / mass.clamp_min(MIN_MASS) * sp[:, 1:]  # [B, D] P(pop slot d-1)
         q = pop.sum(-1)  # [B] P(this step pops)
         rows = q.nonzero()[:, 0] if fast else slice(None)
-        take = (lambda t: t.index_select(0, rows)) if fast else (lambda t: t)  # noqa: E731
+        take = (lambda t: t.index_select(0, rows)) if fast else (lambda t: t)
         qr = take(q)[:, None, None]
         restored = torch.bmm(take(pop)[:, None], take(s.saved).flatten(2)).view(-1, self.R, self.V)  # mass q
         restored = restored + self.e_a0[:, None] * (qr * take(x)[:, None] - restored)
