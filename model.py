@@ -80,99 +80,12 @@ class ModelArgs:
 
     @classmethod
     def from_hf_config(cls, config: dict) -> "ModelArgs":
-        """Read a Hugging Face LLaMA config.json (already parsed into a dict). A value of the wrong type or
-        range is refused by name here, rather than crashing later inside the model."""
-
-        def need(key):
-            if key not in config:
-                raise ValueError(f"config.json has no '{key}', which a LLaMA config needs")
-            return config[key]
-
-        def positive(key, value, kind=float):  # kind int: a count (true, 2.0 and "64" are not); float: any number
-            if type(value) not in ((int,) if kind is int else (int, float)) or not 0 < value < math.inf:
-                raise ValueError(f"config.json sets {key} to {json.dumps(value)}; it must be a positive "
-                                 + ("integer" if kind is int else "number"))
-            return kind(value)
-
-        count = lambda key, value: positive(key, value, int)
-
-        if not isinstance(config, dict):
-            raise ValueError(f"config.json holds a {type(config).__name__}, not an object of settings")
-        for key in ("rope_scaling", "rope_parameters"):
-            if not isinstance(config.get(key) or {}, dict):
-                raise ValueError(f"config.json sets {key} to {json.dumps(config[key])}; it must be an object or null")
-        if type(config.get("tie_word_embeddings", False)) is not bool:
-            raise ValueError(f"config.json sets tie_word_embeddings to {json.dumps(config['tie_word_embeddings'])}; "
-                             "it must be true or false")
-        if config.get("model_type", "llama") != "llama":
-            raise ValueError(f"config.json describes a '{config['model_type']}' model, not 'llama'")
-        for key, supported in (("hidden_act", "silu"), ("attention_bias", False), ("mlp_bias", False)):
-            if config.get(key, supported) != supported:
-                raise ValueError(f"config.json sets {key}={config[key]!r}; this LLaMA supports only {supported!r}")
-        # transformers < 5 (and Meta's published configs) write rope_theta and rope_scaling at the top level;
-        # transformers >= 5 writes both into rope_parameters. Read either.
-        rope = dict(config.get("rope_scaling") or {})
-        rope.update(config.get("rope_parameters") or {})
-        rope_theta = rope.get("rope_theta", config.get("rope_theta", 10000.0))
-        rope_type = rope.get("rope_type", rope.get("type", "default"))
-        if rope_type == "llama3":
-            missing = [k for k in ("factor", "low_freq_factor", "high_freq_factor") if k not in rope]
-            if missing:
-                raise ValueError(f"config.json's llama3 rope scaling lacks {', '.join(missing)}")
-            rope_scaling = RopeScaling(
-                factor=positive("factor", rope["factor"]),
-                low_freq_factor=positive("low_freq_factor", rope["low_freq_factor"]),
-                high_freq_factor=positive("high_freq_factor", rope["high_freq_factor"]),
-                # like HF: with no original length given, the model's own max length is the original one
-                original_max_position_embeddings=count("original_max_position_embeddings",
-                    rope.get("original_max_position_embeddings", need("max_position_embeddings"))),
-            )
-        elif rope_type in ("default", None):
-            rope_scaling = None
-        else:
-            raise ValueError(f"config.json asks for rope_type '{rope_type}'; supported: 'llama3' or none")
-        dim = count("hidden_size", need("hidden_size"))
-        n_heads = count("num_attention_heads", need("num_attention_heads"))
-        if config.get("head_dim") not in (None, dim // n_heads):
-            raise ValueError(f"config.json sets head_dim {config['head_dim']}; this LLaMA needs hidden_size/heads")
-        n_kv_heads = config.get("num_key_value_heads")  # null or absent: as many as query heads, as in HF
-        # Defaults for absent keys are HF LlamaConfig's, since that is what HF would run.
-        return cls(
-            dim=dim,
-            n_layers=count("num_hidden_layers", need("num_hidden_layers")),
-            n_heads=n_heads,
-            n_kv_heads=n_heads if n_kv_heads is None else count("num_key_value_heads", n_kv_heads),
-            vocab_size=count("vocab_size", need("vocab_size")),
-            ffn_hidden_dim=count("intermediate_size", need("intermediate_size")),
-            norm_eps=positive("rms_norm_eps", config.get("rms_norm_eps", 1e-6)),
-            rope_theta=positive("rope_theta", rope_theta),
-            rope_scaling=rope_scaling,
-            max_seq_len=count("max_position_embeddings", config.get("max_position_embeddings", 2048)),
-            tie_embeddings=config.get("tie_word_embeddings", False),
-        )
+        """Read a Hugging Face LLaMA config.json (already parsed into a dict): `args_from_hf_config`, section 4."""
+        return args_from_hf_config(config, cls)
 
     def to_hf_config(self) -> dict:
-        """The config.json that HF transformers reads back (the format of Meta's published 3.2 configs)."""
-        rope_scaling = None if self.rope_scaling is None else {"rope_type": "llama3", **asdict(self.rope_scaling)}
-        return {
-            "architectures": ["LlamaForCausalLM"],
-            "model_type": "llama",
-            "hidden_size": self.dim,
-            "num_hidden_layers": self.n_layers,
-            "num_attention_heads": self.n_heads,
-            "num_key_value_heads": self.n_kv_heads,
-            "head_dim": self.head_dim,
-            "intermediate_size": self.ffn_hidden_dim,
-            "vocab_size": self.vocab_size,
-            "rms_norm_eps": self.norm_eps,
-            "rope_theta": self.rope_theta,
-            "rope_scaling": rope_scaling,
-            "max_position_embeddings": self.max_seq_len,
-            "tie_word_embeddings": self.tie_embeddings,
-            "hidden_act": "silu",
-            "attention_bias": False,
-            "mlp_bias": False,
-        }
+        """The config.json that HF transformers reads back: `hf_config`, section 4."""
+        return hf_config(self)
 
 
 _LLAMA32 = dict(
@@ -524,6 +437,116 @@ def _read_json(file: str) -> dict:
             return json.load(f)
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{file} is not valid JSON: {e}") from None
+
+
+# A Hugging Face config.json <-> ModelArgs. A value of the wrong type or range is refused by name here, rather
+# than crashing later inside the model. Defaults for absent keys are HF LlamaConfig's, since that is what HF
+# would run.
+
+def _need(config, key):
+    if key not in config:
+        raise ValueError(f"config.json has no '{key}', which a LLaMA config needs")
+    return config[key]
+
+
+def _positive(key, value, kind=float):  # kind int: a count (true, 2.0 and "64" are not); float: any number
+    if type(value) not in ((int,) if kind is int else (int, float)) or not 0 < value < math.inf:
+        raise ValueError(f"config.json sets {key} to {json.dumps(value)}; it must be a positive "
+                         + ("integer" if kind is int else "number"))
+    return kind(value)
+
+
+def _count(key, value):
+    return _positive(key, value, int)
+
+
+def _check_hf_config(config):
+    """Refuse a config that is not a LLaMA's, or whose sections have the wrong type."""
+    if not isinstance(config, dict):
+        raise ValueError(f"config.json holds a {type(config).__name__}, not an object of settings")
+    for key in ("rope_scaling", "rope_parameters"):
+        if not isinstance(config.get(key) or {}, dict):
+            raise ValueError(f"config.json sets {key} to {json.dumps(config[key])}; it must be an object or null")
+    if type(config.get("tie_word_embeddings", False)) is not bool:
+        raise ValueError(f"config.json sets tie_word_embeddings to {json.dumps(config['tie_word_embeddings'])}; "
+                         "it must be true or false")
+    if config.get("model_type", "llama") != "llama":
+        raise ValueError(f"config.json describes a '{config['model_type']}' model, not 'llama'")
+    for key, supported in (("hidden_act", "silu"), ("attention_bias", False), ("mlp_bias", False)):
+        if config.get(key, supported) != supported:
+            raise ValueError(f"config.json sets {key}={config[key]!r}; this LLaMA supports only {supported!r}")
+
+
+def _hf_rope(config):
+    """(rope_theta, rope_scaling). transformers < 5 (and Meta's published configs) write rope_theta and
+    rope_scaling at the top level; transformers >= 5 writes both into rope_parameters. Read either."""
+    rope = dict(config.get("rope_scaling") or {})
+    rope.update(config.get("rope_parameters") or {})
+    rope_theta = rope.get("rope_theta", config.get("rope_theta", 10000.0))
+    rope_type = rope.get("rope_type", rope.get("type", "default"))
+    if rope_type in ("default", None):
+        return rope_theta, None
+    if rope_type != "llama3":
+        raise ValueError(f"config.json asks for rope_type '{rope_type}'; supported: 'llama3' or none")
+    missing = [k for k in ("factor", "low_freq_factor", "high_freq_factor") if k not in rope]
+    if missing:
+        raise ValueError(f"config.json's llama3 rope scaling lacks {', '.join(missing)}")
+    return rope_theta, RopeScaling(
+        factor=_positive("factor", rope["factor"]),
+        low_freq_factor=_positive("low_freq_factor", rope["low_freq_factor"]),
+        high_freq_factor=_positive("high_freq_factor", rope["high_freq_factor"]),
+        # like HF: with no original length given, the model's own max length is the original one
+        original_max_position_embeddings=_count("original_max_position_embeddings",
+            rope.get("original_max_position_embeddings", _need(config, "max_position_embeddings"))),
+    )
+
+
+def args_from_hf_config(config: dict, cls=None) -> "ModelArgs":
+    """Read a Hugging Face LLaMA config.json (already parsed into a dict) into ModelArgs (or `cls`)."""
+    _check_hf_config(config)
+    rope_theta, rope_scaling = _hf_rope(config)
+    dim = _count("hidden_size", _need(config, "hidden_size"))
+    n_heads = _count("num_attention_heads", _need(config, "num_attention_heads"))
+    if config.get("head_dim") not in (None, dim // n_heads):
+        raise ValueError(f"config.json sets head_dim {config['head_dim']}; this LLaMA needs hidden_size/heads")
+    n_kv_heads = config.get("num_key_value_heads")  # null or absent: as many as query heads, as in HF
+    return (cls or ModelArgs)(
+        dim=dim,
+        n_layers=_count("num_hidden_layers", _need(config, "num_hidden_layers")),
+        n_heads=n_heads,
+        n_kv_heads=n_heads if n_kv_heads is None else _count("num_key_value_heads", n_kv_heads),
+        vocab_size=_count("vocab_size", _need(config, "vocab_size")),
+        ffn_hidden_dim=_count("intermediate_size", _need(config, "intermediate_size")),
+        norm_eps=_positive("rms_norm_eps", config.get("rms_norm_eps", 1e-6)),
+        rope_theta=_positive("rope_theta", rope_theta),
+        rope_scaling=rope_scaling,
+        max_seq_len=_count("max_position_embeddings", config.get("max_position_embeddings", 2048)),
+        tie_embeddings=config.get("tie_word_embeddings", False),
+    )
+
+
+def hf_config(args: ModelArgs) -> dict:
+    """The config.json that HF transformers reads back (the format of Meta's published 3.2 configs)."""
+    rope_scaling = None if args.rope_scaling is None else {"rope_type": "llama3", **asdict(args.rope_scaling)}
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": args.dim,
+        "num_hidden_layers": args.n_layers,
+        "num_attention_heads": args.n_heads,
+        "num_key_value_heads": args.n_kv_heads,
+        "head_dim": args.head_dim,
+        "intermediate_size": args.ffn_hidden_dim,
+        "vocab_size": args.vocab_size,
+        "rms_norm_eps": args.norm_eps,
+        "rope_theta": args.rope_theta,
+        "rope_scaling": rope_scaling,
+        "max_position_embeddings": args.max_seq_len,
+        "tie_word_embeddings": args.tie_embeddings,
+        "hidden_act": "silu",
+        "attention_bias": False,
+        "mlp_bias": False,
+    }
 
 
 def load_pretrained(cls, path: str, device="cpu", dtype: Optional[torch.dtype] = None) -> Llama:

@@ -1,5 +1,6 @@
 """
-The differentiable computer: a register machine whose state is made of probability distributions.
+The differentiable computer: a register machine whose state is made of probability distributions, and
+the layer through which a LLaMA calls it.
 
 Read it top to bottom:
 
@@ -8,12 +9,18 @@ Read it top to bottom:
    (a circulant matrix for add/sub, cumulative sums for comparisons and min/max); 1b: the other ALU, the
    primitives as circuits of gates on the probabilities of a value's bits (`Machine(..., alu="circuits")`);
 2. `Machine`: a compiled `Program` turned into one-hot field matrices (opcode, dst, a, b, imm, target),
-   one step of the machine as an expectation over the program counter, and the adaptive loop that runs
-   until the machine has halted;
-3. the hard, int-in/int-out interface (`Machine.run`, `Machine.run_batch`) that must agree exactly with
-   the reference interpreter `Program.run` in compiler.py, which defines what every instruction means.
+   one step of the machine as an expectation over the program counter (`_step`: halt, ALU, stack, next
+   pc), and the adaptive loop (`forward`) that runs until the machine has halted;
+3. the hard path: exact executors on integer states (`Machine.run_hard`, and `run`/`run_batch` for
+   int-in/int-out use) that must agree exactly with the reference interpreter `Program.run` in
+   compiler/, which defines what every instruction means;
+4. exact probabilistic execution (`Machine.run_distribution`): the state is a weighted set of hard runs,
+   one per value of the soft inputs, so the output distribution and its gradient are exact;
+5. the reasoning layer (`ReasoningLayer`, `AugmentedLlama`): the transformer chooses a program, hands it
+   the prompt, the machine runs it, and the answer is read back into the residual stream.
 
-State (batched, B examples; every row is a probability vector, so a one-hot state is an ordinary machine):
+State (batched, B examples; every row is a probability vector, so a one-hot state is an ordinary machine),
+a `MachineState`:
     pc        [B, L]        program counter over the L program lines (its mass is the not-yet-halted mass)
     registers [B, R, V]     R registers, each a distribution over the V values
     memory    [B, N, V]     N <= V cells; an address is a value, addresses >= N do not exist
@@ -28,12 +35,11 @@ every write is a convex blend weighted by the probability that it happens. On a 
 exactly one instruction of `Program.run`. On a soft state it is a *mean-field approximation*: operands
 and fields are mixed before the op is applied (E[f(x, y)] is replaced by f(E x, E y) over lines), and
 correlations between registers, memory, the stack pointer and the pc are dropped (each is kept as its
-own marginal). This approximation is unstable over long runs: a small error on the pc or a register
-(soft inputs, round-off) grows geometrically with the steps, and so do gradients at one-hot inputs
-(tests/soft_vs_hard.py measures it). Long programs therefore want one-hot (hard) executions, e.g. one per
-candidate argument value, weighted by the argument's distribution. The registers, memory and stack describe the running mass only (they are conditional on
-not having halted); the mass that halts at a step leaves the pc, and its return value and memory are
-added to the outputs weighted by that mass, which makes the outputs the expectation over halting time.
+own marginal). This approximation is unstable over long runs (tests/soft_vs_hard.py measures how, and its
+docstring says why); long programs want hard executions (sections 3 and 4). The registers, memory and
+stack describe the running mass only (they are conditional on not having halted); the mass that halts at
+a step leaves the pc, and its return value and memory are added to the outputs weighted by that mass,
+which makes the outputs the expectation over halting time.
 
 Soft edge cases, which a hard run reports as `ExecutionError` like `Program.run`: a load from an address
 >= N reads the value 0 and a store there is dropped; a call with a full stack keeps sp at D and
@@ -315,6 +321,24 @@ SUPPORT_MAX = 8  # without gradients, ops on operands with at most this many liv
 MIN_MASS = 1e-6
 
 
+class MachineState(NamedTuple):
+    """The mean-field machine's state between steps (B examples; the module docstring says what each is)."""
+    pc: torch.Tensor  # [B, L]
+    registers: torch.Tensor  # [B, R, V]
+    memory: torch.Tensor  # [B, N, V]
+    saved: torch.Tensor  # [B, D, R, V] call stack: saved register files
+    ret_to: torch.Tensor  # [B, D, L] call stack: return lines
+    sp: torch.Tensor  # [B, D + 1]
+    halted: torch.Tensor  # [B] mass that has halted so far
+    value: torch.Tensor  # [B, V] the returned value so far, weighted by the mass that returned it
+    memory_out: torch.Tensor  # [B, N, V] the memory at halting, likewise
+    failed_at: torch.Tensor  # [B, L] mass that stopped at a `fail`, by line
+
+    def stopped(self):
+        """[B] the mass that has stopped: halted or failed."""
+        return self.halted + self.failed_at.sum(-1)
+
+
 @dataclass
 class MachineOutput:
     value: torch.Tensor  # [B, V] returned value, expectation over halting time (its mass is `halted`)
@@ -325,43 +349,42 @@ class MachineOutput:
     failed_at: torch.Tensor = None  # [B, L] that mass by the line of its `fail`
 
 
+def _machine_sizes(program, n_regs, n_cells, max_depth, alu):
+    """(R, N): the register file and memory sizes of a Machine, checked against the program."""
+    check_program(program)
+    V = program.n_values
+    used = [r for ins in program.instructions for r in (ins.dst, ins.a, ins.b) if r is not None]
+    need = max([program.n_regs, *[r + 1 for r in used], *[r + 1 for r in program.arg_regs]])
+    R = program.n_regs if n_regs is None else n_regs
+    N = V if n_cells is None else n_cells
+    if R < need:
+        raise ValueError(f"n_regs={R} is too small: the program uses {need} registers")
+    if not 0 < N <= V:
+        raise ValueError(f"n_cells={N} must be in [1, V={V}]: an address is a value")
+    if max_depth < 1:
+        raise ValueError(f"max_depth={max_depth} must be at least 1")
+    if alu not in ALUS:
+        raise ValueError(f"alu={alu!r} is not an ALU; use 'tables' (the default: exact lookup tables) or "
+                         f"'circuits' (gates on bit probabilities, reasoning.py section 1b)")
+    if alu == "circuits":
+        n_bits(V)  # V must be a power of two
+    return R, N
+
+
 class Machine(nn.Module):
     """A differentiable register machine running a compiled `Program` (see the module docstring).
 
-    Why a soft run drifts, e.g. in tests/soft_vs_hard.py. This comes from the mean-field state, not from
-    a defect in the step. Every register, stack slot and sp is one marginal that all the pc's mass shares.
-    Take fib(4) with 0.1% of fib(3) mixed in: at step 13 the 0.1% reaches `ret r0` of a base case while the
-    rest is at `sub`. Its pop restores the saved slot, which holds the *other* run's caller (r0 = 3, not
-    2), and sets a0. The big mass then reads that a0 in `mov r0, a0; lt; branch`, and at step 18 0.6% of
-    it takes the wrong arm and runs on as a new out-of-step run. The stray mass grows
-    ~x1.4 a step (~x10 a recursion level), the same rate as the gradients at one-hot inputs. For 2-input
-    mixtures with weight 1e-3, the TV to the exact mixture is 2e-3 for fib(1), 7e-2 for fib(2), ~0.5
-    for fib(3) and ~0.9 for fib(4). An exact product-of-marginals filter without operand mixing fails the
-    same way (3e-2, 0.2, 0.7). From a product state, the step is the exact update of sp, stack, halting and
-    value, and of every field where the pc's lines read the same operands (tests/test_reasoning.py). Its
-    own extra error, the operand mixing of the module docstring, is at most the pc's off-line mass per write.
+    From a product state, the step is the exact update of sp, stack, halting and value, and of every field
+    where the pc's lines read the same operands (tests/test_reasoning.py); its own extra error, the operand
+    mixing, is at most the pc's off-line mass per write. Why a soft run still drifts from the hard one over
+    long runs: tests/soft_vs_hard.py's docstring.
     """
 
     def __init__(self, program: Program, n_regs=None, n_cells=None, max_depth=16, trainable=False, sharpness=10.0,
                  alu="tables"):
         super().__init__()
-        check_program(program)
         V, L = program.n_values, len(program.instructions)
-        used = [r for ins in program.instructions for r in (ins.dst, ins.a, ins.b) if r is not None]
-        need = max([program.n_regs, *[r + 1 for r in used], *[r + 1 for r in program.arg_regs]])
-        R = program.n_regs if n_regs is None else n_regs
-        N = V if n_cells is None else n_cells
-        if R < need:
-            raise ValueError(f"n_regs={R} is too small: the program uses {need} registers")
-        if not 0 < N <= V:
-            raise ValueError(f"n_cells={N} must be in [1, V={V}]: an address is a value")
-        if max_depth < 1:
-            raise ValueError(f"max_depth={max_depth} must be at least 1")
-        if alu not in ALUS:
-            raise ValueError(f"alu={alu!r} is not an ALU; use 'tables' (the default: exact lookup tables) or "
-                             f"'circuits' (gates on bit probabilities, reasoning.py section 1b)")
-        if alu == "circuits":
-            n_bits(V)  # V must be a power of two
+        R, N = _machine_sizes(program, n_regs, n_cells, max_depth, alu)
         self.alu = alu  # how the mean-field step applies primitives to soft operands (section 1b)
         self.program, self.V, self.L, self.R, self.N, self.D = program, V, L, R, N, max_depth
         self.arg_regs, self.trainable = list(program.arg_regs), trainable
@@ -472,58 +495,92 @@ class Machine(nn.Module):
         return pcs, regs, mems, lists
 
     # --- one step ----------------------------------------------------------------
+    # A step, as the math: halting takes the mass at `ret` on an empty stack and at `halt` out of the pc
+    # (`_halt`); the running mass's instruction is mixed by the pc (`_mix`, `_select`); the ALU computes
+    # the value written to r[dst] (`_alu`); `ret` and `call` update the stack (`_pop`, `_push`); memory and
+    # registers take their writes; the pc moves on (`_next_pc`). fast (no gradients): each helper skips
+    # terms that are exactly zero (a one-hot pc turns `p @ field` into a row gather, one-hot operands turn
+    # an op into one table lookup, and blends touch only the entries whose weight is nonzero, in place);
+    # none of this changes a value. check (hard runs): raise ExecutionError where `Program.run` would.
 
     def _step(self, f, state, fast, check):
-        """One instruction, as an expectation over the pc (mean field on soft states, exact on one-hot).
-
-        fast (no gradients): sums and blends skip their terms that are exactly zero (a one-hot pc turns
-        `p @ field` into a row gather, one-hot operands turn an op into one table lookup, and blends
-        touch only the entries whose weight is nonzero, in place); none of this changes a value.
-        check (hard runs): raise ExecutionError where `Program.run` would.
-        """
-        pc, regs, mem, saved, ret_to, sp, halted, value, mem_out, failed_at = state
-        B, is_, zero = pc.shape[0], f["is"], pc.new_zeros(self.L)
-        is_ret, is_halt = is_.get("ret", zero), is_.get("halt", zero)
-        calls = "call" in self.col
-        line = pc.argmax(-1) if fast and self._one_hot(pc) else None  # [B] the line, for a hard pc
-        if line is None:
-            mm, read = (lambda p, M: p @ M), _read
-        else:  # p lives on the pc's line only: p @ M = p.sum() M[line]; a hard field row picks one register
-            mm = lambda p, M: M[line] * p.sum(-1, keepdim=True)
-            read = (lambda sel, regs: _read(sel, regs)) if self.trainable else \
-                (lambda sel, regs: regs[torch.arange(B), sel.argmax(-1)] * sel.sum(-1, keepdim=True))
-        s0 = sp[:, :1] if calls else pc.new_ones(B, 1)  # [B, 1] P(stack empty): a ret there halts
-        # Halting: `ret a` on an empty stack returns r[a]; `halt` returns r[a0].
-        stop = pc * (is_halt + is_ret * s0)  # [B, L] joint mass that halts now
-        h = stop.sum(-1)  # [B]
-        if not fast or h.max() > 0:
-            res = mm(pc * is_ret, f["a"]) * s0 + (pc @ is_halt)[:, None] * self.e_a0  # [B, R]
-            value = value + _read(res, regs)
-            mem_out = _blend(mem_out, h, mem, fast, add=True)
-            halted = halted + h
-        go = pc - stop  # [B, L] joint mass that runs on
-        if "fail" in self.col:  # `fail` stops its mass with an error: neither halted nor running on
-            fails = pc * is_["fail"]  # [B, L]
-            failed_at, go = failed_at + fails, go - fails
+        """One instruction, as an expectation over the pc (mean field on soft states, exact on one-hot)."""
+        s = MachineState(*state)
+        hard = s.pc.argmax(-1) if fast and self._one_hot(s.pc) else None  # [B] the line, for a hard pc
+        s, go = self._halt(f, s, hard, fast)  # go [B, L]: the joint mass that runs on
         mass = go.sum(-1, keepdim=True)
         cond = go / mass.clamp_min(MIN_MASS)  # [B, L] the pc of the running mass, normalised
-        w, a_sel, b_sel, W, y_imm = mm(cond, f["mix"]).split(f["sizes"], -1)
-        x, y = read(a_sel, regs), read(b_sel, regs) + y_imm  # operands: r[a]; r[b] or the immediate
-        live = (w.amax(0) > 0).tolist() if fast else [True] * len(self.ops)
-        on = lambda op: op in self.col and live[self.col[op]]
-        wt = lambda op: w[:, self.col[op]]
+        p_op, a_sel, b_sel, p_dst, y_imm = self._mix(cond, f["mix"], hard).split(f["sizes"], -1)
+        x = self._select(a_sel, s.registers, hard)  # [B, V] the operands: r[a];
+        y = self._select(b_sel, s.registers, hard) + y_imm  # r[b] or the immediate
+        live = (p_op.amax(0) > 0).tolist() if fast else [True] * len(self.ops)
+        on = lambda op: op in self.col and live[self.col[op]]  # op may run in this step
         addr, off = x[:, :self.N], x[:, self.N:].sum(-1)  # addresses >= N do not exist
         if check:
-            bad = sum(wt(op) for op in ("load", "store") if op in self.col) * off > 0.5
-            self._check(pc, bad, lambda b: f"memory address {int(x[b].argmax())} is past the last of n_cells={self.N} cells")
-        # The value written to r[dst], conditional on a write: a mixture of the ops' results.
-        val = x.new_zeros(B, self.V)
+            bad = sum(p_op[:, self.col[op]] for op in ("load", "store") if op in self.col) * off > 0.5
+            self._check(s.pc, bad, lambda b: f"memory address {int(x[b].argmax())} is past the last of n_cells={self.N} cells")
+        val = self._alu(p_op, x, y, addr, off, s.memory, on, fast)
+        new_pc, saved, ret_to, sp, popped = s.pc.new_zeros(s.pc.shape), s.saved, s.ret_to, s.sp, None
+        if "call" in self.col:  # every stack update reads the stack as it was before this step
+            if on("ret"):
+                new_pc, popped, sp = self._pop(f, s, x, mass, fast)
+            if on("call"):
+                saved, ret_to, sp = self._push(f, s, p_op[:, self.col["call"]], cond, sp, fast, check)
+        memory = s.memory
+        if on("store"):  # memory[r[a]] = r[b]
+            memory = _blend(memory, p_op[:, self.col["store"]][:, None] * addr, y[:, None], fast)
+        registers = _blend(s.registers, p_dst, val[:, None], fast)
+        if popped is not None:
+            rows, change = popped
+            if fast:
+                registers.index_copy_(0, rows, registers.index_select(0, rows) + change)
+            else:
+                registers = registers + change
+        new_pc = self._next_pc(f, new_pc, go, x, hard)
+        return s._replace(pc=new_pc, registers=registers, memory=memory, saved=saved, ret_to=ret_to, sp=sp)
+
+    def _mix(self, p, M, hard):
+        """p @ M: rows of a program field M [L, K] mixed by pc mass p [B, L]. On a hard pc (`hard`: its
+        line [B]) p lives on one line, so p @ M = p.sum() M[line]: a row gather."""
+        if hard is None:
+            return p @ M
+        return M[hard] * p.sum(-1, keepdim=True)
+
+    def _select(self, sel, registers, hard):
+        """A register read mixed over registers, sel [B, R] -> [B, V]. With a hard pc and a fixed program,
+        the field row is one-hot: it picks one register."""
+        if hard is None or self.trainable:
+            return _read(sel, registers)
+        return registers[torch.arange(len(sel)), sel.argmax(-1)] * sel.sum(-1, keepdim=True)
+
+    def _halt(self, f, s, hard, fast):
+        """The mass that stops now leaves the pc: `ret a` on an empty stack returns r[a] and `halt` returns
+        r[a0] (into value and memory_out, weighted by that mass); `fail` stops its mass with an error,
+        neither halted nor running on. Returns the state and the joint mass that runs on, go [B, L]."""
+        pc, is_, zero = s.pc, f["is"], s.pc.new_zeros(self.L)
+        is_ret, is_halt = is_.get("ret", zero), is_.get("halt", zero)
+        empty = s.sp[:, :1] if "call" in self.col else pc.new_ones(len(pc), 1)  # [B, 1] P(stack empty)
+        stop = pc * (is_halt + is_ret * empty)  # [B, L] joint mass that halts now
+        halting = stop.sum(-1)  # [B]
+        if not fast or halting.max() > 0:
+            res = self._mix(pc * is_ret, f["a"], hard) * empty + (pc @ is_halt)[:, None] * self.e_a0  # [B, R]
+            s = s._replace(value=s.value + _read(res, s.registers), halted=s.halted + halting,
+                           memory_out=_blend(s.memory_out, halting, s.memory, fast, add=True))
+        go = pc - stop
+        if "fail" in self.col:
+            fails = pc * is_["fail"]  # [B, L]
+            s, go = s._replace(failed_at=s.failed_at + fails), go - fails
+        return s, go
+
+    def _alu(self, p_op, x, y, addr, off, memory, on, fast):
+        """The value written to r[dst], conditional on a write [B, V]: the ops' results mixed by p_op."""
+        val = x.new_zeros(len(x), self.V)
         prims = [op for op in self.prims if on(op)]
         if prims and fast and self._one_hot(x) and self._one_hot(y):
             # Both operands one-hot: the table's sum has a single term, out = one_hot(T[a, b]).
             j = torch.tensor([self.prims.index(op) for op in prims])[:, None]
             outs = F.one_hot(self.tables[j, x.argmax(-1), y.argmax(-1)], self.V).to(x.dtype)  # [n, B, V]
-            val = val + (w[:, [self.col[op] for op in prims]].T[..., None] * outs).sum(0)
+            val = val + (p_op[:, [self.col[op] for op in prims]].T[..., None] * outs).sum(0)
             prims = []
         support = None
         if prims and fast:  # the second operand's live values; few of them: the table restricted is exact
@@ -537,55 +594,53 @@ class Machine(nn.Module):
             elif op == "mov":
                 out = x
             elif op == "load":
-                out = torch.bmm(addr[:, None], mem)[:, 0] + off[:, None] * self.e_0
+                out = torch.bmm(addr[:, None], memory)[:, 0] + off[:, None] * self.e_0
             else:
                 out = apply_op(op, x, y, support, self.alu)
-            val = val + wt(op)[:, None] * out
-        val = val / (w @ self.writes).clamp_min(MIN_MASS)[:, None]
-        new_pc, popped = pc.new_zeros(pc.shape), None
-        if calls:  # every stack update reads the stack as it was before this step
-            new_sp = sp
-            if on("ret"):  # pop: registers come back except a0 := r[a]; jump to the return line; sp -= 1
-                pop = (pc @ is_ret)[:, None] / mass.clamp_min(MIN_MASS) * sp[:, 1:]  # [B, D] P(pop slot d-1)
-                q = pop.sum(-1)  # [B] P(this step pops)
-                rows = q.nonzero()[:, 0] if fast else slice(None)
-                take = (lambda t: t.index_select(0, rows)) if fast else (lambda t: t)
-                qr = take(q)[:, None, None]
-                restored = torch.bmm(take(pop)[:, None], take(saved).flatten(2)).view(-1, self.R, self.V)  # mass q
-                restored = restored + self.e_a0[:, None] * (qr * take(x)[:, None] - restored)
-                popped = (rows, restored - qr * take(regs))  # the change to the registers
-                new_pc = new_pc + torch.bmm((pop * mass)[:, None], ret_to)[:, 0]
-                new_sp = new_sp + F.pad(pop, (0, 1)) - q[:, None] * sp
-            if on("call"):  # push (registers, line after the call) at sp; sp += 1
-                c = wt("call")
-                if check:
-                    self._check(pc, c * sp[:, -1] > 0.5, lambda b: f"call depth limit: more than max_depth={self.D} nested calls")
-                push = c[:, None] * sp[:, :-1]  # [B, D] P(this call writes slot d)
-                back = F.pad((cond * is_["call"])[:, :-1], (1, 0))  # [B, L] the line after the call, mass c
-                saved = _blend(saved, push, regs[:, None], fast)
-                if fast:  # c is one of 0, 1 where push != 0 in a hard run
-                    ret_to = _blend(ret_to, push, (back / c.clamp_min(MIN_MASS)[:, None])[:, None], fast)
-                else:  # the same blend, push (back / c - ret_to), without dividing by c
-                    ret_to = ret_to + sp[:, :-1, None] * (back[:, None] - c[:, None, None] * ret_to)
-                up = torch.cat([sp[:, :1] * 0, sp[:, :-2], sp[:, -2:].sum(-1, keepdim=True)], -1)  # full stays full
-                new_sp = new_sp + c[:, None] * (up - sp)
-            sp = new_sp
-        if on("store"):  # memory[r[a]] = r[b]
-            mem = _blend(mem, wt("store")[:, None] * addr, y[:, None], fast)
-        regs = _blend(regs, W, val[:, None], fast)
-        if popped is not None:
-            rows, change = popped
-            if fast:
-                regs.index_copy_(0, rows, regs.index_select(0, rows) + change)
-            else:
-                regs = regs + change
-        # Next line: branch jumps when r[a] == 0; jump and call jump; the rest go on to line + 1.
+            val = val + p_op[:, self.col[op]][:, None] * out
+        return val / (p_op @ self.writes).clamp_min(MIN_MASS)[:, None]
+
+    def _pop(self, f, s, x, mass, fast):
+        """`ret a` with a non-empty stack: the registers come back except a0 := r[a], the pc jumps to the
+        return line, sp -= 1. Returns (pc mass at the return lines [B, L], (rows, the change to the
+        registers), sp)."""
+        sp = s.sp
+        pop = (s.pc @ f["is"]["ret"])[:, None] / mass.clamp_min(MIN_MASS) * sp[:, 1:]  # [B, D] P(pop slot d-1)
+        q = pop.sum(-1)  # [B] P(this step pops)
+        rows = q.nonzero()[:, 0] if fast else slice(None)
+        take = (lambda t: t.index_select(0, rows)) if fast else (lambda t: t)
+        qr = take(q)[:, None, None]
+        restored = torch.bmm(take(pop)[:, None], take(s.saved).flatten(2)).view(-1, self.R, self.V)  # mass q
+        restored = restored + self.e_a0[:, None] * (qr * take(x)[:, None] - restored)
+        popped = (rows, restored - qr * take(s.registers))
+        new_pc = torch.bmm((pop * mass)[:, None], s.ret_to)[:, 0]
+        return new_pc, popped, sp + F.pad(pop, (0, 1)) - q[:, None] * sp
+
+    def _push(self, f, s, c, cond, sp, fast, check):
+        """`call` with probability c [B]: push (registers, line after the call) at sp; sp += 1. `sp` is the
+        stack pointer after any pop of this step; the push reads s.sp, the one before. Returns (saved,
+        ret_to, sp)."""
+        if check:
+            self._check(s.pc, c * s.sp[:, -1] > 0.5, lambda b: f"call depth limit: more than max_depth={self.D} nested calls")
+        push = c[:, None] * s.sp[:, :-1]  # [B, D] P(this call writes slot d)
+        back = F.pad((cond * f["is"]["call"])[:, :-1], (1, 0))  # [B, L] the line after the call, mass c
+        saved = _blend(s.saved, push, s.registers[:, None], fast)
+        if fast:  # c is one of 0, 1 where push != 0 in a hard run
+            ret_to = _blend(s.ret_to, push, (back / c.clamp_min(MIN_MASS)[:, None])[:, None], fast)
+        else:  # the same blend, push (back / c - ret_to), without dividing by c
+            ret_to = s.ret_to + s.sp[:, :-1, None] * (back[:, None] - c[:, None, None] * s.ret_to)
+        up = torch.cat([s.sp[:, :1] * 0, s.sp[:, :-2], s.sp[:, -2:].sum(-1, keepdim=True)], -1)  # full stays full
+        return saved, ret_to, sp + c[:, None] * (up - s.sp)
+
+    def _next_pc(self, f, new_pc, go, x, hard):
+        """new_pc plus where the running mass go [B, L] goes: branch jumps when r[a] == 0; jump and call jump
+        to their target; the rest go on to line + 1."""
+        zero = go.new_zeros(self.L)
         z = x[:, :1]  # [B, 1] P(r[a] == 0)
-        jumps = is_.get("jump", zero) + is_.get("call", zero)
-        is_branch = is_.get("branch", zero)
+        jumps = f["is"].get("jump", zero) + f["is"].get("call", zero)
+        is_branch = f["is"].get("branch", zero)
         new_pc = new_pc + F.pad((go * (f["seq"] + is_branch * (1 - z)))[:, :-1], (1, 0))
-        new_pc = new_pc + mm(go * (jumps + is_branch * z), f["target"])
-        return new_pc, regs, mem, saved, ret_to, sp, halted, value, mem_out, failed_at
+        return new_pc + self._mix(go * (jumps + is_branch * z), f["target"], hard)
 
     @staticmethod
     def _one_hot(x):
@@ -601,9 +656,11 @@ class Machine(nn.Module):
     # --- the adaptive loop -------------------------------------------------------
 
     def _chunk(self, f, n, eps, fast, check, *state):
-        """Up to n steps, stopping early once every example has halted: (state..., steps taken)."""
+        """Up to n steps, stopping early once every example has stopped: (state..., steps taken). The state
+        comes and goes as separate tensors, which is what `checkpoint` saves."""
+        state = MachineState(*state)
         for i in range(n):
-            if (state[6] + state[9].sum(-1)).min() >= 1 - eps:
+            if state.stopped().min() >= 1 - eps:
                 return (*state, i)
             state = self._step(f, state, fast, check)
         return (*state, n)
@@ -631,18 +688,19 @@ class Machine(nn.Module):
         fast = not torch.is_grad_enabled()
         if fast:  # the fast path updates the state in place
             registers, memory = registers.clone(), memory.clone()
-        state = (pc, registers, memory, saved, ret_to, sp, zeros(), zeros(self.V), zeros(self.N, self.V), zeros(self.L))
+        state = MachineState(pc, registers, memory, saved, ret_to, sp, halted=zeros(), value=zeros(self.V),
+                             memory_out=zeros(self.N, self.V), failed_at=zeros(self.L))
         chunk = checkpoint_every if (checkpoint_every and not fast) else max_steps
         steps = 0
-        while steps < max_steps and (state[6] + state[9].sum(-1)).min() < 1 - eps:
+        while steps < max_steps and state.stopped().min() < 1 - eps:
             n = min(chunk, max_steps - steps)
             if chunk < max_steps:
                 *state, k = checkpoint(self._chunk, f, n, eps, fast, _check, *state, use_reentrant=False)
             else:
                 *state, k = self._chunk(f, n, eps, fast, _check, *state)
-            steps += k
-        return MachineOutput(value=state[7], memory=state[8], halted=state[6], steps=steps, failed=state[9].sum(-1),
-                             failed_at=state[9])
+            state, steps = MachineState(*state), steps + k
+        return MachineOutput(value=state.value, memory=state.memory_out, halted=state.halted, steps=steps,
+                             failed=state.failed_at.sum(-1), failed_at=state.failed_at)
 
     # --- 3. hard use: ints in, ints out -----------------------------------------
 
@@ -1441,7 +1499,7 @@ def _soft_input(x, V, what):
 
 
 # -----------------------------------------------------------------------------
-# 5. The reasoning layer: how the transformer calls the library (DESIGN.md section 6).
+# 5. The reasoning layer: how the transformer calls the library.
 
 
 def token_characters(tokenizer, vocab_size, n_values):

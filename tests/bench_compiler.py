@@ -1,7 +1,7 @@
 """Benchmark: the compiler's speed and the reference interpreter's, `Program.run`.
 
     python tests/bench_compiler.py                      # this checkout
-    python tests/bench_compiler.py --against ../main    # and another checkout's compiler.py, in the same run
+    python tests/bench_compiler.py --against ../main    # and another checkout's compiler, in the same run
 
 Prints two lines per compiler: compiling every program of the classic corpus (tests/corpus.py CORPUS),
 and sorting 64-element lists with the corpus's insertion sort (steps per sort, instructions per second,
@@ -23,8 +23,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tests/, for th
 from corpus import CORPUS  # noqa: E402
 
 
-def load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
+def load(checkout, name):
+    """A checkout's compiler, as module `name`: the file compiler.py, or the package compiler/."""
+    path = os.path.join(checkout, "compiler.py")
+    if os.path.exists(path):
+        spec = importlib.util.spec_from_file_location(name, path)
+    else:  # a package: its submodules load as name.<submodule>
+        package = os.path.join(checkout, "compiler")
+        spec = importlib.util.spec_from_file_location(name, os.path.join(package, "__init__.py"),
+                                                      submodule_search_locations=[package])
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up here
     spec.loader.exec_module(module)
@@ -50,12 +57,12 @@ def sort_round(program, lists):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--against", help="another checkout whose compiler.py to measure in the same run")
+    ap.add_argument("--against", help="another checkout whose compiler (compiler.py or compiler/) to time in the same run")
     ap.add_argument("--seconds", type=float, default=4.0, help="time per measurement, all compilers together")
     args = ap.parse_args()
-    compilers = {"this": load(os.path.join(ROOT, "compiler.py"), "compiler_this")}
+    compilers = {"this": load(ROOT, "compiler_this")}
     if args.against:
-        compilers["against"] = load(os.path.join(args.against, "compiler.py"), "compiler_against")
+        compilers["against"] = load(args.against, "compiler_against")
     case = next(c for c in CORPUS if c.name == "insertion_sort")
     programs = {k: c.compile_source(case.source) for k, c in compilers.items()}
     compile_times, sort_times = {k: [] for k in compilers}, {k: [] for k in compilers}

@@ -15,6 +15,19 @@ its distance to the true output distribution, computed by brute force: the refer
 every n with the same step budget, weighted the same way (both conditional on halting within the budget;
 threads with a large n run out of steps, like the interpreter). The mean field smooths every register (the
 others are overwritten before fib reads them); exact execution takes the argument n as its soft input.
+
+Why the mean field drifts (notes moved here from reasoning.py). A small error on the pc or a register
+(soft inputs, round-off) grows geometrically with the steps, and so do gradients at one-hot inputs; long
+programs therefore want one-hot (hard) executions, e.g. one per candidate argument value, weighted by the
+argument's distribution. This comes from the mean-field state, not from a defect in the step. Every
+register, stack slot and sp is one marginal that all the pc's mass shares. Take fib(4) with 0.1% of
+fib(3) mixed in: at step 13 the 0.1% reaches `ret r0` of a base case while the rest is at `sub`. Its pop
+restores the saved slot, which holds the *other* run's caller (r0 = 3, not 2), and sets a0. The big mass
+then reads that a0 in `mov r0, a0; lt; branch`, and at step 18 0.6% of it takes the wrong arm and runs on
+as a new out-of-step run. The stray mass grows ~x1.4 a step (~x10 a recursion level), the same rate as
+the gradients at one-hot inputs. For 2-input mixtures with weight 1e-3, the TV to the exact mixture is
+2e-3 for fib(1), 7e-2 for fib(2), ~0.5 for fib(3) and ~0.9 for fib(4). An exact product-of-marginals
+filter without operand mixing fails the same way (3e-2, 0.2, 0.7).
 """
 
 import os
