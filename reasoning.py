@@ -1880,6 +1880,15 @@ class ReasoningLayer(nn.Module):
         entry = self.entry_lines[0].expand(len(b))
         out = self.machine.run_hard(entry, regs, memory, max_steps)
         rows = self.answers(out, b, weight, B, out[0] + self.arg_heads.tape_base)
+        if self.training and S > 1:
+            # The loss is the likelihood given the neighbourhood: each example's row weights divided by their
+            # sum (the estimated neighbourhood mass). Left unnormalised, the mass outside the neighbourhood
+            # counts as a wrong answer, and the quickest way to raise the likelihood is to pull mass into it:
+            # the heads grew confident on wrong values before the LM could tell right from wrong (measured:
+            # entropy 4.85 -> 0.68 nats, sort8 0% after 200 iterations).
+            total = torch.zeros(B, dtype=weight.dtype, device=weight.device).index_add(0, rows["rows_b"],
+                                                                                     rows["rows_weight"])
+            rows["rows_weight"] = rows["rows_weight"] / total[rows["rows_b"]].clamp_min(1e-30)
         return {**rows, "dropped": dropped.detach(), "overflow": torch.zeros(B, dtype=torch.bool, device=args.device)}
 
     def neighbourhood(self, args, tokens, call_pos):
