@@ -24,6 +24,7 @@ import hashlib
 import inspect
 import os
 import random
+import re
 import sys
 import textwrap
 from dataclasses import dataclass, field
@@ -392,8 +393,23 @@ class Task:
     def splits(self):
         return list(self.ranges)
 
+    size_name = "characters in the prompt"  # what `size` measures: the x axis of tests/plots.py
+
+    def size(self, prompt):
+        """How large a prompt's problem is, in the units of `ranges` (its length or depth), for the plots."""
+        return len(prompt)
+
+
+def _numbers(prompt):
+    return [int(x) for x in re.findall(r"\d+", prompt)]
+
 
 class FibTask(Task):
+    size_name = "n (recursion depth)"
+
+    def size(self, prompt):
+        return (_numbers(prompt) or [None])[-1]
+
     def sample(self, rng, split):
         lo, hi = self.ranges[split]
         n = rng.randint(lo, hi)
@@ -434,6 +450,10 @@ class ListTask(Task):
     split's (shortest, longest) list. E.g. the maximum: answer=lambda xs: str(max(xs))."""
 
     answer: object = None  # the list -> the answer text, in plain Python
+    size_name = "numbers in the list"
+
+    def size(self, prompt):
+        return len(_numbers(prompt))
 
     def sample(self, rng, split):
         lo, hi = self.ranges[split]
@@ -442,6 +462,11 @@ class ListTask(Task):
 
 
 class SortTask(Task):
+    size_name = "numbers in the list"
+
+    def size(self, prompt):
+        return len(_numbers(prompt))
+
     def sample(self, rng, split):
         lo, hi = self.ranges[split]
         xs = [rng.randint(0, 99) for _ in range(rng.randint(lo, hi))]
@@ -450,6 +475,11 @@ class SortTask(Task):
 
 
 class AddTask(Task):
+    size_name = "digits of the longer number"
+
+    def size(self, prompt):
+        return max(len(str(x)) for x in _numbers(prompt)[:2])
+
     def sample(self, rng, split):
         lo, hi = self.ranges[split]
         a, b = digits(rng, rng.randint(lo, hi)), digits(rng, rng.randint(lo, hi))
@@ -484,6 +514,11 @@ def number_word(n):
 
 
 class GcdTask(Task):
+    size_name = "the larger number"
+
+    def size(self, prompt):
+        return max(_numbers(prompt)[:2])
+
     def sample(self, rng, split):
         lo, hi = self.ranges[split]
         a, b = rng.randint(lo, hi), rng.randint(lo, hi)

@@ -582,11 +582,18 @@ def evaluate(model, tokenizer, task, args, device, autocast, quick=False, batch_
             examples = examples[:50]
         examples = examples[rank::world_size]  # this rank's share; the counts are summed below
         correct, chosen, n, warned, example = 0, 0, 0, 0, None
+        sized = task.task_of(split) if hasattr(task, "task_of") else task
+        by_size = {}  # size -> [correct, n]: exact match against length or depth (tests/plots.py)
         for i in range(0, len(examples), batch_size):
             chunk = examples[i:i + batch_size]
             longest = max(len(a) for _, a in chunk)
             answers, cache = greedy_answers(model, tokenizer, [p for p, _ in chunk], device, autocast, longest + 8)
             correct += sum(got == want for got, (_, want) in zip(answers, chunk))
+            for got, (prompt, want) in zip(answers, chunk):
+                size = sized.size(prompt) if hasattr(sized, "size") else None
+                if size is not None:
+                    by_size.setdefault(size, [0, 0])[0] += got == want
+                    by_size[size][1] += 1
             for (prompt, _), w in zip(chunk, cache["warnings"] if cache is not None else []):
                 warned += bool(w)
                 example = example or (w and (prompt, w[0]))
@@ -598,7 +605,15 @@ def evaluate(model, tokenizer, task, args, device, autocast, quick=False, batch_
             counts = torch.tensor([correct, chosen, n, warned], device=device)
             dist.all_reduce(counts)
             correct, chosen, n, warned = counts.tolist()
-        results[split] = {"exact_match": correct / n, "n": n, "warnings": warned}
+            every = [None] * world_size
+            dist.all_gather_object(every, by_size)
+            by_size = {}
+            for part in every:
+                for size, (c, k) in part.items():
+                    by_size.setdefault(size, [0, 0])[0] += c
+                    by_size[size][1] += k
+        results[split] = {"exact_match": correct / n, "n": n, "warnings": warned,
+                          "by_size": {str(k): by_size[k] for k in sorted(by_size)}}
         if warned and rank == 0:
             print(f"warning: split {split}: {warned} of {n} answers came from runs that may be wrong"
                   + (f", e.g. {example[0]!r}: {example[1]}" if example else ""), file=sys.stderr)
