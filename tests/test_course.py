@@ -262,3 +262,27 @@ def test_checkpoints_and_exports_store_their_library(fib):
     for library in (state["library"], meta["library"]):
         assert library["source"] == tasks.library_source()
         assert library["fingerprint"] == tasks.library_fingerprint(library["source"])
+
+
+# ---- 8. plots -------------------------------------------------------------------------------------------------
+
+
+def test_plots_are_written_next_to_results_json(fib, tmp_path):
+    pytest.importorskip("matplotlib")
+    out, _, _ = fib
+    shutil.copytree(out, tmp_path / "fib")
+    train.main(["--task", "fib", "--baseline", "--iters", "3", "--out_dir", str(tmp_path / "fib-baseline"), *QUIET])
+    p = subprocess.run([sys.executable, "tests/plots.py", str(tmp_path / "fib")], cwd=REPO, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    for name in ("exact_match.png", "training.png"):
+        path = tmp_path / "fib" / name
+        assert f"wrote {path}" in p.stdout and open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    results = json.load(open(tmp_path / "fib" / "results.json"))
+    assert sorted(results["deeper"]["by_size"]) == ["10", "11", "8", "9"]  # n = 8-11, every prompt of each
+    assert all(n == len(TASKS["fib"].train_phrasings) for _, n in results["deeper"]["by_size"].values())
+    del results["test"]["by_size"], results["deeper"]["by_size"]  # results.json from before sizes were kept
+    json.dump(results, open(tmp_path / "fib" / "results.json", "w"))
+    p = subprocess.run([sys.executable, "tests/plots.py", str(tmp_path / "fib")], cwd=REPO, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode != 0 and p.stderr.startswith("error: ") and "by_size" in p.stderr
