@@ -20,6 +20,7 @@ with the *training* phrasings, so that they measure depth/length generalisation 
 """
 
 import ast
+import functools
 import hashlib
 import inspect
 import os
@@ -264,14 +265,19 @@ def library_functions():
                                  f"and {inspect.getsourcefile(found[f.__name__])}); rename one")
             continue
         found[f.__name__] = f
-        called = {n.func.id for n in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(f))))
-                  if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
-        todo += [g for name in sorted(called) if inspect.isfunction(g := f.__globals__.get(name))
+        todo += [g for name in _called_names(f) if inspect.isfunction(g := f.__globals__.get(name))
                  and g.__module__.split(".")[0] != "compiler"]  # not `hole`: the compiler's own
     here = os.path.abspath(__file__)
     key = lambda f: (os.path.abspath(inspect.getsourcefile(f)) != here, inspect.getsourcefile(f),
                      f.__code__.co_firstlineno)
     return sorted(found.values(), key=key)
+
+
+@functools.lru_cache(maxsize=None)
+def _called_names(f):
+    """The names that function f calls by name (`parse_list(m)`, not `m.append(x)`), sorted."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(f)))
+    return sorted({n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)})
 
 
 def entry_function(task, name):
