@@ -177,6 +177,16 @@ def student(tmp_path, monkeypatch):
     return register
 
 
+def test_the_library_is_found_from_the_task_tables_in_file_order():
+    """The entry points of TASKS and VARIANTS and what they call, nothing else (not `hole`, not the generators),
+    in tasks.py's order: the same program as the explicit list it replaced, so older checkpoints still load."""
+    assert [f.__name__ for f in tasks.library_functions()] == [
+        "text_end", "next_number", "number_end", "parse_number", "print_number", "fib", "fib_task",
+        "insertion_sort", "parse_list", "sort_task", "add_task", "gcd", "gcd_task", "fib_args", "add_mod_args",
+        "sort_args", "add_mod_task"]
+    assert tasks.LIBRARY_FUNCTIONS == tuple(tasks.library_functions())
+
+
 def test_the_readme_adds_a_max_task_and_its_test_passes(student, tmp_path):
     _, test = student()
     assert [f.__name__ for f in tasks.library_functions()][-2:] == ["list_max", "max_task"]
