@@ -61,10 +61,11 @@ def number_end(m, i):
 
 
 def parse_number(m, i):
-    """The value of the decimal number whose first digit is at i (wraps modulo V like all arithmetic)."""
+    """The value of the decimal number whose first digit is at i. A number past 127 wraps modulo V, which
+    the machine reports (`wrapped`); nothing else here wraps, so a valid prompt is never flagged."""
     x = 0
     while i < len(m) and 48 <= m[i] <= 57:
-        x = x * 10 + m[i] - 48
+        x = x * 10 + (m[i] - 48)  # the digit first: x * 10 + m[i] would pass 127 for 80 and up
         i += 1
     return x
 

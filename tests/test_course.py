@@ -8,6 +8,7 @@ command-line tests run `python train.py` exactly as the README gives it.
 import importlib
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ import tasks
 import train
 from compiler import CompileError
 from model import Llama, ModelArgs, Tokenizer
-from reasoning import AugmentedLlama
+from reasoning import AugmentedLlama, run_warnings
 from tasks import N_CELLS, TASKS, compile_library
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -139,6 +140,27 @@ def test_generate_returns_the_warnings_of_each_example(untrained):
     gcd = generate_warnings(untrained("gcd_task"), ["gcd(12,18)=", "x" * 114 + "gcd(12,18)="])
     assert gcd[0] == []  # the answer of the second does not fit behind its 125 characters: an IndexError
     assert any(re.search(r"stopped with an error .*tasks\.py line \d+ in gcd_task: IndexError", w) for w in gcd[1])
+
+
+@pytest.mark.parametrize("name", ["fib", "sort", "add", "gcd", "sort4"])
+def test_valid_prompts_never_warn(untrained, name):
+    """No false alarms: every split's prompts, in range, run with no flag (a wrap inside the library's own
+    arithmetic, e.g. parsing 85 as 8 * 10 + ord('5') - 48, would flag half the sort prompts). Not add_mod: its
+    sum wraps modulo 128 on purpose, and is flagged (README)."""
+    task = tasks.get_task(name)
+    model, tok = untrained(task.entry), Tokenizer()
+    for split in task.splits:
+        rng = random.Random(0)
+        pairs = task.examples(split, n=40) if split != "train" else [task.example(rng, split) for _ in range(40)]
+        prompts = [p for p, _ in pairs]
+        ids = [tok.encode(p, bos=True) for p in prompts]
+        T = max(map(len, ids))
+        tokens = torch.tensor([i + [tok.eos_id] * (T - len(i)) for i in ids])
+        with torch.no_grad():
+            _, run = model(tokens, torch.tensor([len(i) - 1 for i in ids]))
+        flagged = [(p, w) for p, w in zip(prompts, run_warnings(run, model.layer)) if w]
+        assert not flagged, (split, flagged[:3])
+        assert float(run["wrapped"].max()) == 0 and float(run["failed"].max()) == 0 and not run["overflow"].any()
 
 
 def test_evaluation_counts_and_reports_answers_with_warnings(fib, tmp_path, monkeypatch, capsys):
