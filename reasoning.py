@@ -1965,7 +1965,9 @@ class AugmentedLlama(nn.Module):
         cut before eos; the machine's run). The machine runs once on the whole batch. Then each group of
         prompts of one length is decoded with the LLaMA's KV cache, one cache row per row of the run: the
         next token of an example is the argmax of the mixture of its rows' next-token distributions, each
-        weighted by its weight times the likelihood it gave the tokens chosen so far (exact marginal)."""
+        weighted by its weight times the likelihood it gave the tokens chosen so far (exact marginal).
+        run["warnings"] lists, per prompt, why its answer may be wrong (`run_warnings`; empty: no reason
+        known). A prompt of max_seq_len tokens or more is a ValueError: no room is left to answer."""
         device = self.llama.tok_embeddings.weight.device
         for i, p in enumerate(prompts):  # a prompt that fills the context leaves no room for an answer
             if len(p) >= self.llama.args.max_seq_len:

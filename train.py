@@ -234,7 +234,7 @@ def main(argv=None):
     autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=dtype == "bfloat16")
     try:
         library = stored_library(out_dir) if args.resume else None  # a run goes on with its own library
-        task, tokenizer, model = build(args, device, library)
+        task, tokenizer, model = build(args, device) if library is None else build(args, device, library)
     except (ValueError, OSError, ImportError, CompileError) as e:  # unknown task, not a checkpoint, gguf missing
         sys.exit(f"error: {e}")
     if args.prompted:
