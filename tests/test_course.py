@@ -174,6 +174,32 @@ def test_evaluation_counts_and_reports_answers_with_warnings(fib, tmp_path, monk
                      capsys.readouterr().err, re.M)
 
 
+# ---- 6. the small mean-field run ---------------------------------------------------------------------------
+
+
+def test_a_mean_field_run_finishes_and_flags_its_answers(tmp_path):
+    """The README's mean-field command, smaller still: it trains, evaluates within its step bound, and every
+    answer carries a warning instead of passing as the library's."""
+    results = train.main(["--task", "fib", "--grad", "mean_field", "--iters", "1", "--batch_size", "1",
+                          "--max_steps_train", "60", "--max_steps", "60", "--out_dir", str(tmp_path / "mf"), *QUIET])
+    for split in ("test", "deeper"):
+        assert results[split]["warnings"] == results[split]["n"] > 0
+    assert train.ask(*train.load_trained(str(tmp_path / "mf")), ["fib(3)="])[0].warnings
+
+
+def test_the_mean_field_is_exact_on_a_hard_tape_and_lost_on_a_barely_soft_one():
+    """tests/mean_field_tape.py's table: why the mean-field run learns nothing on the tape."""
+    sys.path.insert(0, os.path.join(REPO, "tests"))
+    from mean_field_tape import soft_answers
+    torch.manual_seed(0)
+    model = AugmentedLlama(Llama(ModelArgs.preset("tiny")), Tokenizer(), compile_library(), ["fib_task"],
+                           n_cells=N_CELLS, grad="mean_field", max_steps=600).eval()
+    halted, p = soft_answers(model, Tokenizer(), ["fib(1)=", "fib(3)="], bias=40.0)  # gate 1: a hard tape
+    assert torch.allclose(halted, torch.ones(2)) and torch.allclose(p, torch.ones(2), atol=1e-4)
+    halted, p = soft_answers(model, Tokenizer(), ["fib(1)=", "fib(3)="], bias=6.0)  # a fresh layer's gate, 0.9975
+    assert float(p.max()) < 0.01 and float(halted.max()) < 0.95
+
+
 # ---- 3. adding an algorithm, 4. compile errors ------------------------------------------------------------
 
 
