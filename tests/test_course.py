@@ -163,6 +163,21 @@ def test_valid_prompts_never_warn(untrained, name):
         assert float(run["wrapped"].max()) == 0 and float(run["failed"].max()) == 0 and not run["overflow"].any()
 
 
+def test_each_flag_warns_from_its_threshold_on(untrained):
+    """run_warnings on a run's masses: 10% not finished, failed or wrapped is a warning, 9% is not; the mass
+    exact execution did not run warns from 50% on; an overflowing tape always."""
+    layer = untrained("fib_task").layer
+    zero = torch.zeros(6)
+    run = {"not_halted": torch.tensor([0.09, 0.1, 0, 0, 0, 0]), "failed": torch.tensor([0, 0, 0.1, 0, 0, 0]),
+           "wrapped": torch.tensor([0, 0, 0, 0.1, 0, 0]), "dropped": torch.tensor([0.49, 0, 0, 0, 0.5, 0]),
+           "overflow": torch.tensor([False, False, False, False, False, True]), "error": zero.long() - 1}
+    got = run_warnings(run, layer)
+    assert got[0] == [] and all(len(w) == 1 for w in got[1:]), got
+    for w, what in zip(got[1:], ("did not finish", "stopped with an error", "wrapped around", "was not run",
+                                 "does not fit the library's tape")):
+        assert what in w[0], (what, w)
+
+
 def test_evaluation_counts_and_reports_answers_with_warnings(fib, tmp_path, monkeypatch, capsys):
     out, _, results = fib
     assert all(results[s]["warnings"] == 0 for s in ("test", "deeper"))
