@@ -1770,9 +1770,9 @@ class ReasoningLayer(nn.Module):
         key = torch.cat([b[:, None], halted[:, None].long(), chars], 1)
         rows, inverse = torch.unique(key, dim=0, return_inverse=True)  # sorted: the rows of an example together
         per_example = lambda x: weight.new_zeros(B).index_add(0, b, x.to(weight.dtype)).detach()  # [B] a mass
-        failed = getattr(out, "error", torch.full_like(start, -1)) >= 0
+        error = getattr(out, "error", torch.full_like(start, -1))  # [M] the `fail` each thread stopped at, or -1
+        failed = error >= 0
         wrapped = getattr(out, "wrapped", torch.zeros_like(halted))
-        error = getattr(out, "error", torch.full_like(start, -1))
         return {"rows_b": rows[:, 0], "rows_ok": rows[:, 1].bool(), "rows_chars": rows[:, 2:],
                 "rows_weight": weight.new_zeros(len(rows)).index_add(0, inverse, weight),
                 "steps": out[3], "threads": len(b),
