@@ -1854,11 +1854,13 @@ class ReasoningLayer(nn.Module):
         key = torch.cat([b[:, None], halted[:, None].long(), chars], 1)
         rows, inverse = torch.unique(key, dim=0, return_inverse=True)  # sorted: the rows of an example together
         per_example = lambda x: weight.new_zeros(B).index_add(0, b, x.to(weight.dtype)).detach()  # [B] a mass
-        failed = getattr(out, "error", torch.full_like(start, -1)) >= 0
+        error = getattr(out, "error", torch.full_like(start, -1))  # [M] the `fail` each thread stopped at, or -1
+        failed = error >= 0
         wrapped = getattr(out, "wrapped", torch.zeros_like(halted))
         return {"rows_b": rows[:, 0], "rows_ok": rows[:, 1].bool(), "rows_chars": rows[:, 2:],
                 "rows_weight": weight.new_zeros(len(rows)).index_add(0, inverse, weight),
                 "steps": out[3], "threads": len(b),
+                "error": torch.full((B,), -1, dtype=torch.long, device=b.device).scatter_reduce(0, b, error, "amax"),
                 "not_halted": per_example(weight * (~halted & ~failed)), "failed": per_example(weight * failed),
                 "wrapped": per_example(weight * wrapped)}
 
@@ -2093,8 +2095,15 @@ class AugmentedLlama(nn.Module):
         cut before eos; the machine's run). The machine runs once on the whole batch. Then each group of
         prompts of one length is decoded with the LLaMA's KV cache, one cache row per row of the run: the
         next token of an example is the argmax of the mixture of its rows' next-token distributions, each
-        weighted by its weight times the likelihood it gave the tokens chosen so far (exact marginal)."""
+        weighted by its weight times the likelihood it gave the tokens chosen so far (exact marginal).
+        run["warnings"] lists, per prompt, why its answer may be wrong (`run_warnings`; empty: no reason
+        known). A prompt of max_seq_len tokens or more is a ValueError: no room is left to answer."""
         device = self.llama.tok_embeddings.weight.device
+        for i, p in enumerate(prompts):  # a prompt that fills the context leaves no room for an answer
+            if len(p) >= self.llama.args.max_seq_len:
+                raise ValueError(f"prompt {i} is {len(p)} tokens long; the model reads at most "
+                                 f"{self.llama.args.max_seq_len - 1} (max_seq_len {self.llama.args.max_seq_len}) "
+                                 "and would have no room left to answer")
         T = max(len(p) for p in prompts)
         tokens = torch.tensor([p + [eos_id] * (T - len(p)) for p in prompts], device=device)  # [B, T]
         calls = torch.tensor([len(p) - 1 for p in prompts], device=device)  # [B]
@@ -2128,7 +2137,42 @@ class AugmentedLlama(nn.Module):
                 self.llama._setup_cache(None, None)
             for j, i in enumerate(examples.tolist()):
                 out[i] = new[j]
+        if run is not None:
+            run["warnings"] = run_warnings(run, self.layer)
         return out, run
+
+
+WARN_MASS = 0.1  # a flagged share of an example's run at least this large is a warning
+WARN_DROPPED = 0.5  # the share that exact execution did not run: the answer then stands on the smaller part
+
+
+def run_warnings(run, layer):
+    """Why an answer may be wrong though the model gives it: per example, a list of messages (empty: none).
+    From the run's masses: the library did not finish (steps, call depth), stopped at an error (assert,
+    raise, an index past the end), wrapped a value modulo V, or the prompt overflowed the tape; or most of
+    the model's probability was not run (`dropped`). `generate` puts them in run["warnings"]."""
+    machine, V = layer.machine, layer.machine.V
+    per = {k: run[k].tolist() for k in ("not_halted", "failed", "wrapped", "dropped", "overflow")}
+    errors = run["error"].tolist() if "error" in run else [-1] * len(per["failed"])
+    out = []
+    for b in range(len(per["failed"])):
+        w = []
+        if per["overflow"][b]:
+            w.append(f"the prompt does not fit the library's tape ({machine.N} cells): its end was cut off")
+        if per["not_halted"][b] >= WARN_MASS:
+            w.append(f"the library did not finish ({per['not_halted'][b]:.0%} of the run): no result within "
+                     f"{layer.max_steps} steps, or recursion deeper than the call stack ({machine.D})")
+        if per["failed"][b] >= WARN_MASS:
+            why = machine.program.errors[errors[b]] if 0 <= errors[b] < len(machine.program.errors) else "an error"
+            w.append(f"the library stopped with an error ({per['failed'][b]:.0%} of the run): {why}")
+        if per["wrapped"][b] >= WARN_MASS:
+            w.append(f"a value passed {V - 1} and wrapped around ({per['wrapped'][b]:.0%} of the run): the library "
+                     f"computes modulo {V}, so the input is out of its range")
+        if per["dropped"][b] >= WARN_DROPPED:
+            w.append(f"{per['dropped'][b]:.0%} of the model's probability was not run (exact execution runs the "
+                     "likeliest tape only): the answer stands on the rest")
+        out.append(w)
+    return out
 
 
 def _by_example(scores, local, G):

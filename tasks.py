@@ -19,11 +19,18 @@ Splits: `train` (training phrasings and range), `test` (same range, held-out phr
 with the *training* phrasings, so that they measure depth/length generalisation alone.
 """
 
+import ast
+import functools
+import hashlib
+import inspect
+import os
 import random
+import re
 import sys
-from dataclasses import dataclass
+import textwrap
+from dataclasses import dataclass, field
 
-from compiler import ExecutionError, compile_functions, hole
+from compiler import ExecutionError, compile_functions, compile_source, hole
 
 N_VALUES = 128  # values are ASCII characters or small integers
 N_CELLS = N_VALUES - 1  # memory cells; one fewer than V so that len(tape) is itself a value
@@ -54,10 +61,11 @@ def number_end(m, i):
 
 
 def parse_number(m, i):
-    """The value of the decimal number whose first digit is at i (wraps modulo V like all arithmetic)."""
+    """The value of the decimal number whose first digit is at i. A number past 127 wraps modulo V, which
+    the machine reports (`wrapped`); nothing else here wraps, so a valid prompt is never flagged."""
     x = 0
     while i < len(m) and 48 <= m[i] <= 57:
-        x = x * 10 + m[i] - 48
+        x = x * 10 + (m[i] - 48)  # the digit first: x * 10 + m[i] would pass 127 for 80 and up
         i += 1
     return x
 
@@ -81,6 +89,8 @@ def fib(n):
 
 
 def fib_task(m):
+    """Entry point of task fib. Tape in: "fib(9)=" (the prompt's characters, then NUL); answer out: "34",
+    printed after the prompt's NUL; returns where it starts. Only the first number counts."""
     n = parse_number(m, next_number(m, 0))
     start = text_end(m, 0) + 1
     end = print_number(m, start, fib(n))
@@ -115,7 +125,8 @@ def parse_list(m):
 
 
 def sort_task(m):
-    """Parse the list, move it to the top of memory, sort it there, print it from address 0."""
+    """Entry point of task sort. Tape in: "sort 5 3 12=" ; answer out: "3 5 12", from address 0.
+    Parse the list, move it to the top of memory, sort it there, print it from address 0."""
     n = parse_list(m)
     top = len(m) - n
     k = n
@@ -134,7 +145,8 @@ def sort_task(m):
 
 
 def add_task(m):
-    """Schoolbook addition of two decimal numbers of any length, digit by digit with a carry.
+    """Entry point of task add. Tape in: "19+205="; answer out: "224".
+    Schoolbook addition of two decimal numbers of any length, digit by digit with a carry.
 
     The sum is written right to left, ending just before a NUL at `last`; it starts where it stops.
     """
@@ -171,6 +183,7 @@ def gcd(a, b):
 
 
 def gcd_task(m):
+    """Entry point of task gcd. Tape in: "gcd(12,18)="; answer out: "6", after the prompt's NUL."""
     i = next_number(m, 0)
     a = parse_number(m, i)
     j = next_number(m, number_end(m, i))
@@ -187,13 +200,15 @@ def gcd_task(m):
 
 
 def fib_args(n, m):
+    """Args entry of fib: n = 9 in; answer out: "34" at m[0]."""
     end = print_number(m, 0, fib(n))
     m[end] = 0
     return 0
 
 
 def add_mod_args(a, b, m):
-    """The paper's modular arithmetic: (a + b) mod V, V = 128 (the machine wraps by itself)."""
+    """The paper's modular arithmetic: (a + b) mod V, V = 128 (the machine wraps by itself).
+    Args entry of add_mod: a = 100, b = 30 in; answer out: "2" at m[0]."""
     s = a + b
     if s > 127:  # in CPython; on the machine the sum has already wrapped
         s = s - 127 - 1
@@ -203,7 +218,8 @@ def add_mod_args(a, b, m):
 
 
 def sort_args(a, m):
-    """Sort the fixed-length list a (filled by the argument heads) and print it."""
+    """Sort the fixed-length list a (filled by the argument heads) and print it.
+    Args entry of sort4/sort8: a = [5, 3, 12, 0] in; answer out: "0 3 5 12" at m[0]."""
     insertion_sort(a, 0, len(a))
     p = 0
     for k in range(len(a)):
@@ -216,7 +232,8 @@ def sort_args(a, m):
 
 
 def add_mod_task(m):
-    """The same modular addition on the text tape: the first two numbers of the prompt."""
+    """The same modular addition on the text tape: the first two numbers of the prompt.
+    Entry point of task add_mod. Tape in: "100+30 mod 128 ="; answer out: "2", after the prompt's NUL."""
     i = next_number(m, 0)
     a = parse_number(m, i)
     j = next_number(m, number_end(m, i))
@@ -230,14 +247,83 @@ def add_mod_task(m):
     return start
 
 
-LIBRARY_FUNCTIONS = (text_end, next_number, number_end, parse_number, print_number, fib, fib_task,
-                     insertion_sort, parse_list, sort_task, add_task, gcd, gcd_task,
-                     fib_args, add_mod_args, sort_args, add_mod_task)
+# Nothing registers these functions here: the library is every entry point named in the task tables
+# (section 2) and the functions they call, found by `library_functions`. A new algorithm needs one entry
+# in TASKS (README: "Add your own algorithm").
 
 
-def compile_library():
-    """All library functions compiled into one program; each task's `entry` is a function in it."""
-    return compile_functions(*LIBRARY_FUNCTIONS, n_values=N_VALUES)
+def library_functions():
+    """The library: the entry points of every task in TASKS and VARIANTS (`entry`, `args_entry`) and every
+    function they call, directly or not, in the order they are defined (tasks.py's first). An entry point
+    that is not defined is a ValueError that names it and its task."""
+    found, todo = {}, [entry_function(t, e) for t in [*TASKS.values(), *VARIANTS.values()]
+                       for e in (t.entry, t.args_entry) if e is not None]
+    while todo:
+        f = todo.pop()
+        if f.__name__ in found:
+            if found[f.__name__] is not f:
+                raise ValueError(f"two library functions are named {f.__name__!r} ({inspect.getsourcefile(f)} "
+                                 f"and {inspect.getsourcefile(found[f.__name__])}); rename one")
+            continue
+        found[f.__name__] = f
+        todo += [g for name in _called_names(f) if inspect.isfunction(g := f.__globals__.get(name))
+                 and g.__module__.split(".")[0] != "compiler"]  # not `hole`: the compiler's own
+    here = os.path.abspath(__file__)
+    key = lambda f: (os.path.abspath(inspect.getsourcefile(f)) != here, inspect.getsourcefile(f),
+                     f.__code__.co_firstlineno)
+    return sorted(found.values(), key=key)
+
+
+@functools.lru_cache(maxsize=None)
+def _called_names(f):
+    """The names that function f calls by name (`parse_list(m)`, not `m.append(x)`), sorted."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(f)))
+    return sorted({n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)})
+
+
+def entry_function(task, name):
+    """The function `name`, an entry point of `task`: one of tasks.py, or one the task was given as a function."""
+    f = task.functions.get(name) or globals().get(name)
+    if not inspect.isfunction(f):
+        raise ValueError(f"task {task.name!r} names the entry point {name!r}, but tasks.py defines no function "
+                         f"{name!r}: write `def {name}(m):` in tasks.py's library (section 1), or give the "
+                         f"function itself as the entry (README: \"Add your own algorithm\")")
+    return f
+
+
+def library_source(functions=None):
+    """The library's source text, as `compile_functions` joins it: each function dedented, one after another.
+    A checkpoint stores it, so that a run made with another library is rebuilt with its own."""
+    return "\n".join(textwrap.dedent(inspect.getsource(f)) for f in functions or library_functions())
+
+
+def library_fingerprint(source):
+    """A short hash of the library's source and value range: equal fingerprints, the same library."""
+    return hashlib.sha256(f"V={N_VALUES}\n{source}".encode()).hexdigest()[:16]
+
+
+def library_difference(old, new):
+    """What changed between two library sources, in words: 'added max_task; changed parse_list'."""
+    def functions(src):
+        return {f.name: ast.dump(f) for f in ast.parse(src).body if isinstance(f, ast.FunctionDef)}
+    a, b = functions(old), functions(new)
+    parts = [("added", [n for n in b if n not in a]), ("removed", [n for n in a if n not in b]),
+             ("changed", [n for n in a if n in b and a[n] != b[n]])]
+    return "; ".join(f"{what} {', '.join(names)}" for what, names in parts if names) or "the same functions"
+
+
+def compile_library(source=None):
+    """All library functions compiled into one program; each task's `entry` is a function in it. With
+    `source` (a checkpoint's stored `library_source()`), that text is compiled instead."""
+    if source is not None:
+        return compile_source(source, n_values=N_VALUES, filename="the stored library")
+    return compile_functions(*library_functions(), n_values=N_VALUES)
+
+
+def __getattr__(name):  # tasks.LIBRARY_FUNCTIONS, computed when asked for: the task tables may have grown
+    if name == "LIBRARY_FUNCTIONS":
+        return tuple(library_functions())
+    raise AttributeError(f"module 'tasks' has no attribute {name!r}")
 
 
 # -----------------------------------------------------------------------------
@@ -258,11 +344,13 @@ def digits(rng, n_digits):
 
 @dataclass
 class Task:
-    """A task: its library entry point, phrasings, and a sampler per split.
+    """A task: its library entry point, phrasings, and a sampler per split (a subclass's `sample`).
 
-    `splits` maps a split name to `(sample, phrasings)`: `sample(rng)` returns the task's numbers and
-    `phrasings` are templates filled by `format`. `enumerate_split` lists every prompt of a small split
-    (fib has only a few distinct inputs, and its table reports how many distinct prompts it tested).
+    `sample(rng, split)` returns the task's numbers (a dict that fills the phrasings, which are templates
+    for `str.format`) and the answer text, computed in plain Python, independently of the library.
+    `ranges` maps each split to what `sample` draws from (e.g. list lengths); `eval_n` how many examples
+    evaluation takes (default 200). `entry` is the library function that solves it (its name, or the
+    function itself when it is defined outside tasks.py); its entry in TASKS is all that registers a task.
     """
 
     name: str
@@ -270,9 +358,17 @@ class Task:
     train_phrasings: list
     test_phrasings: list
     ranges: dict  # split -> parameters for `sample`
-    eval_n: dict  # split -> number of test examples
+    eval_n: dict = field(default_factory=dict)  # split -> number of test examples (default 200)
     args_entry: str = None  # the entry point of `--interface args` (numbers in, answer text out), if any
     args_len: int = 0  # for an args entry with a list parameter: its fixed length (the heads fill it)
+
+    def __post_init__(self):
+        self.functions = {}  # entry points given as functions: name -> function (see `library_functions`)
+        for key in ("entry", "args_entry"):
+            f = getattr(self, key)
+            if callable(f):
+                self.functions[f.__name__] = f
+                setattr(self, key, f.__name__)
 
     def sample(self, rng, split):
         raise NotImplementedError
@@ -298,14 +394,29 @@ class Task:
         """A fixed, seeded list of (prompt, answer) pairs for evaluation."""
         self.check_split(split)
         rng = random.Random(f"{self.name}/{split}/{seed}")
-        return [self.example(rng, split) for _ in range(n or self.eval_n[split])]
+        return [self.example(rng, split) for _ in range(n or self.eval_n.get(split, 200))]
 
     @property
     def splits(self):
         return list(self.ranges)
 
+    size_name = "characters in the prompt"  # what `size` measures: the x axis of tests/plots.py
+
+    def size(self, prompt):
+        """How large a prompt's problem is, in the units of `ranges` (its length or depth), for the plots."""
+        return len(prompt)
+
+
+def _numbers(prompt):
+    return [int(x) for x in re.findall(r"\d+", prompt)]
+
 
 class FibTask(Task):
+    size_name = "n (recursion depth)"
+
+    def size(self, prompt):
+        return (_numbers(prompt) or [None])[-1]
+
     def sample(self, rng, split):
         lo, hi = self.ranges[split]
         n = rng.randint(lo, hi)
@@ -340,7 +451,29 @@ class DistractedFibTask(FibTask):
     examples = Task.examples  # too many distinct prompts to list them all: a seeded sample per split
 
 
+@dataclass
+class ListTask(Task):
+    """A list of 0-99 in the prompt ({xs}: "5 3 12", {cs}: "5,3,12"), `answer(xs)` out; `ranges` gives each
+    split's (shortest, longest) list. E.g. the maximum: answer=lambda xs: str(max(xs))."""
+
+    answer: object = None  # the list -> the answer text, in plain Python
+    size_name = "numbers in the list"
+
+    def size(self, prompt):
+        return len(_numbers(prompt))
+
+    def sample(self, rng, split):
+        lo, hi = self.ranges[split]
+        xs = [rng.randint(0, 99) for _ in range(rng.randint(lo, hi))]
+        return {"xs": " ".join(map(str, xs)), "cs": ",".join(map(str, xs)), "args": (xs,)}, self.answer(xs)
+
+
 class SortTask(Task):
+    size_name = "numbers in the list"
+
+    def size(self, prompt):
+        return len(_numbers(prompt))
+
     def sample(self, rng, split):
         lo, hi = self.ranges[split]
         xs = [rng.randint(0, 99) for _ in range(rng.randint(lo, hi))]
@@ -349,6 +482,11 @@ class SortTask(Task):
 
 
 class AddTask(Task):
+    size_name = "digits of the longer number"
+
+    def size(self, prompt):
+        return max(len(str(x)) for x in _numbers(prompt)[:2])
+
     def sample(self, rng, split):
         lo, hi = self.ranges[split]
         a, b = digits(rng, rng.randint(lo, hi)), digits(rng, rng.randint(lo, hi))
@@ -383,6 +521,11 @@ def number_word(n):
 
 
 class GcdTask(Task):
+    size_name = "the larger number"
+
+    def size(self, prompt):
+        return max(_numbers(prompt)[:2])
+
     def sample(self, rng, split):
         lo, hi = self.ranges[split]
         a, b = rng.randint(lo, hi), rng.randint(lo, hi)
@@ -401,26 +544,26 @@ SORT_TEST = ["Sort these: {xs} ->", "ascending order [{cs}]:"]
 
 TASKS = {
     # fib(11) = 89 is the largest Fibonacci number below V = 128: the deeper split goes that far.
-    "fib": FibTask("fib", "fib_task",
-                   ["fib({n})=", "fibonacci({n}) =", "What is fib of {n}?", "F({n})=", "Fibonacci({n}):",
-                    "the fibonacci number at {n} is", "compute fib {n}:"],
-                   ["Fibonacci number {n}:", "fib {n} ->"],
-                   {"train": (0, 7), "test": (0, 7), "deeper": (8, 11)}, {}, args_entry="fib_args"),
-    "sort": SortTask("sort", "sort_task", SORT_TRAIN, SORT_TEST,
-                     {"train": (1, 8), "test": (1, 8), "2x": (9, 16), "4x": (17, 32)},
-                     {"test": 200, "2x": 200, "4x": 100}),
-    "add": AddTask("add", "add_task",
-                   ["{a}+{b}=", "add {a} {b}=", "What is {a} plus {b}?", "sum of {a} and {b}:",
-                    "{a} plus {b} is", "Add: {a} + {b}", "the sum {a}+{b} ="],
-                   ["{a} + {b} =", "Add {a} to {b}:"],
-                   {"train": (1, 8), "test": (1, 8), "16d": (16, 16), "32d": (32, 32)},
-                   {"test": 200, "16d": 100, "32d": 100}),
-    "gcd": GcdTask("gcd", "gcd_task",
-                   ["gcd({a},{b})=", "gcd of {a} and {b}?", "GCD {a} {b}:", "the gcd of {a}, {b} is",
-                    "greatest common divisor({a},{b}) =", "gcd: {a} {b}"],
-                   ["greatest common divisor of {a} and {b}:", "gcd[{a} {b}] ="],
-                   {"train": (1, 63), "test": (1, 63), "larger": (64, 127)},
-                   {"test": 200, "larger": 200}),
+    "fib": FibTask(name="fib", entry="fib_task", args_entry="fib_args",
+                   train_phrasings=["fib({n})=", "fibonacci({n}) =", "What is fib of {n}?", "F({n})=", "Fibonacci({n}):",
+                                    "the fibonacci number at {n} is", "compute fib {n}:"],
+                   test_phrasings=["Fibonacci number {n}:", "fib {n} ->"],
+                   ranges={"train": (0, 7), "test": (0, 7), "deeper": (8, 11)}),  # every prompt: no eval_n
+    "sort": SortTask(name="sort", entry="sort_task", train_phrasings=SORT_TRAIN, test_phrasings=SORT_TEST,
+                     ranges={"train": (1, 8), "test": (1, 8), "2x": (9, 16), "4x": (17, 32)},
+                     eval_n={"test": 200, "2x": 200, "4x": 100}),
+    "add": AddTask(name="add", entry="add_task",
+                   train_phrasings=["{a}+{b}=", "add {a} {b}=", "What is {a} plus {b}?", "sum of {a} and {b}:",
+                                    "{a} plus {b} is", "Add: {a} + {b}", "the sum {a}+{b} ="],
+                   test_phrasings=["{a} + {b} =", "Add {a} to {b}:"],
+                   ranges={"train": (1, 8), "test": (1, 8), "16d": (16, 16), "32d": (32, 32)},
+                   eval_n={"test": 200, "16d": 100, "32d": 100}),
+    "gcd": GcdTask(name="gcd", entry="gcd_task",
+                   train_phrasings=["gcd({a},{b})=", "gcd of {a} and {b}?", "GCD {a} {b}:", "the gcd of {a}, {b} is",
+                                    "greatest common divisor({a},{b}) =", "gcd: {a} {b}"],
+                   test_phrasings=["greatest common divisor of {a} and {b}:", "gcd[{a} {b}] ="],
+                   ranges={"train": (1, 63), "test": (1, 63), "larger": (64, 127)},
+                   eval_n={"test": 200, "larger": 200}),
 }
 
 
@@ -583,9 +726,12 @@ def solve_with_library(entry, prompt, program=None, max_steps=1_000_000):
     `fib(200)=` would otherwise run for ever (fib(200) is about 10^42 calls in CPython).
     """
     m = prompt_tape(prompt)
+    functions = {f.__name__: f for f in library_functions()}
+    if entry not in (functions if program is None else program.functions):
+        raise ValueError(f"{entry!r} is not an entry point of the library; it has {sorted(functions)}")
     try:
         if program is None:
-            start = run_bounded({f.__name__: f for f in LIBRARY_FUNCTIONS}[entry], m, max_steps)
+            start = run_bounded(functions[entry], m, max_steps)
         else:
             start = program.run(entry, m, n_cells=N_CELLS, max_steps=max_steps)
     except ExecutionError as e:

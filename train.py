@@ -54,18 +54,26 @@ import sys
 import threading
 import time
 from contextlib import nullcontext
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
-from safetensors.torch import load_model, save_file, save_model
+from safetensors import safe_open
+from safetensors.torch import load_file, load_model, save_file, save_model
 
+from compiler import CompileError
 from model import Llama, ModelArgs, PRESETS, Tokenizer, set_default_mode
 from reasoning import AugmentedLlama
-from tasks import ARGS_FORMS, HOLE_TASKS, N_CELLS, TASKS, VARIANTS, compile_library, get_task
+from tasks import (ARGS_FORMS, HOLE_TASKS, N_CELLS, TASKS, VARIANTS, compile_library, get_task, library_difference,
+                   library_fingerprint, library_source)
 
-ALL_TASKS = [*TASKS, "all", *VARIANTS, *HOLE_TASKS]
+ALL_TASKS = [*TASKS, "all", *VARIANTS, *HOLE_TASKS]  # as the module was imported; `all_tasks()` is current
+
+
+def all_tasks():
+    return [*TASKS, "all", *VARIANTS, *HOLE_TASKS]
 
 
 def get_args(argv=None):
@@ -122,6 +130,11 @@ def get_args(argv=None):
                    "layer, with its data-dependent loop, stays eager)")
     p.add_argument("--export", default=None, metavar="DIR", help="after training, write the transformer in Hugging "
                    "Face layout and the reasoning layer's weights to DIR")
+    p.add_argument("--ask", action="append", metavar="PROMPT", help="no training: answer PROMPT with the trained "
+                   "model of out/<task> (its latest checkpoint, with its own settings) or of --out_dir (a run's "
+                   "directory or an --export directory); prints the answer alone on stdout and a line 'warning: "
+                   "...' on stderr for each reason it may be wrong; repeat --ask for several prompts, one answer "
+                   "a line")
     return p.parse_args(argv)
 
 
@@ -130,7 +143,7 @@ def check_args(args):
     number = lambda x: x is not None and math.isfinite(x) and x >= 0  # NaN and inf are not numbers here
     device_error = device_problem(args.device)
     problems = [
-        (args.task in ALL_TASKS, f"unknown task {args.task!r}; choose one of {ALL_TASKS}"),
+        (args.task in all_tasks(), f"unknown task {args.task!r}; choose one of {all_tasks()}"),
         (args.max_threads is None or args.max_threads >= 1,
          "--max_threads must be at least 1 (1: only the likeliest thread runs)"),
         (args.preset in PRESETS, f"unknown preset {args.preset!r}; the presets are: {', '.join(PRESETS)}"),
@@ -184,6 +197,8 @@ def device_problem(name):
 
 def main(argv=None):
     args = get_args(argv)
+    if args.ask:
+        return ask_command(args)
     if args.prompted:  # the plain LLM: no reasoning layer, no training
         args.baseline, args.iters = True, 0
     if args.max_threads is None:  # holes: every assignment of a few small holes; args: room to explore
@@ -222,8 +237,9 @@ def main(argv=None):
     dtype = ("bfloat16" if device.startswith("cuda") else "float32") if args.dtype == "auto" else args.dtype
     autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=dtype == "bfloat16")
     try:
-        task, tokenizer, model = build(args, device)
-    except (ValueError, OSError, ImportError) as e:  # unknown task, not a checkpoint, unreadable, gguf missing
+        library = stored_library(out_dir) if args.resume else None  # a run goes on with its own library
+        task, tokenizer, model = build(args, device) if library is None else build(args, device, library)
+    except (ValueError, OSError, ImportError, CompileError) as e:  # unknown task, not a checkpoint, gguf missing
         sys.exit(f"error: {e}")
     if args.prompted:
         return prompted_baseline(model.llama, tokenizer, task, args, device, autocast, out_dir, master)
@@ -449,9 +465,10 @@ def peak_flops(device, dtype):
     return None
 
 
-def build(args, device):
+def build(args, device, library=None):
     """The task, the tokenizer and the model: a LLaMA (a preset from scratch with the byte tokenizer, or
-    --init's checkpoint with its own tokenizer), with the reasoning layer unless --baseline."""
+    --init's checkpoint with its own tokenizer), with the reasoning layer unless --baseline. `library`: the
+    library source a checkpoint stored (None: tasks.py's); the model keeps it in `model.library`."""
     task = get_task(ARGS_FORMS.get(args.task, args.task) if args.interface == "args" else args.task)
     if args.library == "trainable" and args.grad == "exact" and not args.baseline:
         raise ValueError("--library trainable needs --grad mean_field: under --grad exact the programs "
@@ -465,12 +482,25 @@ def build(args, device):
     if tokenizer.vocab_size > llama.args.vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens, the model only {llama.args.vocab_size}")
     entries = None if args.baseline else task_entries(task, args.interface)
-    model = AugmentedLlama(llama, tokenizer, compile_library(), entries, layer_after=args.layer_after,
+    program, library = library_program(library)
+    model = AugmentedLlama(llama, tokenizer, program, entries, layer_after=args.layer_after,
                            grad=args.grad, max_steps=args.max_steps, max_steps_train=args.max_steps_train,
                            max_threads=args.max_threads, interface=args.interface,
                            args_len=getattr(task, "args_len", 0),
                            n_cells=N_CELLS, trainable_library=args.library == "trainable")
+    model.library = library
     return task, tokenizer, model.to(device)
+
+
+def library_program(stored=None):
+    """(The compiled library, {"fingerprint", "source"}): tasks.py's, or `stored`, the source a checkpoint or an
+    export holds, when it differs from tasks.py's (a note on stderr says what differs)."""
+    source = library_source()
+    if stored is None or library_fingerprint(stored) == library_fingerprint(source):
+        return compile_library(), {"fingerprint": library_fingerprint(source), "source": source}
+    print(f"note: this model was made with another library than tasks.py's ({library_difference(stored, source)} "
+          f"since); it runs with its own, stored with it", file=sys.stderr)
+    return compile_library(stored), {"fingerprint": library_fingerprint(stored), "source": stored}
 
 
 def task_entries(task, interface="tape"):
@@ -558,9 +588,11 @@ def greedy_answers(model, tokenizer, prompts, device, autocast, max_new_tokens):
 
 
 def evaluate(model, tokenizer, task, args, device, autocast, quick=False, batch_size=50):
-    """Exact match of greedy answers on every split but train: {split: {"exact_match", "n"}}.
+    """Exact match of greedy answers on every split but train: {split: {"exact_match", "n", "warnings"}}.
 
-    For `--task all`, also the choice head's accuracy: its argmax against the task's program. Under torchrun
+    For `--task all`, also the choice head's accuracy: its argmax against the task's program. "warnings" counts
+    the answers whose run gave a reason to doubt them (reasoning.run_warnings: not finished, an error, a
+    wrapped value, the tape overflowed); a split with any gets a line `warning: ...` on stderr. Under torchrun
     each rank evaluates every world_size-th example and the counts are summed: every rank gets the results.
     """
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
@@ -570,21 +602,42 @@ def evaluate(model, tokenizer, task, args, device, autocast, quick=False, batch_
         if quick:
             examples = examples[:50]
         examples = examples[rank::world_size]  # this rank's share; the counts are summed below
-        correct, chosen, n = 0, 0, 0
+        correct, chosen, n, warned, example = 0, 0, 0, 0, None
+        sized = task.task_of(split) if hasattr(task, "task_of") else task
+        by_size = {}  # size -> [correct, n]: exact match against length or depth (tests/plots.py)
         for i in range(0, len(examples), batch_size):
             chunk = examples[i:i + batch_size]
             longest = max(len(a) for _, a in chunk)
             answers, cache = greedy_answers(model, tokenizer, [p for p, _ in chunk], device, autocast, longest + 8)
             correct += sum(got == want for got, (_, want) in zip(answers, chunk))
+            for got, (prompt, want) in zip(answers, chunk):
+                size = sized.size(prompt) if hasattr(sized, "size") else None
+                if size is not None:
+                    by_size.setdefault(size, [0, 0])[0] += got == want
+                    by_size[size][1] += 1
+            for (prompt, _), w in zip(chunk, cache["warnings"] if cache is not None else []):
+                warned += bool(w)
+                example = example or (w and (prompt, w[0]))
             if cache is not None and hasattr(task, "task_of"):
                 entry = model.layer.entries.index(task.task_of(split).entry)
                 chosen += int((cache["choice"].argmax(-1) == entry).sum())
             n += len(chunk)
         if world_size > 1:
-            counts = torch.tensor([correct, chosen, n], device=device)
+            counts = torch.tensor([correct, chosen, n, warned], device=device)
             dist.all_reduce(counts)
-            correct, chosen, n = counts.tolist()
-        results[split] = {"exact_match": correct / n, "n": n}
+            correct, chosen, n, warned = counts.tolist()
+            every = [None] * world_size
+            dist.all_gather_object(every, by_size)
+            by_size = {}
+            for part in every:
+                for size, (c, k) in part.items():
+                    by_size.setdefault(size, [0, 0])[0] += c
+                    by_size[size][1] += k
+        results[split] = {"exact_match": correct / n, "n": n, "warnings": warned,
+                          "by_size": {str(k): by_size[k] for k in sorted(by_size)}}
+        if warned and rank == 0:
+            print(f"warning: split {split}: {warned} of {n} answers came from runs that may be wrong"
+                  + (f", e.g. {example[0]!r}: {example[1]}" if example else ""), file=sys.stderr)
         if hasattr(task, "task_of") and not args.baseline:
             results[split]["choice_accuracy"] = chosen / n
     return results
@@ -596,6 +649,7 @@ def print_results(results):
         if not split.startswith("_"):
             extra = f"  choice {r['choice_accuracy']:.3f}" if "choice_accuracy" in r else ""
             extra += f"  numbers {r['numbers_match']:.3f}" if "numbers_match" in r else ""
+            extra += f"  warnings {r['warnings']}" if r.get("warnings") else ""
             print(f"{split:<14} {r['exact_match']:>11.3f} {r['n']:>5}{extra}")
 
 
@@ -768,7 +822,8 @@ def save_checkpoint(out_dir, model, optimizer, args, it, losses, train_seconds):
     save_model(model, os.path.join(tmp, "model.safetensors"))  # stores tied weights once
     set_default_mode(os.path.join(tmp, "model.safetensors"))
     torch.save({"iter": it, "args": vars(args), "optimizer": optimizer.state_dict(), "losses": losses,
-                "train_seconds": train_seconds}, os.path.join(tmp, "state.pt"))
+                "train_seconds": train_seconds, "library": getattr(model, "library", None)},
+               os.path.join(tmp, "state.pt"))
     final = os.path.join(out_dir, name)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
@@ -786,12 +841,10 @@ def save_checkpoint(out_dir, model, optimizer, args, it, losses, train_seconds):
 def load_checkpoint(out_dir, model, optimizer, args):
     """Load out_dir's latest checkpoint into model and optimizer; return its state (iter, args, losses, ...).
     A checkpoint that cannot be read (a truncated file) is skipped with a warning for the one before it."""
-    latest = os.path.join(out_dir, "latest")
-    names = [open(latest).read().strip()] if os.path.isfile(latest) else []
-    names += [c for c in (checkpoint_names(out_dir) if os.path.isdir(out_dir) else []) if c not in names]
+    names = checkpoint_candidates(out_dir)
     if not names:
         sys.exit(f"error: --resume: no checkpoint in {out_dir}; run without --resume to start one")
-    failed = []
+    failed, mismatch = [], None
     for name in names:
         path = os.path.join(out_dir, name)
         try:  # torch and safetensors raise their own errors on a truncated file: any error means unreadable
@@ -799,7 +852,8 @@ def load_checkpoint(out_dir, model, optimizer, args):
             saved = state["args"]
             diff = [f"{k}: checkpoint {saved.get(k)!r}, now {getattr(args, k)!r}" for k in CHECKPOINT_KEYS
                     if saved.get(k) != getattr(args, k)]
-            if not diff:  # load_model reads the whole file before it changes the model
+            mismatch = program_mismatch(path, model, state.get("library"))
+            if not diff and not mismatch:  # load_model reads the whole file before it changes the model
                 missing, unexpected = load_model(model, os.path.join(path, "model.safetensors"), strict=False)
         except Exception as e:
             failed.append(f"{path} ({type(e).__name__}: {str(e)[:200]})")
@@ -807,6 +861,8 @@ def load_checkpoint(out_dir, model, optimizer, args):
             continue
         if diff:
             sys.exit(f"error: the checkpoint in {path} is from another configuration ({'; '.join(diff)})")
+        if mismatch:
+            sys.exit(f"error: {mismatch}")
         if missing or unexpected:
             sys.exit(f"error: checkpoint {path} does not fit this model: missing {missing}, unexpected {unexpected}")
         optimizer.load_state_dict(state["optimizer"])
@@ -814,6 +870,51 @@ def load_checkpoint(out_dir, model, optimizer, args):
             print(f"warning: resuming from the previous checkpoint, {path}", file=sys.stderr)
         return state
     sys.exit(f"error: no checkpoint in {out_dir} can be read: {'; '.join(failed)}")
+
+
+def checkpoint_candidates(out_dir):
+    """The checkpoints to try, newest first: the one `latest` names, then the others."""
+    latest = os.path.join(out_dir, "latest")
+    names = [open(latest).read().strip()] if os.path.isfile(latest) else []
+    return names + [c for c in (checkpoint_names(out_dir) if os.path.isdir(out_dir) else []) if c not in names]
+
+
+def stored_library(out_dir):
+    """The library source stored in out_dir's newest readable checkpoint, or None (none, or made before
+    checkpoints stored their library)."""
+    for name in checkpoint_candidates(out_dir):
+        try:
+            state = torch.load(os.path.join(out_dir, name, "state.pt"), map_location="cpu", weights_only=False)
+        except Exception:  # unreadable: load_checkpoint says so and falls back the same way
+            continue
+        return (state.get("library") or {}).get("source")
+    return None
+
+
+def program_mismatch(path, model, library, file="model.safetensors", prefix="layer."):
+    """Why the compiled program stored in `path`/`file` (the machine's program tensors) is not the model's,
+    or None. `library`: what the checkpoint stored of its library (None before checkpoints stored it)."""
+    if model.layer is None:
+        return None
+    machine = model.layer.machine
+    with safe_open(os.path.join(path, file), "pt") as f:
+        names = set(f.keys())
+        for name, mine in machine.state_dict().items():
+            key = f"{prefix}machine.{name}"
+            if key not in names:
+                continue
+            saved = f.get_tensor(key)
+            if saved.shape == mine.shape and (machine.trainable or torch.equal(saved, mine.cpu())):
+                continue
+            lines = f.get_tensor(f"{prefix}machine.op").shape[0] if f"{prefix}machine.op" in names else "?"
+            if not library:
+                return (f"{path} was made with another library than tasks.py's, before checkpoints stored their "
+                        f"library: its program has {lines} lines, tasks.py's {machine.L}. Train it again, or "
+                        f"check out the tasks.py it was made with (git log)")
+            return (f"{path}'s library (fingerprint {library['fingerprint']}) compiles to another program with this "
+                    f"compiler.py than when it was saved ({lines} lines then, {machine.L} now): use the compiler.py "
+                    f"it was made with, or train it again")
+    return None
 
 
 def resume_notes(saved, args):
@@ -858,6 +959,112 @@ class Interrupt:
             signal.signal(signal.SIGINT, self.previous)
 
 
+# ---- asking a trained model ----------------------------------------------------
+
+
+class Answer(NamedTuple):
+    text: str  # the greedy answer
+    warnings: list  # why it may be wrong (reasoning.run_warnings; empty: no reason known)
+
+
+def ask_command(args):
+    """`--ask PROMPT`: the answer alone on stdout, one line per prompt; each warning on stderr."""
+    path = args.out_dir or os.path.join("out", args.task + ("-baseline" if args.baseline else ""))
+    problem = device_problem(args.device)
+    if problem:
+        sys.exit(f"error: {problem}")
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    try:
+        model, tokenizer = load_trained(path, device)
+        answers = ask(model, tokenizer, args.ask)
+    except (ValueError, OSError, ImportError, CompileError) as e:
+        sys.exit(f"error: {e}")
+    for prompt, answer in zip(args.ask, answers):
+        for w in answer.warnings:
+            print(f"warning: {w}" + (f" (prompt {prompt!r})" if len(args.ask) > 1 else ""), file=sys.stderr)
+        print(answer.text, flush=True)
+    return answers
+
+
+@torch.no_grad()
+def ask(model, tokenizer, prompts):
+    """Greedy answers of `model` to text prompts: an Answer(text, warnings) each. Raises ValueError for a
+    prompt the model cannot read whole (longer than its context)."""
+    model.eval()
+    ids = [tokenizer.encode(p, bos=True) for p in prompts]
+    for p, i in zip(prompts, ids):
+        if len(i) >= model.llama.args.max_seq_len:
+            short = p if len(p) < 60 else p[:40] + "..." + p[-12:]
+            raise ValueError(f"the prompt {short!r} is {len(i)} tokens long; the model reads at most "
+                             f"{model.llama.args.max_seq_len - 1} (max_seq_len) and would have no room left to answer")
+    ids, run = model.generate(ids, N_CELLS + 1, tokenizer.eos_id)
+    answers = []
+    for i, new in enumerate(ids):
+        text = tokenizer.decode(new)
+        warnings = list(run["warnings"][i]) if run is not None else []
+        if not text:
+            warnings.append("the model's answer is empty")
+        answers.append(Answer(text, warnings))
+    return answers
+
+
+def load_trained(path, device="cpu"):
+    """A trained model and its tokenizer, ready for `ask`: from a run's directory (its newest readable
+    checkpoint, rebuilt with the settings and the library stored in it) or from an --export directory."""
+    if os.path.isfile(os.path.join(path, "config.json")):
+        return load_export(path, device)
+    names = checkpoint_candidates(path) if os.path.isdir(path) else []
+    if not names:
+        raise ValueError(f"no trained model in {path}: it holds no checkpoint (train one first, e.g. "
+                         f"python train.py --task fib) and is no --export directory")
+    failed = []
+    for name in names:
+        ckpt = os.path.join(path, name)
+        try:
+            state = torch.load(os.path.join(ckpt, "state.pt"), map_location="cpu", weights_only=False)
+        except Exception as e:
+            failed.append(f"{ckpt} ({type(e).__name__})")
+            continue
+        settings = argparse.Namespace(**{**vars(get_args([])), **state["args"]})
+        _, tokenizer, model = build(settings, device, (state.get("library") or {}).get("source"))
+        mismatch = program_mismatch(ckpt, model, state.get("library"))
+        if mismatch:
+            raise ValueError(mismatch)
+        missing, unexpected = load_model(model, os.path.join(ckpt, "model.safetensors"), strict=False)
+        if missing or unexpected:
+            raise ValueError(f"checkpoint {ckpt} does not fit its own settings: missing {missing}, "
+                             f"unexpected {unexpected}")
+        return model.eval(), tokenizer
+    raise ValueError(f"no checkpoint in {path} can be read: {'; '.join(failed)}")
+
+
+def load_export(path, device="cpu"):
+    """The model of an --export directory: the transformer (`Llama.from_pretrained`) and, when
+    reasoning_layer.json is there, the reasoning layer rebuilt around it with its own library."""
+    llama = Llama.from_pretrained(path, device=device, dtype=torch.float32)
+    meta_file = os.path.join(path, "reasoning_layer.json")
+    meta = json.load(open(meta_file)) if os.path.isfile(meta_file) else None
+    tokenizer = Tokenizer()
+    if os.path.isfile(os.path.join(path, "tokenizer.json")):
+        tokenizer = Tokenizer.from_pretrained(path)
+    elif meta and meta.get("init"):
+        tokenizer = Tokenizer.from_pretrained(meta["init"])
+    if meta is None:  # a baseline: the plain LLaMA
+        return AugmentedLlama(llama, tokenizer).eval(), tokenizer
+    program, library = library_program((meta.get("library") or {}).get("source"))
+    model = AugmentedLlama(llama, tokenizer, program, meta["entries"], layer_after=meta["layer_after"],
+                           grad=meta["grad"], max_steps=meta["max_steps"], max_steps_train=meta["max_steps_train"],
+                           max_threads=meta["max_threads"], interface=meta["interface"],
+                           args_len=meta.get("args_len", 0), n_cells=meta["n_cells"], max_depth=meta["max_depth"],
+                           trainable_library=meta["trainable_library"]).to(device)
+    model.library = library
+    mismatch = program_mismatch(path, model, meta.get("library"), "reasoning_layer.safetensors", prefix="")
+    if mismatch:
+        raise ValueError(mismatch)
+    model.layer.load_state_dict(load_file(os.path.join(path, "reasoning_layer.safetensors"), device=str(device)))
+    return model.eval(), tokenizer
+
+
 # ---- export ------------------------------------------------------------------
 
 
@@ -885,7 +1092,9 @@ def export(model, args, tokenizer, out_dir):
                    "grad": args.grad, "interface": args.interface, "max_threads": args.max_threads,
                    "n_cells": model.layer.machine.N, "max_depth": model.layer.machine.D,
                    "trainable_library": model.layer.machine.trainable, "max_steps": args.max_steps,
-                   "max_steps_train": args.max_steps_train, "tensors": sorted(layer)}, f, indent=1)
+                   "max_steps_train": args.max_steps_train, "args_len": getattr(get_task(args.task), "args_len", 0),
+                   "init": args.init, "library": getattr(model, "library", None), "tensors": sorted(layer)},
+                  f, indent=1)
 
 
 if __name__ == "__main__":
