@@ -337,6 +337,7 @@ UNSUPPORTED = [  # (source, line, column, words the message contains)
     ("def f(x):\n    s = 0\n    for i in range(0, x, 0):\n        s += 1", 3, 13, "must not be 0"),
     ("def f(x):\n    for i in range(x, -3, -1):\n        pass", 2, 22, "descending range"),
     ("def f(x):\n    return x.bit_length()", 2, 11, "method .bit_length()"),
+    ("def f(x):\n    return math.gcd(x, 4)", 2, 11, "modules cannot be imported"),
     ("def f(x):\n    break", 2, 4, "outside a loop"),
     ("def f(x):\n    x\n", 2, 4, "only calls may stand alone"),
     ("def f(a):\n    return a[1:5:2]", 2, 17, "slices take step 1"),
