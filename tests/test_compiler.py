@@ -338,6 +338,8 @@ UNSUPPORTED = [  # (source, line, column, words the message contains)
     ("def f(x):\n    for i in range(x, -3, -1):\n        pass", 2, 22, "descending range"),
     ("def f(x):\n    return x.bit_length()", 2, 11, "method .bit_length()"),
     ("def f(x):\n    return math.gcd(x, 4)", 2, 11, "modules cannot be imported"),
+    ("def f(a):\n    for x in a:\n        pass\n    else:\n        pass", 2, 4, "use a flag variable"),
+    ("def f(x):\n    b = None\n    b = x\n    return b", 3, 4, "None in one place and an int in another"),
     ("def f(x):\n    break", 2, 4, "outside a loop"),
     ("def f(x):\n    x\n", 2, 4, "only calls may stand alone"),
     ("def f(a):\n    return a[1:5:2]", 2, 17, "slices take step 1"),
