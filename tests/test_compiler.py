@@ -269,6 +269,12 @@ def test_list_helpers_len_negative_index_and_min_max():
     assert run(src, mine) == cpython(src, "f", (theirs,)) and mine == theirs
 
 
+def test_abs_of_a_negated_value_or_a_difference_is_as_in_python():
+    src = "def f(x, y):\n    return abs(-3) + abs(-x) * 2 + abs(x - y) * 3 + abs(-(x + 1)) * 5"
+    for x, y in [(0, 0), (2, 5), (5, 2), (4, 4)]:
+        assert run(src, x, y) == cpython(src, "f", (x, y)), (x, y)
+
+
 def test_function_without_return_returns_zero_and_docstrings_are_ignored():
     assert run('"""module doc"""\ndef f(a):\n    """doc"""\n    a[0] = 3', [1]) == 0
     assert run("def f(x):\n    if x:\n        return\n    return 4", 1) == 0
