@@ -185,6 +185,10 @@ class _Typer:
                      f"and the builtins {', '.join(b for b in _BUILTINS if b != 'hole')} can be called", node)
 
     def method_type(self, node, obj, method):
+        if isinstance(obj, ast.Name) and obj.id not in self.fn.locals and obj.id not in self.table and \
+                obj.id not in [p.name for p in self.fn.params]:  # math.gcd(...): a module's function
+            raise _error(f"{obj.id}.{method}(...) is not supported: modules cannot be imported; write "
+                         f"{method} as a top-level function and compile it with this one", node)
         t = self.of(obj)
         if method == "join" and isinstance(obj, ast.Constant) and obj.value == "":
             return STR

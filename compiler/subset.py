@@ -332,7 +332,7 @@ def _function_entry(fdef, V):
     """A function's entry in the table: its parameters with the types their annotations and defaults
     state, and its nodes. A generator expression that a list is made from (''.join, list, sorted) is
     a list comprehension, and `reversed(range(c, stop))` (c a constant) is `range(stop - 1, c - 1, -1)`."""
-    for n in ast.walk(fdef):
+    for n in _walk(fdef):  # the children validate listed (a replaced child's own children are the same)
         if isinstance(n, ast.Call) and len(n.args) == 1 and isinstance(n.args[0], ast.GeneratorExp) and \
                 (_call_name(n) in ("list", "sorted") or _method(n)[1] == "join"):
             g = n.args[0]

@@ -2,6 +2,7 @@
 
     python tests/bench_reasoning.py               # every path at B = 1 .. 4,096; a few minutes on a 2-core CPU
     python tests/bench_reasoning.py --hard cuda   # the hard executors alone, B up to 65,536, on a GPU
+    python tests/bench_reasoning.py --hard cpu 256   # the same at the batch sizes given (a check on a CPU)
     python tests/bench_reasoning.py --goals       # issue 14's run_batch goals: B = 256 and 4,096, best of 5
     python tests/bench_reasoning.py --scaling     # cost against V, memory N and batch B
     python tests/bench_reasoning.py --long-sort   # sort_task on lists of 128 numbers (V = 1,024)
@@ -318,8 +319,8 @@ def alu_cost(B=32):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 2 and sys.argv[1] == "--hard":
-        hard_on(sys.argv[2])
+    if len(sys.argv) > 2 and sys.argv[1] == "--hard":  # --hard DEVICE [B ...]
+        hard_on(sys.argv[2], tuple(int(b) for b in sys.argv[3:]) or (256, 4096, 65536))
     elif len(sys.argv) > 1 and sys.argv[1] == "--memory":
         print(peak_memory(int(sys.argv[2]), None if sys.argv[3] == "None" else int(sys.argv[3])))
     elif len(sys.argv) > 1 and sys.argv[1] == "--alu":

@@ -1,7 +1,12 @@
-"""GPU smoke run of train.py: a few hundred steps on CUDA in bf16 autocast, then the exact-match table.
+"""The one prepared script for a lent GPU: the machine's hard path against the interpreter, then train.py.
 
-    python tests/gpu_smoke.py                      # fib, then sort, 300 steps each
-    python tests/gpu_smoke.py --tasks fib --iters 200 --compile
+    python tests/gpu_smoke.py                      # bench_reasoning.py --hard cuda, then fib and sort, 300 steps each
+    python tests/gpu_smoke.py --tasks fib --iters 200 --compile --no_bench
+    python tests/gpu_smoke.py --device cpu --tasks fib --iters 2 --no_bench   # a check of the script itself, on a CPU
+
+First `tests/bench_reasoning.py --hard DEVICE` (the hard executors at B = 256, 4,096 and 65,536 against
+`Program.run`, with the card's name), then train.py runs: a few hundred steps in bf16 autocast (on CUDA),
+then the exact-match table.
 
 Not collected by pytest (the name is not test_*): it needs a CUDA GPU. It runs train.py as a user would
 (a subprocess, its log streamed through), so the tok/s and MFU figures are those of train.py's own log line;
@@ -29,17 +34,25 @@ def main():
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--compile", action="store_true")
     p.add_argument("--budget_s", type=float, default=330, help="skip the tasks that would start after this")
+    p.add_argument("--device", default="cuda", help="cuda (the point of this script), or cpu to check the script")
+    p.add_argument("--no_bench", action="store_true", help="leave out bench_reasoning.py --hard")
     args = p.parse_args()
-    if not torch.cuda.is_available():
-        sys.exit("error: no CUDA device; this smoke test is for a GPU machine")
-    print(f"torch {torch.__version__} on {torch.cuda.get_device_name(0)}", flush=True)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit("error: no CUDA device; this smoke test is for a GPU machine (--device cpu checks the script)")
+    name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
+    print(f"torch {torch.__version__} on {name}", flush=True)
     t_start, failed = time.time(), False
+    if not args.no_bench:
+        cmd = [sys.executable, "tests/bench_reasoning.py", "--hard", args.device]
+        print("$ " + " ".join(cmd[1:]), flush=True)
+        failed |= subprocess.run(cmd, cwd=ROOT).returncode != 0
     for task in args.tasks.split(","):
         if time.time() - t_start > args.budget_s:
             print(f"skipped {task}: over --budget_s {args.budget_s:.0f}s")
             continue
         out = tempfile.mkdtemp(prefix=f"smoke-{task}-")
-        cmd = [sys.executable, "train.py", "--task", task, "--device", "cuda", "--dtype", "bfloat16",
+        dtype = "bfloat16" if args.device.startswith("cuda") else "float32"
+        cmd = [sys.executable, "train.py", "--task", task, "--device", args.device, "--dtype", dtype,
                "--iters", str(args.iters), "--batch_size", str(args.batch_size), "--log_interval", "50",
                "--eval_interval", str(args.iters + 1), "--out_dir", out, *(["--compile"] if args.compile else [])]
         print("$ " + " ".join(cmd[1:]), flush=True)

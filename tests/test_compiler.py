@@ -269,6 +269,12 @@ def test_list_helpers_len_negative_index_and_min_max():
     assert run(src, mine) == cpython(src, "f", (theirs,)) and mine == theirs
 
 
+def test_abs_of_a_negated_value_or_a_difference_is_as_in_python():
+    src = "def f(x, y):\n    return abs(-3) + abs(-x) * 2 + abs(x - y) * 3 + abs(-(x + 1)) * 5"
+    for x, y in [(0, 0), (2, 5), (5, 2), (4, 4)]:
+        assert run(src, x, y) == cpython(src, "f", (x, y)), (x, y)
+
+
 def test_function_without_return_returns_zero_and_docstrings_are_ignored():
     assert run('"""module doc"""\ndef f(a):\n    """doc"""\n    a[0] = 3', [1]) == 0
     assert run("def f(x):\n    if x:\n        return\n    return 4", 1) == 0
@@ -337,6 +343,9 @@ UNSUPPORTED = [  # (source, line, column, words the message contains)
     ("def f(x):\n    s = 0\n    for i in range(0, x, 0):\n        s += 1", 3, 13, "must not be 0"),
     ("def f(x):\n    for i in range(x, -3, -1):\n        pass", 2, 22, "descending range"),
     ("def f(x):\n    return x.bit_length()", 2, 11, "method .bit_length()"),
+    ("def f(x):\n    return math.gcd(x, 4)", 2, 11, "modules cannot be imported"),
+    ("def f(a):\n    for x in a:\n        pass\n    else:\n        pass", 2, 4, "use a flag variable"),
+    ("def f(x):\n    b = None\n    b = x\n    return b", 3, 4, "None in one place and an int in another"),
     ("def f(x):\n    break", 2, 4, "outside a loop"),
     ("def f(x):\n    x\n", 2, 4, "only calls may stand alone"),
     ("def f(a):\n    return a[1:5:2]", 2, 17, "slices take step 1"),

@@ -66,6 +66,8 @@ class _Calls:
             self.alu("min", t, x, y)
             self.alu("max", dst, x, y)
             return self.alu("sub", dst, Operand(dst), Operand(t))
+        if isinstance(arg, ast.UnaryOp) and isinstance(arg.op, ast.USub):  # |-x| = x (x is never negative)
+            arg = arg.operand
         self.value(arg, dst)  # values are never negative
 
     def isinstance_of(self, x, kinds):
