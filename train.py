@@ -201,8 +201,7 @@ def main(argv=None):
         return ask_command(args)
     if args.prompted:  # the plain LLM: no reasoning layer, no training
         args.baseline, args.iters = True, 0
-    if args.max_threads is None:  # holes: every assignment of a few small holes; args: room to explore
-        args.max_threads = 4096 if args.task in HOLE_TASKS else 32 if args.interface == "args" else 8
+    args.max_threads = max_threads(args)
     if args.task in HOLE_TASKS:
         args.lr = 0.1 if args.lr is None else args.lr
         args.min_lr = args.lr if args.min_lr is None else args.min_lr  # (unused: holes train at a constant lr)
@@ -465,6 +464,14 @@ def peak_flops(device, dtype):
     return None
 
 
+def max_threads(args):
+    """--max_threads as given, or its default: every assignment of a few small holes (4096); for the args
+    interface room to explore (32); for the tape 8 (the programs, and moves of the likeliest tape)."""
+    if args.max_threads is not None:
+        return args.max_threads
+    return 4096 if args.task in HOLE_TASKS else 32 if args.interface == "args" else 8
+
+
 def build(args, device, library=None):
     """The task, the tokenizer and the model: a LLaMA (a preset from scratch with the byte tokenizer, or
     --init's checkpoint with its own tokenizer), with the reasoning layer unless --baseline. `library`: the
@@ -485,7 +492,7 @@ def build(args, device, library=None):
     program, library = library_program(library)
     model = AugmentedLlama(llama, tokenizer, program, entries, layer_after=args.layer_after,
                            grad=args.grad, max_steps=args.max_steps, max_steps_train=args.max_steps_train,
-                           max_threads=args.max_threads, interface=args.interface,
+                           max_threads=max_threads(args), interface=args.interface,
                            args_len=getattr(task, "args_len", 0),
                            n_cells=N_CELLS, trainable_library=args.library == "trainable")
     model.library = library
