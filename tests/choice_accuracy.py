@@ -41,7 +41,7 @@ def main():
         want = model.layer.entries.index(task.task_of(split).entry)
         sub = task.task_of(split)
         by_phrase = collections.defaultdict(lambda: [0, 0])
-        right = 0
+        right, wrong = 0, collections.Counter()
         for prompt, _ in examples:
             tokens = torch.tensor([tokenizer.encode(prompt, bos=True)])
             call = torch.tensor([tokens.shape[1] - 1])
@@ -60,13 +60,16 @@ def main():
                     pass
                 h = seen["h"]
                 h = h * torch.rsqrt(h.float().pow(2).sum(-1, keepdim=True) + 1e-6)  # as ReasoningLayer.forward
-                ok = int(model.layer.choose_program(h, call).argmax(-1)) == want
+                chosen = int(model.layer.choose_program(h, call).argmax(-1))
+            ok = chosen == want
             right += ok
+            wrong.update([] if ok else [model.layer.entries[chosen]])
             phrase = next((ph for ph in sub.phrasings(split.partition("/")[2]) if matches(ph, prompt)), "?")
             by_phrase[phrase][0] += ok
             by_phrase[phrase][1] += 1
         detail = "; ".join(f"{ph!r} {r}/{n}" for ph, (r, n) in by_phrase.items())
-        print(f"{split:<14} {right / len(examples):>7.3f} {len(examples):>5}   {detail}")
+        instead = "; wrong: " + ", ".join(f"{e} {k}" for e, k in wrong.most_common()) if wrong else ""
+        print(f"{split:<14} {right / len(examples):>7.3f} {len(examples):>5}   {detail}{instead}")
 
 
 def matches(phrasing, prompt):

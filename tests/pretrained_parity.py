@@ -98,15 +98,20 @@ def trained_export(run_dir, export_dir):
     model = train.build(args, "cpu")[2]
     load_model(model, os.path.join(ckpt, "model.safetensors"), strict=False)
     if export_dir is None:
-        export_dir = tempfile.mkdtemp()
-        train.export(model, args, Tokenizer.from_pretrained(saved["init"]), export_dir)
+        with tempfile.TemporaryDirectory() as tmp:
+            train.export(model, args, Tokenizer.from_pretrained(saved["init"]), tmp)
+            return compare_export(model, ckpt, tmp, "train.export into a temporary directory")
+    compare_export(model, ckpt, export_dir, export_dir)
+
+
+def compare_export(model, ckpt, export_dir, label):
     tok = Tokenizer.from_pretrained("smollm2")
     hf = transformers.LlamaForCausalLM.from_pretrained(export_dir, dtype=torch.float32).eval()
     hf_tok = transformers.AutoTokenizer.from_pretrained(export_dir)
     task = train.get_task("all")
     prompts = [p + a for split in task.splits[1:] for p, a in task.examples(split, n=2)] + TEXTS
     same = sum(tok.encode(t, allowed_special="all") == hf_tok(t).input_ids for t in prompts)
-    print(f"export {export_dir} of {ckpt}: AutoTokenizer's ids == ours on {same}/{len(prompts)} texts "
+    print(f"export ({label}) of {ckpt}: AutoTokenizer's ids == ours on {same}/{len(prompts)} texts "
           f"(task prompts with answers, and the mixed corpus)")
     chat = [{"role": "user", "content": "Sort these: 5 3 9 ->"}]
     print(f"  chat template: AutoTokenizer's == ours: "
