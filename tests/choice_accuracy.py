@@ -1,7 +1,7 @@
 """
 Print the choice head's accuracy per split, and per held-out phrasing, for a `train.py --task all` run's last
 checkpoint: the program it picks (argmax) against the task's program. No decoding, no machine: only the
-transformer up to the reasoning layer and the choice head, so it takes seconds where train.py's evaluation
+transformer up to the reasoning layer and the choice head, so it takes about a minute here where train.py's evaluation
 (greedy decoding of every answer) takes long with a pretrained model on a CPU.
 
     python tests/choice_accuracy.py out/all-smollm2 --eval_n 20
