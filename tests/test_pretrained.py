@@ -359,7 +359,8 @@ def test_prompted_baseline_runs_through_the_chat_template(tmp_path):
     write_gguf(tmp_path / "tiny.gguf", random_hf_llama(len(tiny_vocab()[0])))
     results = run(tmp_path, "--task", "gcd", "--init", str(tmp_path / "tiny.gguf"), "--prompted", "few",
                   "--eval_n", "3")
-    assert json.load(open(tmp_path / "run" / "results.json"))["_run"]["prompted"] == "few"
+    run_info = json.load(open(tmp_path / "run" / "results.json"))["_run"]
+    assert (run_info["prompted"], run_info["shots"]) == ("few", train.N_SHOTS)
     for split in ("test", "larger"):
         assert results[split]["n"] == 3
         assert 0 <= results[split]["exact_match"] <= results[split]["numbers_match"] <= 1
