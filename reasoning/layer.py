@@ -136,10 +136,9 @@ class ReasoningLayer(nn.Module):
       threads' answers by their weights, so the choice head and the gate head get the exact gradient of
       that mixture: a gate learns to close a token when the threads that leave it out answer better.
       There are 2^T tapes, so not all are run (`threads`): every program that is not negligible, on the
-      likeliest tape and, while training, on tapes that flip one unit (a number, or one other token),
-      drawn at random and weighted so that the mixture is unbiased for the neighbourhood of the likeliest
-      tape. The mass outside it is
-      reported as `dropped`. Without the gate's uncertainty (one tape) this is the exact expectation over
+      likeliest tape and, while training, on tapes that move one unit (a number, or one other token) to
+      all closed or all open, drawn at random and weighted so that the mixture is unbiased for the
+      neighbourhood of the likeliest tape. The mass outside it is reported as `dropped`. Without the gate's uncertainty (one tape) this is the exact expectation over
       the program choice, which is how the choice head learns.
     - "mean_field": one soft run of the differentiable machine with the pc in superposition over the
       entry points, the tape written with the soft gate weights; gradients flow through every step of
@@ -410,7 +409,7 @@ class ReasoningLayer(nn.Module):
         """Training threads for several slots: the likeliest assignment and n = max_threads - 1 draws from
         its neighbourhood, the S (V - 1) assignments that change one slot's value, drawn with replacement
         from q(s, v) = (uniform + P(change s to v) / sum) / 2 and weighted P(that assignment) / (n q), the
-        Hansen-Hurwitz estimator of the tape's flips (`threads`): the mixture and its gradient are unbiased
+        Hansen-Hurwitz estimator of the tape's moves (`threads`): the mixture and its gradient are unbiased
         for {likeliest, every one-slot change}. So each slot's head gets, in expectation, the exact
         gradient of its own distribution given the other slots' likeliest values: how a single argument
         (fib's, enumerated in full) learns. The top k of the joint would keep only the near-ties of the
