@@ -465,20 +465,17 @@ class ListTask(Task):
     def sample(self, rng, split):
         lo, hi = self.ranges[split]
         xs = [rng.randint(0, 99) for _ in range(rng.randint(lo, hi))]
-        return {"xs": " ".join(map(str, xs)), "cs": ",".join(map(str, xs)), "args": (xs,)}, self.answer(xs)
+        return {"xs": " ".join(map(str, xs)), "cs": ",".join(map(str, xs)), "args": (xs,)}, self.answer_text(xs)
+
+    def answer_text(self, xs):
+        return self.answer(xs)
 
 
-class SortTask(Task):
-    size_name = "numbers in the list"
+class SortTask(ListTask):
+    """A list in, the list sorted out."""
 
-    def size(self, prompt):
-        return len(_numbers(prompt))
-
-    def sample(self, rng, split):
-        lo, hi = self.ranges[split]
-        xs = [rng.randint(0, 99) for _ in range(rng.randint(lo, hi))]
-        return ({"xs": " ".join(map(str, xs)), "cs": ",".join(map(str, xs)), "args": (xs,)},
-                " ".join(map(str, sorted(xs))))
+    def answer_text(self, xs):
+        return " ".join(map(str, sorted(xs)))
 
 
 class AddTask(Task):
