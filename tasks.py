@@ -3,7 +3,7 @@ Algorithmic tasks: prompts, answers, splits, and the library programs that solve
 
 Read it in three parts:
 
-1. The library: plain Python functions that `compiler.py` turns into one register-machine program. They
+1. The library: plain Python functions that `compiler` turns into one register-machine program. They
    work on the machine's memory as a *text tape*: the reasoning layer copies the prompt's characters (as
    ASCII values) into memory cells 0, 1, 2, ... followed by a 0 (NUL). Each task's entry point parses its
    numbers from that text, computes, prints its answer as ASCII digits into memory, ends it with a NUL and

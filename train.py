@@ -920,7 +920,7 @@ def program_mismatch(path, model, library, file="model.safetensors", prefix="lay
                         f"library: its program has {lines} lines, tasks.py's {machine.L}. Train it again, or "
                         f"check out the tasks.py it was made with (git log)")
             return (f"{path}'s library (fingerprint {library['fingerprint']}) compiles to another program with this "
-                    f"compiler.py than when it was saved ({lines} lines then, {machine.L} now): use the compiler.py "
+                    f"compiler than when it was saved ({lines} lines then, {machine.L} now): use the compiler "
                     f"it was made with, or train it again")
     return None
 

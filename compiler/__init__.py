@@ -2,7 +2,7 @@
 Compile restricted Python functions into register-machine programs.
 
 This package is the "neurally compiled library" half of the project: plain Python algorithms become
-programs that the differentiable machine in reasoning.py runs inside the network. Read it in this order:
+programs that the differentiable machine in reasoning/ runs inside the network. Read it in this order:
 
 1. ir.py: the value model and the primitive operations (the machine's lookup tables are built from
    these), the program format (`Instr`, `Function`, `Program` and its printed disassembly), and the

@@ -1,6 +1,6 @@
 """The program format (the IR), its printed form, and the reference interpreter that defines it.
 
-Read in this order: the primitive operations (the ALU: reasoning.py tabulates exactly these), the
+Read in this order: the primitive operations (the ALU: reasoning/ tabulates exactly these), the
 opcodes and `Instr`, the types of values, `Function`/`Program` and the disassembly, `hole`, and last
 `execute`, the interpreter behind `Program.run`: what every instruction means, one step at a time.
 """
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 # -----------------------------------------------------------------------------
 # 1. Primitive operations: the ALU. Each one maps two values in [0, V) to a value in [0, V).
-# reasoning.py tabulates exactly these functions into its lookup tables, so the two machines agree.
+# reasoning/ tabulates exactly these functions into its lookup tables, so the two machines agree.
 
 PRIMITIVES = {
     "add": lambda a, b, V: (a + b) % V,

@@ -106,7 +106,7 @@ def _machine_sizes(program, n_regs, n_cells, max_depth, alu):
         raise ValueError(f"max_depth={max_depth} must be at least 1")
     if alu not in ALUS:
         raise ValueError(f"alu={alu!r} is not an ALU; use 'tables' (the default: exact lookup tables) or "
-                         f"'circuits' (gates on bit probabilities, reasoning.py section 1b)")
+                         f"'circuits' (gates on bit probabilities, reasoning/ops.py, section 1b)")
     if alu == "circuits":
         n_bits(V)  # V must be a power of two
     return R, N
