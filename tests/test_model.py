@@ -1,5 +1,5 @@
 """
-Tests for the model package (model/), each against an independent reference:
+Tests for model.py, each against an independent reference:
   - Hugging Face transformers' LlamaForCausalLM for logits and hidden states (random weights, saved to
     safetensors by HF itself, loaded by our Llama.from_pretrained), and for reading back what we save;
   - a plain-Python formula and HF's rope init function for the llama3 RoPE frequencies;
@@ -523,7 +523,7 @@ def test_missing_shard_is_named(tmp_path):
 
 
 def test_demo_runs():
-    result = subprocess.run([sys.executable, "-m", "model"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "model.py"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "new tokens:" in result.stdout
 

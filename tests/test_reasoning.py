@@ -725,10 +725,10 @@ def test_every_primitive_on_every_executor_is_the_python_function(name, forms, m
     """Each executor's form of each primitive (and, with the forms removed, the table or function it
     falls back on) equals compiler.PRIMITIVES on every pair of values (V = 12), with a register and with an
     immediate operand; `wrapped` is set exactly when add/sub/mul leave [0, V), unless the line is wrap_ok."""
-    import reasoning.hard as hard
+    import reasoning
     if forms == "tables":
-        monkeypatch.setattr(hard, "PYTHON_FORMS", {})
-        monkeypatch.setattr(hard, "TORCH_FORMS", {k: f for k, f in hard.TORCH_FORMS.items() if k in hard.ARITHMETIC})
+        monkeypatch.setattr(reasoning, "PYTHON_FORMS", {})
+        monkeypatch.setattr(reasoning, "TORCH_FORMS", {k: f for k, f in reasoning.TORCH_FORMS.items() if k in reasoning.ARITHMETIC})
     V, imm = 12, 7
     program = assemble(ONE_OP.format(op=name, imm=imm), {"f": ["a", "b"], "g": ["a", "b"]}, 3, 2, V=V)
     ok = assemble(ONE_OP.format(op=name, imm=imm), {"f": ["a", "b"], "g": ["a", "b"]}, 3, 2, V=V)
