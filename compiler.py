@@ -743,7 +743,7 @@ def resolve(module, V):
     _parameter_types(table)
     holes = []
     for fn in table.values():
-        body, params = fn.node.body, {p.name for p in fn.params}
+        params = {p.name for p in fn.params}
         stores = [n for n in fn.of_kind(ast.Name) if isinstance(n.ctx, ast.Store)]
         for n in sorted(stores, key=lambda n: (n.lineno, n.col_offset)):
             if n.id not in params and n.id not in fn.locals:

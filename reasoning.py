@@ -1834,7 +1834,7 @@ class ReasoningLayer(nn.Module):
     def run_exact(self, tokens, length, choice, gate, max_steps):
         """The threads of each example, run on the hard path in one batch; their answers mixed by weight."""
         B, T = tokens.shape
-        N, V = self.machine.N, self.machine.V
+        N = self.machine.N
         b, e, move, weight, open_, unit, dropped = self.threads(tokens, length, choice, gate)
         moved = (unit[b] == (move % T)[:, None]) & (move >= 0)[:, None] & (length[b] > 0)  # [M, T] its unit
         decisions = torch.where(moved, (move >= T)[:, None], open_[b])  # [M, T] set closed (< T) or open
@@ -1946,7 +1946,7 @@ class ReasoningLayer(nn.Module):
     def run_mean_field(self, tokens, length, choice, gate, max_steps):
         """One soft run: all programs in superposition on the soft tape."""
         B = tokens.shape[0]
-        N, V = self.machine.N, self.machine.V
+        N = self.machine.N
         memory = self.soft_tape(tokens, length, gate)
         pc = choice @ F.one_hot(self.entry_lines, self.machine.L).to(choice.dtype)  # [B, L] superposition
         regs = self.machine.one_hot(self.machine.list_registers(B, base=0, length=N))
