@@ -1525,6 +1525,9 @@ def token_characters(tokenizer, vocab_size, n_values):
 
 
 GAIN_SCALE = 30.0
+TABLE_LIMIT = 1 << 16  # the args interface runs every joint assignment when there are at most this many
+READ_ROWS = 8  # while training with the args interface, the heaviest answers the LLaMA reads back per example
+ROW_KEYS = ("rows_b", "rows_ok", "rows_chars", "rows_weight")
 MIN_CHOICE = 1e-3  # programs less likely than this are not run (their mass is dropped)
 
 
@@ -1542,7 +1545,7 @@ class ArgumentHeads(nn.Module):
     address 0, as `Program.run` does), and where m begins.
     """
 
-    def __init__(self, dim, machine, entry, args_len):
+    def __init__(self, dim, machine, entry, args_len, window=4):
         super().__init__()
         fn = machine.program.functions[entry]
         *inputs, tape = fn.params
@@ -1568,16 +1571,23 @@ class ArgumentHeads(nn.Module):
         self.tape_base = where[tape.name][1]  # the answer tape m starts at this cell
         self.register_buffer("regs", torch.tensor(regs), persistent=False)  # [R] the registers before the heads
         self.register_buffer("memory", torch.tensor(memory), persistent=False)  # [N]
+        # Each position is seen with the `window - 1` positions before it (their states side by side), so a
+        # head that lands on the end of a number sees its digits together: with a byte tokenizer "42" is two
+        # positions, and a tiny LLaMA's state at the "2" need not say what came before it.
+        self.window = window
         self.query = nn.Parameter(torch.randn(n_slots, dim) * dim ** -0.5)  # distinct: the slots must differ
-        self.key = nn.Linear(dim, dim, bias=False)
-        self.decode = nn.Linear(dim, machine.V)
+        self.key = nn.Linear(dim * window, dim, bias=False)
+        self.decode = nn.Linear(dim * window, machine.V)
 
     def forward(self, h, call_pos):
         """[B, S, V]: each slot's distribution over the values, from the prompt's hidden states h [B, T, D]."""
-        prompt = torch.arange(h.shape[1], device=h.device)[None] <= call_pos[:, None]  # [B, T]
-        scores = torch.einsum("sd,btd->bst", self.query, self.key(h)) * h.shape[-1] ** -0.5  # [B, S, T]
+        T, D = h.shape[1:]
+        h = h * D ** 0.5  # the layer passes states of unit length; at unit RMS a value's logit can grow sharp fast
+        prompt = torch.arange(T, device=h.device)[None] <= call_pos[:, None]  # [B, T]
+        seen = torch.cat([F.pad(h, (0, 0, k, 0))[:, :T] for k in reversed(range(self.window))], -1)  # [B, T, W D]
+        scores = torch.einsum("sd,btd->bst", self.query, self.key(seen)) * D ** -0.5  # [B, S, T]
         attn = torch.softmax(scores.masked_fill(~prompt[:, None], float("-inf")), -1)
-        return torch.softmax(self.decode(attn @ h).float(), -1)  # [B, S, V]
+        return torch.softmax(self.decode(attn @ seen).float(), -1)  # [B, S, V]
 
     def fill(self, values):
         """Hard inputs for the slots' values [M, S]: (registers [M, R], memory [M, N])."""
@@ -1659,6 +1669,7 @@ class ReasoningLayer(nn.Module):
         if max_threads < 1:
             raise ValueError(f"max_threads must be at least 1, got {max_threads}")
         self.machine, self.entries, self.grad, self.max_threads = machine, list(entries), grad, max_threads
+        self._tables = {}  # the args interface's runs of every assignment (`args_table`)
         self.seed = 0  # of the threads drawn while training (see `draw`)
         self.max_steps, self.max_steps_train = max_steps, max_steps_train
         self.choose = nn.Linear(dim, len(self.entries))
@@ -1851,7 +1862,8 @@ class ReasoningLayer(nn.Module):
         nothing. out: the hard run of the threads, b [M] their examples, start [M] where each answer starts.
 
         Returns rows_b [U] (the example), rows_chars [U, N + 1] (the answer's characters, NUL from its end
-        on), rows_ok [U] (it returned), rows_weight [U]; and the masses per example that the run reports."""
+        on), rows_ok [U] (it returned), rows_weight [U], thread_row [M] (each thread's row); and the masses
+        per example that the run reports."""
         N = self.machine.N
         memory, halted = out[1], out[2]
         where = start[:, None] + torch.arange(N + 1, device=b.device)  # [M, N + 1] past memory: NUL
@@ -1864,40 +1876,84 @@ class ReasoningLayer(nn.Module):
         failed = error >= 0
         wrapped = getattr(out, "wrapped", torch.zeros_like(halted))
         return {"rows_b": rows[:, 0], "rows_ok": rows[:, 1].bool(), "rows_chars": rows[:, 2:],
-                "rows_weight": weight.new_zeros(len(rows)).index_add(0, inverse, weight),
+                "rows_weight": weight.new_zeros(len(rows)).index_add(0, inverse, weight), "thread_row": inverse,
                 "steps": out[3], "threads": len(b),
                 "error": torch.full((B,), -1, dtype=torch.long, device=b.device).scatter_reduce(0, b, error, "amax"),
                 "not_halted": per_example(weight * (~halted & ~failed)), "failed": per_example(weight * failed),
                 "wrapped": per_example(weight * wrapped)}
 
     def run_args_exact(self, args, max_steps, tokens, call_pos):
-        """The args interface's threads, run on the hard path; their answers grouped into rows.
+        """The args interface's exact execution: the answers' distribution, grouped into rows.
 
-        One slot: every value (V threads), so the mixture and its gradient are exact. Several slots: in
-        evaluation the `max_threads` heaviest joint assignments (exactly the top k, `top_assignments`); in
-        training the likeliest and a sample of its neighbourhood (`neighbourhood`)."""
+        When every joint assignment of the slots fits in `TABLE_LIMIT` (fib: 128; add: 128^2), the entry is
+        run once on all of them (`args_table`, kept) and each example's distribution over the answers is
+        exact: the product of its slots' distributions summed per answer. More slots (sort): in evaluation
+        the `max_threads` heaviest joint assignments (exactly the top k, `top_assignments`), in training the
+        likeliest assignment and its neighbourhood (`neighbourhood`). Either way `all_rows` holds every
+        answer for the machine's own loss (`machine_nll`), and the LLaMA reads back the heaviest rows: in
+        training `READ_ROWS` per example (the rest of the mass is `dropped`), in evaluation `max_threads`."""
         B, S, V = args.shape
-        if self.training and S > 1:
-            b, values, weight, dropped = self.neighbourhood(args, tokens, call_pos)
+        if V ** S <= TABLE_LIMIT:
+            table = self.args_table(S, max_steps)
+            joint = args[:, 0]
+            for s in range(1, S):  # [B, V^S], assignment a = sum_s value_s V^(S-1-s)
+                joint = (joint[:, :, None] * args[:, s, None, :]).flatten(1)
+            U = len(table["chars"])
+            mass = joint.new_zeros(B, U).index_add(1, table["answer"], joint)  # [B, U] P(answer u)
+            b = torch.arange(B, device=args.device).repeat_interleave(U)
+            u = torch.arange(U, device=args.device).repeat(B)
+            rows = {"rows_b": b, "rows_ok": table["ok"][u], "rows_chars": table["chars"][u],
+                    "rows_weight": mass.flatten()}
+            flags = {k: (joint @ table[k].to(joint.dtype)).detach() for k in ("not_halted", "failed", "wrapped")}
+            rows = {**rows, **flags, "steps": table["steps"], "threads": B * V ** S,
+                    "error": torch.full((B,), -1, dtype=torch.long, device=args.device)}
+            dropped = torch.zeros(B, device=args.device)
+            rows["whole_answers"] = True
         else:
-            k = V if S == 1 else self.max_threads  # one slot: every value
-            weight, values, dropped = top_assignments(list(args.unbind(1)), k)  # [B, K], [B, K, S]
-            b, k = (weight.detach() > 0).nonzero(as_tuple=True)  # [M] the threads
-            values, weight = values[b, k], weight[b, k]
-        regs, memory = self.arg_heads.fill(values)
-        entry = self.entry_lines[0].expand(len(b))
-        out = self.machine.run_hard(entry, regs, memory, max_steps)
-        rows = self.answers(out, b, weight, B, out[0] + self.arg_heads.tape_base)
-        if self.training and S > 1:
-            # The loss is the likelihood given the neighbourhood: each example's row weights divided by their
-            # sum (the estimated neighbourhood mass). Left unnormalised, the mass outside the neighbourhood
-            # counts as a wrong answer, and the quickest way to raise the likelihood is to pull mass into it:
-            # the heads grew confident on wrong values before the LM could tell right from wrong (measured:
-            # entropy 4.85 -> 0.68 nats, sort8 0% after 200 iterations).
-            total = torch.zeros(B, dtype=weight.dtype, device=weight.device).index_add(0, rows["rows_b"],
-                                                                                     rows["rows_weight"])
-            rows["rows_weight"] = rows["rows_weight"] / total[rows["rows_b"]].clamp_min(1e-30)
-        return {**rows, "dropped": dropped.detach(), "overflow": torch.zeros(B, dtype=torch.bool, device=args.device)}
+            if self.training:
+                b, values, weight, dropped = self.neighbourhood(args, tokens, call_pos)
+            else:
+                weight, values, dropped = top_assignments(list(args.unbind(1)), self.max_threads)  # [B, K], [B, K, S]
+                b, k = (weight.detach() > 0).nonzero(as_tuple=True)  # [M] the threads
+                values, weight = values[b, k], weight[b, k]
+            regs, memory = self.arg_heads.fill(values)
+            entry = self.entry_lines[0].expand(len(b))
+            out = self.machine.run_hard(entry, regs, memory, max_steps)
+            rows = self.answers(out, b, weight, B, out[0] + self.arg_heads.tape_base)
+            if self.training:
+                # The likelihood given the neighbourhood: each example's row weights divided by their sum
+                # (the estimated neighbourhood mass). Left unnormalised, the mass outside the neighbourhood
+                # counts as a wrong answer, and the quickest way to raise the likelihood is to pull mass into
+                # it: the heads grew confident on wrong values (measured: entropy 4.85 -> 0.68 nats, sort8 0%).
+                total = weight.new_zeros(B).index_add(0, rows["rows_b"], rows["rows_weight"])
+                rows["rows_weight"] = rows["rows_weight"] / total[rows["rows_b"]].clamp_min(1e-30)
+        read, lost = heaviest_rows(rows, B, READ_ROWS if self.training else self.max_threads)
+        lost = lost * (1 - dropped) if self.training and V ** S > TABLE_LIMIT else lost  # normalised: a share
+        if self.training:  # the LLaMA's likelihood given the rows it reads: no pull on mass into them (see above)
+            total = read["rows_weight"].new_zeros(B).index_add(0, read["rows_b"], read["rows_weight"])
+            read["rows_weight"] = read["rows_weight"] / total[read["rows_b"]].clamp_min(1e-30)
+        rows.pop("thread_row", None)
+        return {**rows, **read, "all_rows": {k: rows[k] for k in ROW_KEYS}, "dropped": (dropped + lost).detach(),
+                "overflow": torch.zeros(B, dtype=torch.bool, device=args.device)}
+
+    def args_table(self, S, max_steps):
+        """The entry run once on every joint assignment of its S slots (V^S runs, kept per max_steps): the
+        distinct answers (chars [U, N + 1], ok [U]), each assignment's answer [V^S] and its flags."""
+        key = (S, max_steps)
+        if key not in self._tables:
+            V = self.machine.V
+            a = torch.arange(V ** S, device=self.entry_lines.device)
+            values = torch.stack([a // V ** (S - 1 - s) % V for s in range(S)], 1)  # [V^S, S]
+            regs, memory = self.arg_heads.fill(values)
+            out = self.machine.run_hard(self.entry_lines[0].expand(len(a)), regs, memory, max_steps)
+            rows = self.answers(out, torch.zeros_like(a), torch.ones(len(a), device=a.device), 1,
+                                out[0] + self.arg_heads.tape_base)
+            error = getattr(out, "error", torch.full_like(a, -1))
+            halted = out[2]
+            self._tables[key] = {"chars": rows["rows_chars"], "ok": rows["rows_ok"], "answer": rows["thread_row"],
+                                 "not_halted": ~halted & (error < 0), "failed": error >= 0,
+                                 "wrapped": getattr(out, "wrapped", torch.zeros_like(halted)), "steps": out[3]}
+        return self._tables[key]
 
     def neighbourhood(self, args, tokens, call_pos):
         """Training threads for several slots: the likeliest assignment and n = max_threads - 1 draws from
@@ -1915,6 +1971,14 @@ class ReasoningLayer(nn.Module):
         other = ~F.one_hot(best, V).bool()  # [B, S, V] the values a change can take
         ratio = (args / p_map[..., None] * other).flatten(1)  # [B, S V] P(one change) / P(likeliest)
         n = self.max_threads - 1
+        if n >= S * (V - 1):  # room for the whole neighbourhood: every one-slot change, no draw
+            change = torch.arange(S * V, device=args.device)  # slot change // V takes the value change % V
+            values = best[:, None, :].repeat(1, 1 + S * V, 1)  # [B, 1 + S V, S]
+            values[:, 1:].scatter_(2, (change // V)[None, :, None].expand(B, -1, 1),
+                                   (change % V)[None, :, None].expand(B, -1, 1))
+            weight = likeliest[:, None] * torch.cat([torch.ones_like(ratio[:, :1]), ratio], 1)
+            b, k = (weight.detach() > 0).nonzero(as_tuple=True)  # a "change" to the likeliest value has ratio 0
+            return b, values[b, k], weight[b, k], (1 - likeliest * (1 + ratio.sum(1))).detach()
         values = best[:, None, :].repeat(1, 1 + n, 1)  # [B, 1 + n, S]
         weight = likeliest[:, None].repeat(1, 1 + n)
         if n > 0:
@@ -1975,6 +2039,48 @@ class ReasoningLayer(nn.Module):
         shifted = start[:, src.clamp(0, V - 1)] * ((src >= 0) & (src < V))  # [B, O, V + O]
         return torch.bmm(shifted, cells)  # [B, O, V]
 
+    # -- the machine's own likelihood -------------------------------------------
+
+    def answer_text(self, targets):
+        """The characters of each example's answer: targets [B, T] (token ids, -100 off the answer) ->
+        (chars [B, N + 1], NUL after the text; length [B]). Tokens that are not text (<eos>) add nothing."""
+        B = targets.shape[0]
+        N = self.machine.N
+        ids = targets.clamp(min=0)
+        n = self.token_len[ids] * (targets != -100)  # [B, T] characters of each answer token
+        ok = torch.arange(self.K, device=targets.device) < n[..., None]  # [B, T, K]
+        where = (torch.cumsum(ok.flatten(1), 1) - 1).clamp(max=N + 1)  # [B, T K] the place of each character
+        chars = torch.zeros(B, N + 2, dtype=torch.long, device=targets.device)  # one spare place: too long
+        chars.scatter_(1, torch.where(ok.flatten(1), where, N + 1), (self.token_chars[ids] * ok).flatten(1))
+        return chars[:, :N + 1], n.sum(1)
+
+    def machine_nll(self, run, targets):
+        """[B]: -sum over the answer's characters o (and the NUL after it) of log P(the machine's o-th answer
+        character is the target's), P from the run itself, before the LLaMA reads anything back.
+
+        This is the paper's own loss (the program's output distribution against the label) and
+        DeepProbLog's, per character: a marginal per place, so an answer that is partly right (a sorted list
+        with most numbers right) earns partial credit. It is what lets the argument heads learn before the
+        LLaMA has learned to copy what it reads back: through the read-back alone the right value's row
+        scores no better than a wrong one's until the LLaMA copies, and it only learns to copy from rows
+        that are right (measured: README "The paper's interface"). Exact rows sum their weights where their
+        character is right; the mean field reads its soft answer [B, N + 1, V]."""
+        chars, length = self.answer_text(targets)  # [B, N + 1], [B]
+        B, O = chars.shape
+        if "rows_chars" in run:
+            rows = run.get("all_rows", run)  # every answer, also those the LLaMA does not read back
+            right = (rows["rows_chars"] == chars[rows["rows_b"]]) & rows["rows_ok"][:, None]  # [U, O]
+            w = rows["rows_weight"].float()
+            p = w.new_zeros(B, O).index_add(0, rows["rows_b"], w[:, None] * right)  # [B, O]
+        else:
+            p = run["answer"].float().gather(2, chars[..., None])[..., 0]  # [B, O]
+        counted = torch.arange(O, device=chars.device)[None] <= length[:, None]  # the text and its NUL
+        if run.get("whole_answers"):
+            right = (rows["rows_chars"] == chars[rows["rows_b"]]) | ~counted[rows["rows_b"]]
+            p = w.new_zeros(B).index_add(0, rows["rows_b"], w * (right.all(1) & rows["rows_ok"]))
+            return -torch.log(p.clamp(0, 1) + 1e-6)
+        return -(torch.log(p.clamp(0, 1) + 1e-6) * counted).sum(1)
+
     # -- read back -------------------------------------------------------------
 
     def offsets(self, tokens, call_pos):
@@ -2034,6 +2140,21 @@ class ReasoningLayer(nn.Module):
         return h + delta * after[..., None], run
 
 
+def heaviest_rows(rows, B, k):
+    """The k heaviest rows of each of B examples (rows_b sorted or not): (those rows' ROW_KEYS, the
+    weight of each example's other rows [B], which nothing reads back)."""
+    w = rows["rows_weight"].detach()
+    order = torch.argsort(w, descending=True, stable=True)
+    order = order[torch.argsort(rows["rows_b"][order], stable=True)]  # by example, heaviest first
+    b = rows["rows_b"][order]
+    first = torch.searchsorted(b, b, right=False)  # where each example's rows begin
+    rank = torch.arange(len(b), device=b.device) - first
+    keep = order[(rank < k) & (w[order] > 0)]
+    keep = keep.sort().values
+    lost = w.new_zeros(B).index_add(0, rows["rows_b"], w) - w.new_zeros(B).index_add(0, rows["rows_b"][keep], w[keep])
+    return {key: rows[key][keep] for key in ROW_KEYS}, lost.clamp_min(0)
+
+
 def segment_logsumexp(x, segment, n):
     """out[s] = log sum over i with segment[i] = s of exp(x[i]), for s in 0..n-1 (x [I], segment [I])."""
     top = x.new_full((n,), float("-inf")).scatter_reduce(0, segment, x.detach(), "amax")
@@ -2051,9 +2172,13 @@ class AugmentedLlama(nn.Module):
 
     def __init__(self, llama, tokenizer, program=None, entries=None, layer_after=None, grad="exact",
                  max_steps=20_000, max_steps_train=3_000, n_cells=None, max_depth=16, trainable_library=False,
-                 max_threads=8, interface="tape", args_len=0):
+                 max_threads=8, interface="tape", args_len=0, machine_loss=None):
         super().__init__()
         self.llama = llama
+        # The weight of the machine's own likelihood in the loss (`ReasoningLayer.machine_nll`). By default
+        # 1 with the args interface, whose heads cannot learn without it, and 0 with the tape, which learns
+        # through the read-back alone (its results were measured so).
+        self.machine_loss = (1.0 if interface == "args" else 0.0) if machine_loss is None else machine_loss
         self.layer_after = llama.args.n_layers // 2 - 1 if layer_after is None else layer_after
         if not 0 <= self.layer_after < llama.args.n_layers:
             raise ValueError(f"layer_after={self.layer_after}: the model has blocks 0..{llama.args.n_layers - 1}")
@@ -2093,7 +2218,10 @@ class AugmentedLlama(nn.Module):
         weight = torch.ones(len(rows), device=tokens.device) if run is None else run["rows_weight"]
         nll = F.cross_entropy(logits.float().transpose(1, 2), targets[rows], ignore_index=-100, reduction="none")
         log_p = torch.log(weight.float()) - nll.sum(1)  # [U] log(weight * P(answer | row))
-        return -segment_logsumexp(log_p, rows, len(tokens)).sum(), run
+        loss = -segment_logsumexp(log_p, rows, len(tokens)).sum()
+        if self.layer is not None and self.machine_loss > 0:
+            loss = loss + self.machine_loss * self.layer.machine_nll(run, targets).sum()
+        return loss, run
 
     @torch.no_grad()
     def generate(self, prompts, max_new_tokens, eos_id):

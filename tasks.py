@@ -209,9 +209,10 @@ def fib_args(n, m):
 def add_mod_args(a, b, m):
     """The paper's modular arithmetic: (a + b) mod V, V = 128 (the machine wraps by itself).
     Args entry of add_mod: a = 100, b = 30 in; answer out: "2" at m[0]."""
-    s = a + b
-    if s > 127:  # in CPython; on the machine the sum has already wrapped
-        s = s - 127 - 1
+    if a > 127 - b:  # a + b would pass 127: subtract 128 without ever holding a + b
+        s = a - (127 - b) - 1
+    else:
+        s = a + b
     end = print_number(m, 0, s)
     m[end] = 0
     return 0
