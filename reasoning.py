@@ -1526,7 +1526,7 @@ def token_characters(tokenizer, vocab_size, n_values):
 
 GAIN_SCALE = 30.0
 TABLE_LIMIT = 1 << 16  # the args interface runs every joint assignment when there are at most this many
-READ_ROWS = 8  # while training with the args interface, the heaviest answers the LLaMA reads back per example
+READ_ROWS = 8  # with the args interface, the heaviest answers the LLaMA reads back per example
 ROW_KEYS = ("rows_b", "rows_ok", "rows_chars", "rows_weight")
 MIN_CHOICE = 1e-3  # programs less likely than this are not run (their mass is dropped)
 
@@ -1890,8 +1890,8 @@ class ReasoningLayer(nn.Module):
         exact: the product of its slots' distributions summed per answer. More slots (sort): in evaluation
         the `max_threads` heaviest joint assignments (exactly the top k, `top_assignments`), in training the
         likeliest assignment and its neighbourhood (`neighbourhood`). Either way `all_rows` holds every
-        answer for the machine's own loss (`machine_nll`), and the LLaMA reads back the heaviest rows: in
-        training `READ_ROWS` per example (the rest of the mass is `dropped`), in evaluation `max_threads`."""
+        answer for the machine's own loss (`machine_nll`), and the LLaMA reads back the `READ_ROWS`
+        heaviest answers of each example (the rest of the mass is `dropped`, and flagged when large)."""
         B, S, V = args.shape
         if V ** S <= TABLE_LIMIT:
             table = self.args_table(S, max_steps)
@@ -1927,7 +1927,7 @@ class ReasoningLayer(nn.Module):
                 # it: the heads grew confident on wrong values (measured: entropy 4.85 -> 0.68 nats, sort8 0%).
                 total = weight.new_zeros(B).index_add(0, rows["rows_b"], rows["rows_weight"])
                 rows["rows_weight"] = rows["rows_weight"] / total[rows["rows_b"]].clamp_min(1e-30)
-        read, lost = heaviest_rows(rows, B, READ_ROWS if self.training else self.max_threads)
+        read, lost = heaviest_rows(rows, B, READ_ROWS)
         lost = lost * (1 - dropped) if self.training and V ** S > TABLE_LIMIT else lost  # normalised: a share
         if self.training:  # the LLaMA's likelihood given the rows it reads: no pull on mass into them (see above)
             total = read["rows_weight"].new_zeros(B).index_add(0, read["rows_b"], read["rows_weight"])
@@ -2055,30 +2055,37 @@ class ReasoningLayer(nn.Module):
         return chars[:, :N + 1], n.sum(1)
 
     def machine_nll(self, run, targets):
-        """[B]: -sum over the answer's characters o (and the NUL after it) of log P(the machine's o-th answer
-        character is the target's), P from the run itself, before the LLaMA reads anything back.
+        """[B]: -log of the probability, under the run itself (before the LLaMA reads anything back), that
+        the machine's answer is the target's. The paper's own loss (the program's output distribution
+        against the label), and DeepProbLog's. It is what lets the argument heads learn before the LLaMA
+        has learned to copy what it reads back: through the read-back alone the right value's row scores no
+        better than a wrong one's until the LLaMA copies, and it only learns to copy from rows that are
+        right (measured: README "The paper's interface").
 
-        This is the paper's own loss (the program's output distribution against the label) and
-        DeepProbLog's, per character: a marginal per place, so an answer that is partly right (a sorted list
-        with most numbers right) earns partial credit. It is what lets the argument heads learn before the
-        LLaMA has learned to copy what it reads back: through the read-back alone the right value's row
-        scores no better than a wrong one's until the LLaMA copies, and it only learns to copy from rows
-        that are right (measured: README "The paper's interface"). Exact rows sum their weights where their
-        character is right; the mean field reads its soft answer [B, N + 1, V]."""
-        chars, length = self.answer_text(targets)  # [B, N + 1], [B]
-        B, O = chars.shape
-        if "rows_chars" in run:
-            rows = run.get("all_rows", run)  # every answer, also those the LLaMA does not read back
-            right = (rows["rows_chars"] == chars[rows["rows_b"]]) & rows["rows_ok"][:, None]  # [U, O]
-            w = rows["rows_weight"].float()
-            p = w.new_zeros(B, O).index_add(0, rows["rows_b"], w[:, None] * right)  # [B, O]
-        else:
-            p = run["answer"].float().gather(2, chars[..., None])[..., 0]  # [B, O]
-        counted = torch.arange(O, device=chars.device)[None] <= length[:, None]  # the text and its NUL
+        When the run holds every answer (`whole_answers`: the args table) this is exact. When it holds a
+        sample (sort's neighbourhood), a whole answer is right only once every slot is, which a sample
+        around a wrong assignment never shows; so the loss gives credit per *word* of the answer (the text
+        between spaces): -sum over the target's words of log P(the machine's answer has that word, as
+        often), minus log P(it has as many words). An answer of one word is scored whole either way."""
+        chars, _ = self.answer_text(targets)  # [B, N + 1]
+        rows = run.get("all_rows", run)  # every answer, also those the LLaMA does not read back
+        B = chars.shape[0]
+        if "rows_chars" not in rows:  # the mean field: its soft answer [B, N + 1, V], per character
+            p = run["answer"].float().gather(2, chars[..., None])[..., 0]  # [B, N + 1]
+            counted = torch.cumsum(chars == 0, 1) <= 1  # the text and its NUL
+            return -(torch.log(p.clamp(0, 1) + 1e-6) * counted).sum(1)
+        b, w = rows["rows_b"], rows["rows_weight"].float()
+        ok = rows["rows_ok"]
         if run.get("whole_answers"):
-            right = (rows["rows_chars"] == chars[rows["rows_b"]]) | ~counted[rows["rows_b"]]
-            p = w.new_zeros(B).index_add(0, rows["rows_b"], w * (right.all(1) & rows["rows_ok"]))
+            p = w.new_zeros(B).index_add(0, b, w * ((rows["rows_chars"] == chars[b]).all(1) & ok))
             return -torch.log(p.clamp(0, 1) + 1e-6)
+        want, want_n = words(chars)  # [B, W] each word's hash and its occurrence number; [B]
+        have, have_n = words(rows["rows_chars"])  # [U, W']
+        same = want[b][:, :, None, 0:1] == have[:, None, :, 0:1]  # [U, W, W', 1] the same word
+        times = same[..., 0].sum(2)  # [U, W] how often the row has each of the target's words
+        right = torch.cat([times > want[b][..., 1], (have_n == want_n[b])[:, None]], 1) & ok[:, None]
+        p = w.new_zeros(B, right.shape[1]).index_add(0, b, w[:, None] * right)  # [B, W + 1]
+        counted = torch.cat([want[..., 1] >= 0, torch.ones_like(want_n[:, None], dtype=torch.bool)], 1)
         return -(torch.log(p.clamp(0, 1) + 1e-6) * counted).sum(1)
 
     # -- read back -------------------------------------------------------------
@@ -2138,6 +2145,34 @@ class ReasoningLayer(nn.Module):
         delta = self.out_proj(emb.flatten(2)) + GAIN_SCALE * self.gain * unit  # [U, T', D]
         after = torch.arange(start_pos, tokens.shape[1], device=h.device)[None] >= call_pos[:, None]  # [U, T']
         return h + delta * after[..., None], run
+
+
+def words(chars):
+    """The words (runs of characters other than space, up to the first NUL) of each text chars [M, C]:
+    (words [M, W, 2]: each word's hash and how many times it came before in its text, -1 past the last
+    word; n [M]: the number of words). Two words are equal when their hashes are (a polynomial hash
+    modulo a prime below 2^31: collisions are possible but need two words that differ)."""
+    M, C = chars.shape
+    text = torch.cumsum(chars == 0, 1) == 0  # before the first NUL
+    letter = text & (chars != 32)
+    start = letter & ~F.pad(letter, (1, 0))[:, :C]  # a word begins
+    word = torch.cumsum(start, 1) - 1  # [M, C] the word of each character (letters only)
+    n = start.sum(1)
+    W = max(int(n.max()), 1) if M else 1
+    pos = torch.arange(C, device=chars.device) - torch.cummax(torch.where(start, torch.arange(C, device=chars.device),
+                                                                          0), 1).values  # place in the word
+    P = 2_147_483_647
+    power = torch.ones(C, dtype=torch.long, device=chars.device)
+    for i in range(1, C):
+        power[i] = power[i - 1] * 131 % P
+    term = torch.where(letter, (chars + 1) * power[pos] % P, 0)
+    hashes = torch.zeros(M, W + 1, dtype=torch.long, device=chars.device)
+    hashes.scatter_add_(1, torch.where(letter, word, W), term)
+    hashes = hashes[:, :W] % P
+    valid = torch.arange(W, device=chars.device)[None] < n[:, None]
+    before = ((hashes[:, :, None] == hashes[:, None, :]) & valid[:, None, :]).tril(-1).sum(2)  # [M, W]
+    hashes = torch.where(valid, hashes, -1)
+    return torch.stack([hashes, torch.where(valid, before, -1)], 2), n
 
 
 def heaviest_rows(rows, B, k):
@@ -2303,8 +2338,9 @@ def run_warnings(run, layer):
             w.append(f"a value passed {V - 1} and wrapped around ({per['wrapped'][b]:.0%} of the run): the library "
                      f"computes modulo {V}, so the input is out of its range")
         if per["dropped"][b] >= WARN_DROPPED:
-            w.append(f"{per['dropped'][b]:.0%} of the model's probability was not run (exact execution runs the "
-                     "likeliest tape only): the answer stands on the rest")
+            what = "the likeliest tape only" if layer.interface == "tape" else "the heaviest arguments' answers"
+            w.append(f"{per['dropped'][b]:.0%} of the model's probability was not run or not read back (exact "
+                     f"execution keeps {what}): the answer stands on the rest")
         out.append(w)
     return out
 

@@ -489,25 +489,34 @@ def test_the_machine_loss_is_the_runs_likelihood_of_the_answer():
     assert logits.grad[:, 0].abs().sum() > 0 and logits.grad[:, 1].abs().sum() > 0
 
 
-def test_the_machine_loss_gives_per_character_credit_without_the_table():
-    """Sampled threads (sort's neighbourhood) do not hold every answer: there the loss is per character,
-    -sum over the answer's characters and its NUL of log P(that character is right)."""
+def test_the_machine_loss_gives_credit_per_word_without_the_table():
+    """Sampled threads (sort's neighbourhood) do not hold every answer: there the loss gives credit per
+    word of the answer (as often as the target has it) and for the number of words, counted by hand here."""
+    from model import Tokenizer
+
     model = tiny_args_model("sort_args", args_len=4)
-    layer = model.layer
+    layer, tokenizer = model.layer, Tokenizer()
     N = layer.machine.N
+
     def chars(text):
         c = torch.zeros(N + 1, dtype=torch.long)
-        c[:len(text)] = torch.tensor([ord(x) for x in text])
+        c[:len(text)] = torch.tensor([ord(x) for x in text], dtype=torch.long)
         return c
-    run = {"rows_b": torch.tensor([0, 0, 0]), "rows_ok": torch.tensor([True, True, False]),
-           "rows_chars": torch.stack([chars("1 2"), chars("1 3"), chars("")]),
-           "rows_weight": torch.tensor([0.5, 0.3, 0.2])}
-    from model import Tokenizer
-    tokenizer = Tokenizer()
-    ids = tokenizer.encode("1 2") + [tokenizer.eos_id]
-    targets = torch.tensor([ids])
-    expected = -(3 * math.log(0.8 + 1e-6) + math.log(0.5 + 1e-6))  # '1', ' ', NUL: 0.5 + 0.3; '2': 0.5
-    assert math.isclose(float(layer.machine_nll(run, targets)[0]), expected, rel_tol=1e-6)
+
+    def nll(rows, weights, ok, target):
+        run = {"rows_b": torch.zeros(len(rows), dtype=torch.long), "rows_ok": torch.tensor(ok),
+               "rows_chars": torch.stack([chars(r) for r in rows]), "rows_weight": torch.tensor(weights)}
+        return float(layer.machine_nll(run, torch.tensor([tokenizer.encode(target) + [tokenizer.eos_id]]))[0])
+
+    # "1": rows 0 and 1 (0.8); "2": row 0 (0.5); two words: rows 0 and 1 (0.8); row 2 did not return
+    expected = -(math.log(0.8 + 1e-6) + math.log(0.5 + 1e-6) + math.log(0.8 + 1e-6))
+    assert math.isclose(nll(["1 2", "1 3", "1 2"], [0.5, 0.3, 0.2], [True, True, False], "1 2"), expected, rel_tol=1e-6)
+    # a word counts as often as the target has it: "3 5 5" has the first 3 and the 5, not the second 3
+    expected = -(math.log(1.0 + 1e-6) + math.log(0.4 + 1e-6) + math.log(1.0 + 1e-6) + math.log(1.0 + 1e-6))
+    assert math.isclose(nll(["3 5 5", "3 3 5"], [0.6, 0.4], [True, True], "3 3 5"), expected, rel_tol=1e-6)
+    # "12" is not "1" and "2"; and a word is not a prefix of another
+    assert nll(["12", "1 2"], [0.7, 0.3], [True, True], "1 2") > nll(["1 2", "12"], [0.7, 0.3], [True, True], "1 2")
+    assert math.isclose(nll(["123 45"], [1.0], [True], "12 45"), -math.log(1e-6), rel_tol=1e-6)
 
 
 def test_heaviest_rows_keeps_each_examples_k_heaviest():
