@@ -37,7 +37,7 @@ every write is a convex blend weighted by the probability that it happens. On a 
 exactly one instruction of `Program.run`. On a soft state it is a *mean-field approximation*: operands
 and fields are mixed before the op is applied (E[f(x, y)] is replaced by f(E x, E y) over lines), and
 correlations between registers, memory, the stack pointer and the pc are dropped (each is kept as its
-own marginal). This approximation is unstable over long runs (tests/soft_vs_hard.py measures how, and its
+own marginal). This approximation is unstable over long runs (tests/scripts/soft_vs_hard.py measures how, and its
 docstring says why); long programs want hard executions (sections 3 and 4). The registers, memory and
 stack describe the running mass only (they are conditional on not having halted); the mass that halts at
 a step leaves the pc, and its return value and memory are added to the outputs weighted by that mass,
@@ -94,7 +94,7 @@ def _circular(p, q, sign):
 
     q is gathered into its circulant matrix [B, V, V] and multiplied by p. An FFT would be O(V log V)
     but leaves ~1e-7 round-off on exact zeros, and the mean-field stack amplifies any error on the
-    pc step after step (see tests/soft_vs_hard.py); this form is exact on one-hot inputs.
+    pc step after step (see tests/scripts/soft_vs_hard.py); this form is exact on one-hot inputs.
     """
     V = p.shape[-1]
     k = torch.arange(V, device=p.device)
@@ -149,7 +149,7 @@ FAST_FORMS = {
 # On inputs that are products over their bits, comparisons, eq/ne, and/or and the bitwise ops are exact,
 # and add, sub and the shifts have exact bit marginals (tests). The price of the table's exactness is
 # V x V entries per op; a circuit is O(log V) gates (plus O(V log V) to change representation).
-# `python tests/alu_arithmetic.py --soft` measures the distance to the table on random soft inputs.
+# `python tests/scripts/alu_arithmetic.py --soft` measures the distance to the table on random soft inputs.
 
 
 def n_bits(V):
@@ -383,7 +383,7 @@ class Machine(nn.Module):
     From a product state, the step is the exact update of sp, stack, halting and value, and of every field
     where the pc's lines read the same operands (tests/test_reasoning.py); its own extra error, the operand
     mixing, is at most the pc's off-line mass per write. Why a soft run still drifts from the hard one over
-    long runs: tests/soft_vs_hard.py's docstring.
+    long runs: tests/scripts/soft_vs_hard.py's docstring.
     """
 
     def __init__(self, program: Program, n_regs=None, n_cells=None, max_depth=16, trainable=False, sharpness=10.0,

@@ -401,7 +401,7 @@ class Task:
     def splits(self):
         return list(self.ranges)
 
-    size_name = "characters in the prompt"  # what `size` measures: the x axis of tests/plots.py
+    size_name = "characters in the prompt"  # what `size` measures: the x axis of tests/scripts/plots.py
 
     def size(self, prompt):
         """How large a prompt's problem is, in the units of `ranges` (its length or depth), for the plots."""

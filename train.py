@@ -213,7 +213,7 @@ def main(argv=None):
         return train_holes(args, HOLE_TASKS[args.task])
     if args.baseline:
         args.train = "all"
-    if args.train is None:  # measured on fib: frozen states gave the heads 25%, trained ones 100% (README)
+    if args.train is None:  # heads told the numbers themselves read add's operands only from a LLaMA that trains (README)
         args.train = "all" if args.interface == "args" else "interface"
     if args.lr is None:  # `is None`, not `or`: --lr 0 means 0
         args.lr = 1e-2 if args.train == "interface" else 2e-3
@@ -617,7 +617,7 @@ def evaluate(model, tokenizer, task, args, device, autocast, quick=False, batch_
         examples = examples[rank::world_size]  # this rank's share; the counts are summed below
         correct, chosen, n, warned, example = 0, 0, 0, 0, None
         sized = task.task_of(split) if hasattr(task, "task_of") else task
-        by_size = {}  # size -> [correct, n]: exact match against length or depth (tests/plots.py)
+        by_size = {}  # size -> [correct, n]: exact match against length or depth (tests/scripts/plots.py)
         for i in range(0, len(examples), batch_size):
             chunk = examples[i:i + batch_size]
             longest = max(len(a) for _, a in chunk)

@@ -203,8 +203,8 @@ def test_a_mean_field_run_finishes_and_flags_its_answers(tmp_path):
 
 
 def test_the_mean_field_is_exact_on_a_hard_tape_and_lost_on_a_barely_soft_one():
-    """tests/mean_field_tape.py's table: why the mean-field run learns nothing on the tape."""
-    sys.path.insert(0, os.path.join(REPO, "tests"))
+    """tests/scripts/mean_field_tape.py's table: why the mean-field run learns nothing on the tape."""
+    sys.path.insert(0, os.path.join(REPO, "tests", "scripts"))
     from mean_field_tape import soft_answers
     torch.manual_seed(0)
     model = AugmentedLlama(Llama(ModelArgs.preset("tiny")), Tokenizer(), compile_library(), ["fib_task"],
@@ -345,7 +345,7 @@ def test_plots_are_written_next_to_results_json(fib, tmp_path):
     out, _, _ = fib
     shutil.copytree(out, tmp_path / "fib")
     train.main(["--task", "fib", "--baseline", "--iters", "3", "--out_dir", str(tmp_path / "fib-baseline"), *QUIET])
-    p = subprocess.run([sys.executable, "tests/plots.py", str(tmp_path / "fib")], cwd=REPO, capture_output=True,
+    p = subprocess.run([sys.executable, "tests/scripts/plots.py", str(tmp_path / "fib")], cwd=REPO, capture_output=True,
                        text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     for name in ("exact_match.png", "training.png"):
@@ -356,6 +356,6 @@ def test_plots_are_written_next_to_results_json(fib, tmp_path):
     assert all(n == len(TASKS["fib"].train_phrasings) for _, n in results["deeper"]["by_size"].values())
     del results["test"]["by_size"], results["deeper"]["by_size"]  # results.json from before sizes were kept
     json.dump(results, open(tmp_path / "fib" / "results.json", "w"))
-    p = subprocess.run([sys.executable, "tests/plots.py", str(tmp_path / "fib")], cwd=REPO, capture_output=True,
+    p = subprocess.run([sys.executable, "tests/scripts/plots.py", str(tmp_path / "fib")], cwd=REPO, capture_output=True,
                        text=True, timeout=300)
     assert p.returncode != 0 and p.stderr.startswith("error: ") and "by_size" in p.stderr

@@ -916,7 +916,7 @@ def enumerate_one_step(program, pc, regs, sp, saved, ret_to):
 
 @pytest.mark.parametrize("lines", [[0], [1], [2], [3], [4], [5], [0, 2, 5]])
 def test_one_soft_step_is_the_exact_update_of_its_product_state(lines):
-    """Mean field drops correlations between fields, so a soft run drifts (tests/soft_vs_hard.py). It
+    """Mean field drops correlations between fields, so a soft run drifts (tests/scripts/soft_vs_hard.py). It
     must be the only error: from a state that *is* a product of marginals, soft registers and a soft
     stack (sp, saved registers, return lines), one step equals the exact update by enumeration on every
     field, for each line with running mass 0.7 and for a pc spread over lines that read the same operand

@@ -4,7 +4,7 @@ checkpoint: the program it picks (argmax) against the task's program. No decodin
 transformer up to the reasoning layer and the choice head, so it takes about a minute here where train.py's evaluation
 (greedy decoding of every answer) takes long with a pretrained model on a CPU.
 
-    python tests/choice_accuracy.py out/all-smollm2 --eval_n 20
+    python tests/scripts/choice_accuracy.py out/all-smollm2 --eval_n 20
 """
 
 import argparse
@@ -15,7 +15,7 @@ import sys
 import torch
 from safetensors.torch import load_model
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import train  # noqa: E402
 

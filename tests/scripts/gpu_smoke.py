@@ -1,10 +1,10 @@
 """The one prepared script for a lent GPU: the machine's hard path against the interpreter, then train.py.
 
-    python tests/gpu_smoke.py                      # bench_reasoning.py --hard cuda, then fib and sort, 300 steps each
-    python tests/gpu_smoke.py --tasks fib --iters 200 --compile --no_bench
-    python tests/gpu_smoke.py --device cpu --tasks fib --iters 2 --no_bench   # a check of the script itself, on a CPU
+    python tests/scripts/gpu_smoke.py                      # bench_reasoning.py --hard cuda, then fib and sort, 300 steps each
+    python tests/scripts/gpu_smoke.py --tasks fib --iters 200 --compile --no_bench
+    python tests/scripts/gpu_smoke.py --device cpu --tasks fib --iters 2 --no_bench   # a check of the script itself, on a CPU
 
-First `tests/bench_reasoning.py --hard DEVICE` (the hard executors at B = 256, 4,096 and 65,536 against
+First `tests/scripts/bench_reasoning.py --hard DEVICE` (the hard executors at B = 256, 4,096 and 65,536 against
 `Program.run`, with the card's name), then train.py runs: a few hundred steps in bf16 autocast (on CUDA),
 then the exact-match table.
 
@@ -24,7 +24,7 @@ import time
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main():
@@ -43,7 +43,7 @@ def main():
     print(f"torch {torch.__version__} on {name}", flush=True)
     t_start, failed = time.time(), False
     if not args.no_bench:
-        cmd = [sys.executable, "tests/bench_reasoning.py", "--hard", args.device]
+        cmd = [sys.executable, "tests/scripts/bench_reasoning.py", "--hard", args.device]
         print("$ " + " ".join(cmd[1:]), flush=True)
         failed |= subprocess.run(cmd, cwd=ROOT).returncode != 0
     for task in args.tasks.split(","):

@@ -1,7 +1,7 @@
 """Benchmark: the compiler's speed and the reference interpreter's, `Program.run`.
 
-    python tests/bench_compiler.py                      # this checkout
-    python tests/bench_compiler.py --against ../main    # and another checkout's compiler, in the same run
+    python tests/scripts/bench_compiler.py                      # this checkout
+    python tests/scripts/bench_compiler.py --against ../main    # and another checkout's compiler, in the same run
 
 Prints two lines per compiler: compiling every program of the classic corpus (tests/corpus.py CORPUS),
 and sorting 64-element lists with the corpus's insertion sort (steps per sort, instructions per second,
@@ -17,8 +17,8 @@ import statistics
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tests/, for the corpus
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for the corpus
 
 from corpus import CORPUS  # noqa: E402
 

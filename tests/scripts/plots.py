@@ -1,7 +1,7 @@
 """Pictures of a finished run, written next to its results.json.
 
-    python tests/plots.py out/fib                  # the baseline from out/fib-baseline, when it is there
-    python tests/plots.py out/sort --baseline out/sort-baseline
+    python tests/scripts/plots.py out/fib                  # the baseline from out/fib-baseline, when it is there
+    python tests/scripts/plots.py out/sort --baseline out/sort-baseline
 
 - exact_match.png: exact match against the size of the problem (fib: n, the recursion depth; sort: the
   list's length; add: digits; gcd: the larger number), the augmented model and the baseline, with the
@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from tasks import get_task  # noqa: E402
 

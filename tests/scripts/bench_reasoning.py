@@ -1,12 +1,12 @@
 """Speed and memory of the machine (reasoning.py) against the plain-Python interpreter.
 
-    python tests/bench_reasoning.py               # every path at B = 1 .. 4,096; a few minutes on a 2-core CPU
-    python tests/bench_reasoning.py --hard cuda   # the hard executors alone, B up to 65,536, on a GPU
-    python tests/bench_reasoning.py --hard cpu 256   # the same at the batch sizes given (a check on a CPU)
-    python tests/bench_reasoning.py --goals       # issue 14's run_batch goals: B = 256 and 4,096, best of 5
-    python tests/bench_reasoning.py --scaling     # cost against V, memory N and batch B
-    python tests/bench_reasoning.py --long-sort   # sort_task on lists of 128 numbers (V = 1,024)
-    python tests/bench_reasoning.py --alu         # one op, tables against circuits, V up to 65,536
+    python tests/scripts/bench_reasoning.py               # every path at B = 1 .. 4,096; a few minutes on a 2-core CPU
+    python tests/scripts/bench_reasoning.py --hard cuda   # the hard executors alone, B up to 65,536, on a GPU
+    python tests/scripts/bench_reasoning.py --hard cpu 256   # the same at the batch sizes given (a check on a CPU)
+    python tests/scripts/bench_reasoning.py --goals       # issue 14's run_batch goals: B = 256 and 4,096, best of 5
+    python tests/scripts/bench_reasoning.py --scaling     # cost against V, memory N and batch B
+    python tests/scripts/bench_reasoning.py --long-sort   # sort_task on lists of 128 numbers (V = 1,024)
+    python tests/scripts/bench_reasoning.py --alu         # one op, tables against circuits, V up to 65,536
 
 Throughput is examples x steps per second: the interpreter's step count of every example (the work a
 plain computer does), summed over the batch, divided by wall time. Modes:
@@ -32,8 +32,8 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch
 
@@ -181,7 +181,7 @@ def main():
 
 
 def hard_on(device, sizes=(256, 4096, 65536)):
-    """`python tests/bench_reasoning.py --hard cuda`: the hard executors alone on a device, at large
+    """`python tests/scripts/bench_reasoning.py --hard cuda`: the hard executors alone on a device, at large
     batches: "torch" and, on CUDA, "graph" (the same steps replayed as CUDA graphs) on the device, and
     "python" (the host's CPU) for comparison. The interpreter's rate (per example it does not depend on
     B) is measured on min(B, 4096) examples of the host's CPU."""
@@ -297,7 +297,7 @@ def alu_largest(op, form, V, B):
 
 
 def alu_cost(B=32):
-    """`python tests/bench_reasoning.py --alu`: time and memory of one op (forward + backward) on soft
+    """`python tests/scripts/bench_reasoning.py --alu`: time and memory of one op (forward + backward) on soft
     inputs [B, V] as V grows, for the lookup table, the fast form (section 1) and the circuit (section
     1b), each in a fresh process. A form whose biggest tensor passes a quarter of this machine's memory
     is not run: the line says how big it would be."""

@@ -1,6 +1,6 @@
 """What `--grad mean_field` computes on the text tape: exact on a hard tape, nothing on a barely soft one.
 
-    python tests/mean_field_tape.py
+    python tests/scripts/mean_field_tape.py
 
 The reasoning layer's write gate gives each prompt token a probability of writing its characters; a fresh
 layer's is sigmoid(6) = 0.9975 (README "How it works"). The mean field writes each cell as that mixture of
@@ -15,7 +15,7 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from model import Llama, ModelArgs, Tokenizer  # noqa: E402
 from reasoning import AugmentedLlama  # noqa: E402

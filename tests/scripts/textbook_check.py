@@ -1,6 +1,6 @@
 """How much of a corpus of textbook Python compiles, and whether what compiles runs like CPython.
 
-    python tests/textbook_check.py FILE_OR_DIR ... [--trials 30] [--seed 0] [-v]
+    python tests/scripts/textbook_check.py FILE_OR_DIR ... [--trials 30] [--seed 0] [-v]
 
 Every top-level function of every .py file is a candidate; the top-level functions of the same file that
 it calls are compiled with it. A CompileError is a refusal; any other exception from the compiler is a
@@ -30,7 +30,7 @@ import re
 import sys
 import traceback
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # the repo root
 
 from compiler import CHAR, CHARS, INT, LIST, STR, CompileError, ExecutionError, compile_source  # noqa: E402
 
