@@ -48,7 +48,7 @@ Soft edge cases, which a hard run reports as `ExecutionError` like `Program.run`
 overwrites nothing.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -1524,6 +1524,54 @@ def token_characters(tokenizer, vocab_size, n_values):
     return table
 
 
+@dataclass
+class ReasoningConfig:
+    """Every setting of the reasoning layer in one place. `AugmentedLlama` is built from one, checkpoints and
+    exports store it (`to_dict`; nanoGPT stores its model_args so), and train.py's flags default to it.
+
+    entries: the library's entry points the layer chooses among (None: no layer, the plain LLaMA);
+    layer_after: the block it follows (None: the middle one); grad: "exact" or "mean_field" (how gradients
+    cross the machine); interface: "tape" (the prompt's characters in memory) or "args" (argument heads);
+    max_threads: threads per example under exact execution; max_steps / max_steps_train: machine steps
+    before a run counts as not halted, in evaluation / training; n_cells (None: V) and max_depth: the
+    machine's memory and call stack; trainable_library: the program's logits train (mean field only);
+    args_len: cells of the args entry's list argument; machine_loss: weight of the machine's own
+    likelihood of the answer (None: 1 with args, 0 with the tape); read_window: characters each position
+    reads back; gate_bias: the write gate's starting logit (open); gate_window: positions the gate reads.
+    """
+    entries: list = None
+    layer_after: int = None
+    grad: str = "exact"
+    interface: str = "tape"
+    max_threads: int = 8
+    max_steps: int = 20_000
+    max_steps_train: int = 3_000
+    n_cells: int = None
+    max_depth: int = 16
+    trainable_library: bool = False
+    args_len: int = 0
+    machine_loss: float = None
+    read_window: int = 4
+    gate_bias: float = 6.0
+    gate_window: int = 3
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        """The config a checkpoint or an export stored; a setting this version does not know is an error."""
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown reasoning settings {sorted(unknown)}: stored by another version of "
+                             "reasoning.py")
+        return cls(**d)
+
+    @property
+    def machine_loss_weight(self):
+        return (1.0 if self.interface == "args" else 0.0) if self.machine_loss is None else self.machine_loss
+
+
 GAIN_SCALE = 30.0
 TABLE_LIMIT = 1 << 16  # the args interface runs every joint assignment when there are at most this many
 READ_ROWS = 8  # with the args interface, the heaviest answers the LLaMA reads back per example
@@ -1654,10 +1702,9 @@ class ReasoningLayer(nn.Module):
     wrapped modulo V (`wrapped`) and whether the likeliest tape overflowed memory (`overflow`).
     """
 
-    def __init__(self, dim, machine, entries, token_chars, char_token_ids, grad="exact", max_steps=20_000,
-                 max_steps_train=3_000, read_window=4, gate_bias=6.0, max_threads=8, interface="tape", args_len=0,
-                 gate_window=3):
+    def __init__(self, dim, machine, token_chars, char_token_ids, config):
         super().__init__()
+        entries, grad, interface, max_threads = config.entries, config.grad, config.interface, config.max_threads
         if grad not in ("exact", "mean_field"):
             raise ValueError(f"grad must be 'exact' or 'mean_field', got {grad!r}")
         if interface not in ("tape", "args"):
@@ -1665,21 +1712,21 @@ class ReasoningLayer(nn.Module):
         if interface == "args" and len(entries) != 1:
             raise ValueError(f"the args interface runs one entry point (its heads fill its arguments), got {list(entries)}")
         self.interface = interface
-        self.arg_heads = ArgumentHeads(dim, machine, entries[0], args_len) if interface == "args" else None
+        self.arg_heads = ArgumentHeads(dim, machine, entries[0], config.args_len) if interface == "args" else None
         if max_threads < 1:
             raise ValueError(f"max_threads must be at least 1, got {max_threads}")
         self.machine, self.entries, self.grad, self.max_threads = machine, list(entries), grad, max_threads
         self._tables = {}  # the args interface's runs of every assignment (`args_table`)
         self.seed = 0  # of the threads drawn while training (see `draw`)
-        self.max_steps, self.max_steps_train = max_steps, max_steps_train
+        self.max_steps, self.max_steps_train = config.max_steps, config.max_steps_train
         self.choose = nn.Linear(dim, len(self.entries))
         self.choose_query = nn.Parameter(torch.zeros(dim))  # zero: pooling starts as the prompt's mean
-        self.gate_window = gate_window  # the gate reads its token's state and those of the tokens before it
-        self.gate = nn.Linear(dim * gate_window, 1)
+        self.gate_window = config.gate_window  # the gate reads its token's state and those of the tokens before it
+        self.gate = nn.Linear(dim * self.gate_window, 1)
         nn.init.zeros_(self.gate.weight)
-        nn.init.constant_(self.gate.bias, gate_bias)  # open: a fresh layer copies the whole prompt
+        nn.init.constant_(self.gate.bias, config.gate_bias)  # open: a fresh layer copies the whole prompt
         self.K = max(1, max(len(c) for c in token_chars))  # the most characters one token writes
-        self.window = min(self.K, read_window)  # how many characters each position reads back
+        self.window = min(self.K, config.read_window)  # how many characters each position reads back
         chars = torch.zeros(len(token_chars), self.K, dtype=torch.long)
         for i, c in enumerate(token_chars):
             chars[i, :len(c)] = torch.tensor(c, dtype=torch.long)
@@ -2205,27 +2252,28 @@ class AugmentedLlama(nn.Module):
     run, which depends on the prompt only, so `generate` runs the machine once per prompt.
     """
 
-    def __init__(self, llama, tokenizer, program=None, entries=None, layer_after=None, grad="exact",
-                 max_steps=20_000, max_steps_train=3_000, n_cells=None, max_depth=16, trainable_library=False,
-                 max_threads=8, interface="tape", args_len=0, machine_loss=None):
+    def __init__(self, llama, tokenizer, program=None, entries=None, config=None, **settings):
+        """config: a `ReasoningConfig` (default: its defaults); `settings` change its fields by name
+        (e.g. grad="mean_field"); `entries`, when given, are its entries."""
         super().__init__()
         self.llama = llama
-        # The weight of the machine's own likelihood in the loss (`ReasoningLayer.machine_nll`). By default
-        # 1 with the args interface, whose heads cannot learn without it, and 0 with the tape, which learns
-        # through the read-back alone (its results were measured so).
-        self.machine_loss = (1.0 if interface == "args" else 0.0) if machine_loss is None else machine_loss
-        self.layer_after = llama.args.n_layers // 2 - 1 if layer_after is None else layer_after
+        config = replace(config or ReasoningConfig(), **settings)
+        if entries is not None:
+            config = replace(config, entries=list(entries))
+        self.config = config
+        self.layer_after = llama.args.n_layers // 2 - 1 if config.layer_after is None else config.layer_after
         if not 0 <= self.layer_after < llama.args.n_layers:
             raise ValueError(f"layer_after={self.layer_after}: the model has blocks 0..{llama.args.n_layers - 1}")
         self.layer = None
-        if entries is not None:
+        if config.entries is not None:
+            if program is None:
+                raise ValueError("a reasoning layer needs the compiled library (program) its entries are in")
             V = program.n_values
-            machine = Machine(program, n_cells=n_cells, max_depth=max_depth, trainable=trainable_library)
+            machine = Machine(program, n_cells=config.n_cells, max_depth=config.max_depth,
+                              trainable=config.trainable_library)
             chars = token_characters(tokenizer, llama.args.vocab_size, V)
             char_ids = [tokenizer.eos_id] + [_token_of_char(tokenizer, c) for c in range(1, V)]
-            self.layer = ReasoningLayer(llama.args.dim, machine, entries, chars, char_ids, grad, max_steps,
-                                        max_steps_train, max_threads=max_threads, interface=interface,
-                                        args_len=args_len)
+            self.layer = ReasoningLayer(llama.args.dim, machine, chars, char_ids, config)
 
     def forward(self, tokens, call_pos, cache=None, start_pos=0, targets=None):
         """tokens [B, T] -> (logits of positions start_pos.. [U, T - start_pos, vocab], the machine's run).
@@ -2254,8 +2302,11 @@ class AugmentedLlama(nn.Module):
         nll = F.cross_entropy(logits.float().transpose(1, 2), targets[rows], ignore_index=-100, reduction="none")
         log_p = torch.log(weight.float()) - nll.sum(1)  # [U] log(weight * P(answer | row))
         loss = -segment_logsumexp(log_p, rows, len(tokens)).sum()
-        if self.layer is not None and self.machine_loss > 0:
-            loss = loss + self.machine_loss * self.layer.machine_nll(run, targets).sum()
+        # The machine's own likelihood of the answer (`ReasoningLayer.machine_nll`): by default weighted 1
+        # with the args interface, whose heads cannot learn without it, and 0 with the tape, which learns
+        # through the read-back alone (its results were measured so).
+        if self.layer is not None and self.config.machine_loss_weight > 0:
+            loss = loss + self.config.machine_loss_weight * self.layer.machine_nll(run, targets).sum()
         return loss, run
 
     @torch.no_grad()

@@ -36,7 +36,7 @@ results.json and the export; evaluation is split across the ranks and the counts
 `--export DIR` writes, after training and evaluation, the transformer in Hugging Face layout
 (`config.json` + `model.safetensors`, loadable by `Llama.from_pretrained` and by transformers'
 `LlamaForCausalLM`) and beside it the reasoning layer: `reasoning_layer.safetensors` (its tensors) and
-`reasoning_layer.json` (layer_after, the entry points, the settings to rebuild it). To export a finished run
+`reasoning_layer.json` (the layer's `ReasoningConfig`, the task, the library source). To export a finished run
 without training more: `python train.py --task fib --resume --iters <the same> --export DIR` (it re-evaluates).
 """
 
@@ -65,7 +65,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 
 from compiler import CompileError
 from model import Llama, ModelArgs, PRESETS, Tokenizer, set_default_mode
-from reasoning import AugmentedLlama
+from reasoning import AugmentedLlama, ReasoningConfig
 from tasks import (ARGS_FORMS, HOLE_TASKS, N_CELLS, TASKS, VARIANTS, compile_library, get_task, library_difference,
                    library_fingerprint, library_source)
 
@@ -128,8 +128,9 @@ def get_args(argv=None):
     p.add_argument("--machine_loss", type=float, default=None, help="weight of the machine's own likelihood "
                    "of the answer (per character, before the LLaMA reads it back) in the loss; default 1 with "
                    "--interface args, 0 with the tape (see reasoning.ReasoningLayer.machine_nll)")
-    p.add_argument("--max_steps", type=int, default=20_000, help="machine steps before a run counts as not halted")
-    p.add_argument("--max_steps_train", type=int, default=3_000, help="the same while training")
+    p.add_argument("--max_steps", type=int, default=ReasoningConfig.max_steps,
+                   help="machine steps before a run counts as not halted")
+    p.add_argument("--max_steps_train", type=int, default=ReasoningConfig.max_steps_train, help="the same while training")
     p.add_argument("--compile", action="store_true", help="torch.compile each transformer block (the reasoning "
                    "layer, with its data-dependent loop, stays eager)")
     p.add_argument("--export", default=None, metavar="DIR", help="after training, write the transformer in Hugging "
@@ -478,10 +479,11 @@ def max_threads(args):
     return 4096 if args.task in HOLE_TASKS else 32 if args.interface == "args" else 8
 
 
-def build(args, device, library=None):
+def build(args, device, library=None, config=None):
     """The task, the tokenizer and the model: a LLaMA (a preset from scratch with the byte tokenizer, or
     --init's checkpoint with its own tokenizer), with the reasoning layer unless --baseline. `library`: the
-    library source a checkpoint stored (None: tasks.py's); the model keeps it in `model.library`."""
+    library source a checkpoint stored (None: tasks.py's); the model keeps it in `model.library`. `config`:
+    the layer's settings a checkpoint stored (None: from args, `reasoning_config`)."""
     task = get_task(ARGS_FORMS.get(args.task, args.task) if args.interface == "args" else args.task)
     if args.library == "trainable" and args.grad == "exact" and not args.baseline:
         raise ValueError("--library trainable needs --grad mean_field: under --grad exact the programs "
@@ -494,15 +496,21 @@ def build(args, device, library=None):
         tokenizer = Tokenizer()
     if tokenizer.vocab_size > llama.args.vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens, the model only {llama.args.vocab_size}")
-    entries = None if args.baseline else task_entries(task, args.interface)
     program, library = library_program(library)
-    model = AugmentedLlama(llama, tokenizer, program, entries, layer_after=args.layer_after,
-                           grad=args.grad, max_steps=args.max_steps, max_steps_train=args.max_steps_train,
-                           max_threads=max_threads(args), interface=args.interface,
-                           args_len=getattr(task, "args_len", 0), machine_loss=args.machine_loss,
-                           n_cells=N_CELLS, trainable_library=args.library == "trainable")
+    model = AugmentedLlama(llama, tokenizer, program, config=config or reasoning_config(args, task))
     model.library = library
     return task, tokenizer, model.to(device)
+
+
+def reasoning_config(args, task):
+    """The reasoning layer's settings (`reasoning.ReasoningConfig`) from the command line; entries None
+    with --baseline (the plain LLaMA)."""
+    return ReasoningConfig(entries=None if args.baseline else task_entries(task, args.interface),
+                           layer_after=args.layer_after, grad=args.grad, interface=args.interface,
+                           max_threads=max_threads(args), max_steps=args.max_steps,
+                           max_steps_train=args.max_steps_train, n_cells=N_CELLS,
+                           trainable_library=args.library == "trainable", args_len=getattr(task, "args_len", 0),
+                           machine_loss=args.machine_loss)
 
 
 def library_program(stored=None):
@@ -836,7 +844,8 @@ def save_checkpoint(out_dir, model, optimizer, args, it, losses, train_seconds):
     save_model(model, os.path.join(tmp, "model.safetensors"))  # stores tied weights once
     set_default_mode(os.path.join(tmp, "model.safetensors"))
     torch.save({"iter": it, "args": vars(args), "optimizer": optimizer.state_dict(), "losses": losses,
-                "train_seconds": train_seconds, "library": getattr(model, "library", None)},
+                "train_seconds": train_seconds, "library": getattr(model, "library", None),
+                "reasoning_config": model.config.to_dict()},
                os.path.join(tmp, "state.pt"))
     final = os.path.join(out_dir, name)
     shutil.rmtree(final, ignore_errors=True)
@@ -1040,7 +1049,9 @@ def load_trained(path, device="cpu"):
             failed.append(f"{ckpt} ({type(e).__name__})")
             continue
         settings = argparse.Namespace(**{**vars(get_args([])), **state["args"]})
-        _, tokenizer, model = build(settings, device, (state.get("library") or {}).get("source"))
+        config = state.get("reasoning_config")
+        _, tokenizer, model = build(settings, device, (state.get("library") or {}).get("source"),
+                                    config and ReasoningConfig.from_dict(config))
         mismatch = program_mismatch(ckpt, model, state.get("library"))
         if mismatch:
             raise ValueError(mismatch)
@@ -1066,11 +1077,7 @@ def load_export(path, device="cpu"):
     if meta is None:  # a baseline: the plain LLaMA
         return AugmentedLlama(llama, tokenizer).eval(), tokenizer
     program, library = library_program((meta.get("library") or {}).get("source"))
-    model = AugmentedLlama(llama, tokenizer, program, meta["entries"], layer_after=meta["layer_after"],
-                           grad=meta["grad"], max_steps=meta["max_steps"], max_steps_train=meta["max_steps_train"],
-                           max_threads=meta["max_threads"], interface=meta["interface"],
-                           args_len=meta.get("args_len", 0), n_cells=meta["n_cells"], max_depth=meta["max_depth"],
-                           trainable_library=meta["trainable_library"]).to(device)
+    model = AugmentedLlama(llama, tokenizer, program, config=ReasoningConfig.from_dict(meta["config"])).to(device)
     model.library = library
     mismatch = program_mismatch(path, model, meta.get("library"), "reasoning_layer.safetensors", prefix="")
     if mismatch:
@@ -1102,13 +1109,8 @@ def export(model, args, tokenizer, out_dir):
     save_file(layer, os.path.join(out_dir, "reasoning_layer.safetensors"), metadata={"format": "pt"})
     set_default_mode(os.path.join(out_dir, "reasoning_layer.safetensors"))
     with open(os.path.join(out_dir, "reasoning_layer.json"), "w") as f:
-        json.dump({"layer_after": model.layer_after, "entries": model.layer.entries, "task": args.task,
-                   "grad": args.grad, "interface": args.interface, "max_threads": args.max_threads,
-                   "n_cells": model.layer.machine.N, "max_depth": model.layer.machine.D,
-                   "trainable_library": model.layer.machine.trainable, "max_steps": args.max_steps,
-                   "max_steps_train": args.max_steps_train, "args_len": getattr(get_task(args.task), "args_len", 0),
-                   "init": args.init, "library": getattr(model, "library", None), "tensors": sorted(layer)},
-                  f, indent=1)
+        json.dump({"config": model.config.to_dict(), "task": args.task, "init": args.init,
+                   "library": getattr(model, "library", None), "tensors": sorted(layer)}, f, indent=1)
 
 
 if __name__ == "__main__":

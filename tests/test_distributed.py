@@ -104,8 +104,10 @@ def test_export_loads_with_llama_from_pretrained_and_rebuilds_the_augmented_mode
     model = trained_model(tmp / "one")
     llama = Llama.from_pretrained(str(tmp / "export"))
     meta = json.load(open(tmp / "export" / "reasoning_layer.json"))
-    rebuilt = AugmentedLlama(llama, Tokenizer(), compile_library(), meta["entries"], layer_after=meta["layer_after"],
-                             grad=meta["grad"], n_cells=N_CELLS).eval()
+    config = meta["config"]  # the layer's ReasoningConfig, every setting by name
+    assert config["entries"] == ["fib_task"] and config["n_cells"] == N_CELLS
+    rebuilt = AugmentedLlama(llama, Tokenizer(), compile_library(), config["entries"],
+                             layer_after=config["layer_after"], grad=config["grad"], n_cells=config["n_cells"]).eval()
     layer = load_file(tmp / "export" / "reasoning_layer.safetensors")
     assert sorted(layer) == meta["tensors"]
     rebuilt.layer.load_state_dict(layer)

@@ -540,3 +540,24 @@ def test_a_trained_tiny_args_run_beats_its_baseline(tmp_path):
     base = train.main([*common, "--baseline", "--out_dir", str(tmp_path / "base")])
     assert args["test"]["exact_match"] >= 0.99, args["test"]
     assert args["test"]["exact_match"] > base["test"]["exact_match"], (args["test"], base["test"])
+
+
+def test_the_reasoning_config_is_every_setting_in_one_place():
+    """A model built from a config and one built from the same settings by name are the same; the config
+    goes through a dict (what checkpoints and exports store) unchanged; an unknown stored setting is refused."""
+    from model import Llama, ModelArgs, Tokenizer
+    from reasoning import AugmentedLlama, ReasoningConfig
+    import tasks
+
+    args = ModelArgs.preset("tiny")
+    config = ReasoningConfig(entries=["fib_args"], interface="args", grad="exact", max_threads=5, n_cells=tasks.N_CELLS)
+    assert ReasoningConfig.from_dict(config.to_dict()) == config
+    torch.manual_seed(0)
+    a = AugmentedLlama(Llama(args), Tokenizer(), tasks.compile_library(), config=config)
+    torch.manual_seed(0)
+    b = AugmentedLlama(Llama(args), Tokenizer(), tasks.compile_library(), ["fib_args"], interface="args",
+                       max_threads=5, n_cells=tasks.N_CELLS)
+    assert a.config == b.config and a.layer.max_threads == 5 and a.layer.interface == "args"
+    assert a.config.machine_loss_weight == 1.0 and ReasoningConfig().machine_loss_weight == 0.0
+    with pytest.raises(ValueError, match="unknown reasoning settings"):
+        ReasoningConfig.from_dict({**config.to_dict(), "max_stepz": 3})
