@@ -54,11 +54,11 @@ import sys
 import threading
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from safetensors import safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
@@ -212,6 +212,49 @@ def main(argv=None):
         args.min_lr = args.lr if args.min_lr is None else args.min_lr  # (unused: holes train at a constant lr)
         check_args(args)
         return train_holes(args, HOLE_TASKS[args.task])
+    resolve_defaults(args)
+    check_args(args)
+    torch.manual_seed(args.seed)  # the same on every rank: the same initial weights
+    s = start_session(args)
+    try:
+        library = stored_library(s.out_dir) if args.resume else None  # a run goes on with its own library
+        task, tokenizer, model = build(args, s.device) if library is None else build(args, s.device, library)
+    except (ValueError, OSError, ImportError, CompileError) as e:  # unknown task, not a checkpoint, gguf missing
+        sys.exit(f"error: {e}")
+    if args.prompted:
+        return prompted_baseline(model.llama, tokenizer, task, args, s.device, s.autocast, s.out_dir, s.master)
+    if task.name != args.task:
+        s.log(f"--interface args: task {args.task} runs as {task.name} (tasks.ARGS_FORMS: the paper's fixed form)")
+    params = select_parameters(model, args)
+    s.log(f"{sum(p.numel() for p in params):,} trainable parameters; "
+          f"{'baseline' if args.baseline else 'augmented'} on {s.device} ({s.dtype})"
+          + (f", {s.world_size} processes" if s.ddp else ""))
+    optimizer = torch.optim.AdamW([
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": args.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ], lr=args.lr, betas=(0.9, 0.95), fused=s.device.startswith("cuda"))
+    start_iter, losses, train_before = resume(args, s, model, optimizer)
+    if args.compile:  # in place, so parameter names (checkpoints, export) stay the same
+        for block in model.llama.layers:
+            block.compile()
+    train_time = train_loop(args, s, task, tokenizer, model, optimizer, params, start_iter, losses, train_before,
+                            argv)
+    if args.iters > start_iter and s.master:
+        save_checkpoint(s.out_dir, model, optimizer, args, args.iters, losses, train_time)
+    results = evaluate(model, tokenizer, task, args, s.device, s.autocast)
+    results["_run"] = {"task": args.task, "baseline": args.baseline, "iters": args.iters,
+                       "train_seconds": round(train_time, 1), "device": s.device, "world_size": s.world_size,
+                       "grad_accum": args.grad_accum, "losses": losses}
+    if s.master:
+        write_results(args, s, model, tokenizer, results, train_time)
+    if s.ddp:
+        dist.barrier()  # no rank leaves before rank 0 has written everything
+        dist.destroy_process_group()
+    return results
+
+
+def resolve_defaults(args):
+    """The defaults that depend on other flags: --train, --lr, --min_lr."""
     if args.baseline:
         args.train = "all"
     if args.train is None:  # heads told the numbers themselves read add's operands only from a LLaMA that trains (README)
@@ -220,8 +263,31 @@ def main(argv=None):
         args.lr = 1e-2 if args.train == "interface" else 2e-3
     if args.min_lr is None:
         args.min_lr = args.lr / 10
-    check_args(args)
-    torch.manual_seed(args.seed)  # the same on every rank: the same initial weights
+
+
+@dataclass
+class Session:
+    """Where and how this process runs: its device, its rank among `world_size` processes (torchrun), the
+    out_dir it writes (rank 0, the master, alone), the autocast context, and `log` (a no-op off rank 0)."""
+    device: str
+    dtype: str
+    autocast: object
+    out_dir: str
+    ddp: bool
+    rank: int
+    world_size: int
+
+    @property
+    def master(self):
+        return self.rank == 0
+
+    def log(self, *a, **k):
+        if self.master:
+            print(*a, **k)
+
+
+def start_session(args):
+    """The device (cuda when present), torchrun's process group, the out_dir (prepared and locked)."""
     suffix = f"-prompted-{args.prompted}" if args.prompted else "-baseline" if args.baseline else ""
     out_dir = args.out_dir or os.path.join("out", args.task + suffix)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
@@ -233,60 +299,45 @@ def main(argv=None):
             device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
             torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    master = rank == 0  # logs and writes files
-    log = print if master else (lambda *a, **k: None)
-    if master:
+    if rank == 0:
         prepare_out_dir(out_dir, args)
     if args.batch_size < world_size * args.grad_accum:
         sys.exit(f"error: --batch_size {args.batch_size} is smaller than processes x --grad_accum "
                  f"({world_size} x {args.grad_accum}): some micro-step would get no example")
     dtype = ("bfloat16" if device.startswith("cuda") else "float32") if args.dtype == "auto" else args.dtype
     autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=dtype == "bfloat16")
-    try:
-        library = stored_library(out_dir) if args.resume else None  # a run goes on with its own library
-        task, tokenizer, model = build(args, device) if library is None else build(args, device, library)
-    except (ValueError, OSError, ImportError, CompileError) as e:  # unknown task, not a checkpoint, gguf missing
-        sys.exit(f"error: {e}")
-    if args.prompted:
-        return prompted_baseline(model.llama, tokenizer, task, args, device, autocast, out_dir, master)
-    if task.name != args.task:
-        log(f"--interface args: task {args.task} runs as {task.name} (tasks.ARGS_FORMS: the paper's fixed form)")
-    params = select_parameters(model, args)
-    log(f"{sum(p.numel() for p in params):,} trainable parameters; "
-        f"{'baseline' if args.baseline else 'augmented'} on {device} ({dtype})"
-        + (f", {world_size} processes" if ddp else ""))
+    return Session(device, dtype, autocast, out_dir, ddp, rank, world_size)
 
-    optimizer = torch.optim.AdamW([
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": args.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ], lr=args.lr, betas=(0.9, 0.95), fused=device.startswith("cuda"))
 
-    start_iter, losses, train_before = 0, {}, 0.0  # a resumed run's go on from its checkpoint's
-    if args.resume:
-        state = load_checkpoint(out_dir, model, optimizer, args)
-        start_iter, losses, train_before = state["iter"], state.get("losses", {}), state.get("train_seconds", 0.0)
-        log(f"resumed from {out_dir} at iter {start_iter}")
-        for note in resume_notes(state["args"], args) if start_iter < args.iters else []:
-            log(f"note: {note}")
-        if start_iter > args.iters:
-            sys.exit(f"error: the checkpoint is at iter {start_iter}, past --iters {args.iters}; give --iters "
-                     f"{start_iter} to evaluate or export it, or more to train on")
-        if start_iter == args.iters:
-            log(f"nothing to train: the checkpoint is at --iters {args.iters}; evaluating it")
-    if args.compile:  # in place, so parameter names (checkpoints, export) stay the same
-        for block in model.llama.layers:
-            block.compile()
+def resume(args, s, model, optimizer):
+    """(first iteration, loss history, seconds trained so far): from out_dir's checkpoint with --resume."""
+    if not args.resume:
+        return 0, {}, 0.0
+    state = load_checkpoint(s.out_dir, model, optimizer, args)
+    start_iter = state["iter"]
+    s.log(f"resumed from {s.out_dir} at iter {start_iter}")
+    for note in resume_notes(state["args"], args) if start_iter < args.iters else []:
+        s.log(f"note: {note}")
+    if start_iter > args.iters:
+        sys.exit(f"error: the checkpoint is at iter {start_iter}, past --iters {args.iters}; give --iters "
+                 f"{start_iter} to evaluate or export it, or more to train on")
+    if start_iter == args.iters:
+        s.log(f"nothing to train: the checkpoint is at --iters {args.iters}; evaluating it")
+    return start_iter, state.get("losses", {}), state.get("train_seconds", 0.0)
+
+
+def train_loop(args, s, task, tokenizer, raw_model, optimizer, params, start_iter, losses, train_before, argv):
+    """Iterations start_iter .. --iters - 1: the data, a step, the log line, checkpoints and quick evals,
+    Ctrl-C. Fills `losses`; returns the seconds trained (with those before a resume)."""
     # The raw model is what is evaluated, saved and exported; the DDP wrapper only trains. Parameters that get
-    # no gradient in a step (the write gate under --grad enumerate, a trainable library's logits) need
+    # no gradient in a step (a trainable library's logits, heads of another interface) need
     # find_unused_parameters; the buffers are constants (the compiled program), so they are not broadcast.
-    raw_model = model
-    if ddp:
-        model = DDP(model, device_ids=[torch.device(device)] if device.startswith("cuda") else None,
+    model = raw_model
+    if s.ddp:
+        model = DDP(model, device_ids=[torch.device(s.device)] if s.device.startswith("cuda") else None,
                     find_unused_parameters=model.layer is not None, broadcast_buffers=False)
     n_flops = 6 * sum(p.numel() for p in raw_model.llama.parameters())  # per token, forward and backward
-    peak = peak_flops(device, dtype)
-
-    # ---- the loop ----------------------------------------------------------
+    peak = peak_flops(s.device, s.dtype)
     interrupt = Interrupt()  # Ctrl-C: finish this iteration, save a checkpoint, stop
     t0 = t_log = time.time()
     it_log, n_tokens = start_iter - 1, 0  # the last iteration logged, tokens since then (all ranks)
@@ -297,82 +348,86 @@ def main(argv=None):
         rng = random.Random(f"{args.seed}/{it}")  # the data of iteration `it` depends on nothing else
         if raw_model.layer is not None:
             raw_model.layer.seed = rng.randrange(2 ** 62)  # nor do the threads the layer draws
-        batch = [task.example(rng, "train") for _ in range(args.batch_size)]
-        tokens, targets, call_pos = encode_batch(tokenizer, batch, device)
-        n_answer = int((targets != -100).sum())  # over the global batch: the loss's denominator everywhere
-        mine = torch.arange(len(batch), device=device)[rank::world_size]  # this rank's share
-        optimizer.zero_grad(set_to_none=True)
-        loss = torch.zeros((), device=device)
-        for micro in range(args.grad_accum):
-            rows = mine[micro::args.grad_accum]
-            # DDP all-reduces gradients on the last micro-step only; it averages them over the ranks, so each
-            # rank's share of the sum is scaled by world_size to make the result the global batch's gradient.
-            with model.no_sync() if ddp and micro < args.grad_accum - 1 else nullcontext():
-                with autocast:
-                    nll, run = model(tokens[rows], call_pos[rows], targets=targets[rows])
-                part = nll / n_answer
-                (part * world_size).backward()
-            loss += part.detach()
-            n_tokens += tokens[rows].numel() * world_size
-        if ddp:
-            dist.all_reduce(loss)  # the global batch's loss, the same on every rank
+        batch = encode_batch(tokenizer, [task.example(rng, "train") for _ in range(args.batch_size)], s.device)
+        loss, run, tokens = gradients(args, s, model, optimizer, *batch)
+        n_tokens += tokens
         if not torch.isfinite(loss):
             interrupt.restore()
             sys.exit(f"error: the loss is {loss.item()} at iter {it}; try a lower --lr (now {args.lr})")
-        heads = heads_note(raw_model, run) if it % args.log_interval == 0 or it == args.iters - 1 else ""
+        logged = it % args.log_interval == 0 or it == args.iters - 1
+        heads = heads_note(raw_model, run) if logged else ""  # before clipping: the gradient as it came
         if args.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
         optimizer.step()
         losses[it] = loss.item()
-        if it % args.log_interval == 0 or it == args.iters - 1:
+        if logged:
             t = time.time()
             dt, tok_s = (t - t_log) / (it - it_log), n_tokens / (t - t_log)  # averages since the last line
             t_log, it_log, n_tokens = t, it, 0
             mfu = f"{100 * n_flops * tok_s / peak:.1f}%" if peak else "n/a"
-            log(f"iter {it}: loss {loss.item():.4f}, lr {lr:.2e}, time {dt * 1000:.0f}ms, tok/s {tok_s:,.0f}, "
-                f"mfu {mfu}{heads}", flush=True)
-        if interrupt.requested(device):
+            s.log(f"iter {it}: loss {loss.item():.4f}, lr {lr:.2e}, time {dt * 1000:.0f}ms, tok/s {tok_s:,.0f}, "
+                  f"mfu {mfu}{heads}", flush=True)
+        if interrupt.requested(s.device):
             interrupt.restore()
-            if master:
-                save_checkpoint(out_dir, raw_model, optimizer, args, it + 1, losses, train_before + time.time() - t0)
-                release_lock(out_dir)
-            argv = list(sys.argv[1:] if argv is None else argv)
-            command = f"torchrun --standalone --nproc_per_node={world_size} train.py" if ddp else "python train.py"
-            log(f"interrupted: saved a checkpoint at iter {it + 1} in {out_dir}; to go on, run\n    {command} "
-                + shlex.join(argv + ([] if "--resume" in argv else ["--resume"])), flush=True)
-            sys.exit(130)  # the exit status of a program stopped by Ctrl-C
+            stop_interrupted(args, s, raw_model, optimizer, it + 1, losses, train_before + time.time() - t0, argv)
         if (it + 1) % args.eval_interval == 0 and it + 1 < args.iters:
-            if master:
-                save_checkpoint(out_dir, raw_model, optimizer, args, it + 1, losses, train_before + time.time() - t0)
-            results = evaluate(raw_model, tokenizer, task, args, device, autocast, quick=True)
-            if master:
+            if s.master:
+                save_checkpoint(s.out_dir, raw_model, optimizer, args, it + 1, losses, train_before + time.time() - t0)
+            results = evaluate(raw_model, tokenizer, task, args, s.device, s.autocast, quick=True)
+            if s.master:
                 print_results(results)
     interrupt.restore()  # from here on Ctrl-C stops at once: the final checkpoint is written next
-    train_time = train_before + time.time() - t0
-    if args.iters > start_iter and master:
-        save_checkpoint(out_dir, raw_model, optimizer, args, args.iters, losses, train_time)
+    return train_before + time.time() - t0
 
-    # ---- results -----------------------------------------------------------
-    results = evaluate(raw_model, tokenizer, task, args, device, autocast)
-    results["_run"] = {"task": args.task, "baseline": args.baseline, "iters": args.iters,
-                       "train_seconds": round(train_time, 1), "device": device, "world_size": world_size,
-                       "grad_accum": args.grad_accum, "losses": losses}
-    if master:
-        results_file = os.path.join(out_dir, "results.json")
-        with open(results_file + ".tmp", "w") as f:  # written whole, then renamed: never half a file
-            json.dump(results, f, indent=1)
-        os.replace(results_file + ".tmp", results_file)
-        print_results(results)
-        if args.export:
-            export(raw_model, args, tokenizer, args.export)
-            print(f"exported to {args.export}")
-        print(f"{args.task}{'-baseline' if args.baseline else ''}: {args.iters} iterations, {train_time:.0f} s "
-              f"training on {device}")
-        release_lock(out_dir)
-    if ddp:
-        dist.barrier()  # no rank leaves before rank 0 has written everything
-        dist.destroy_process_group()
-    return results
+
+def gradients(args, s, model, optimizer, tokens, targets, call_pos):
+    """One batch's gradient in the parameters' .grad: (its loss, the last micro-step's run, tokens seen by
+    all ranks). The loss is the answers' negative log-likelihood over the global batch's answer tokens."""
+    n_answer = int((targets != -100).sum())  # over the global batch: the loss's denominator everywhere
+    mine = torch.arange(len(tokens), device=s.device)[s.rank::s.world_size]  # this rank's share
+    optimizer.zero_grad(set_to_none=True)
+    loss, n_tokens, run = torch.zeros((), device=s.device), 0, None
+    for micro in range(args.grad_accum):
+        rows = mine[micro::args.grad_accum]
+        # DDP all-reduces gradients on the last micro-step only; it averages them over the ranks, so each
+        # rank's share of the sum is scaled by world_size to make the result the global batch's gradient.
+        with model.no_sync() if s.ddp and micro < args.grad_accum - 1 else nullcontext():
+            with s.autocast:
+                nll, run = model(tokens[rows], call_pos[rows], targets=targets[rows])
+            part = nll / n_answer
+            (part * s.world_size).backward()
+        loss += part.detach()
+        n_tokens += tokens[rows].numel() * s.world_size
+    if s.ddp:
+        dist.all_reduce(loss)  # the global batch's loss, the same on every rank
+    return loss, run, n_tokens
+
+
+def stop_interrupted(args, s, model, optimizer, it, losses, train_seconds, argv):
+    """Ctrl-C: save a checkpoint at `it`, say how to go on, exit 130."""
+    if s.master:
+        save_checkpoint(s.out_dir, model, optimizer, args, it, losses, train_seconds)
+        release_lock(s.out_dir)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = f"torchrun --standalone --nproc_per_node={s.world_size} train.py" if s.ddp else "python train.py"
+    s.log(f"interrupted: saved a checkpoint at iter {it} in {s.out_dir}; to go on, run\n    {command} "
+          + shlex.join(argv + ([] if "--resume" in argv else ["--resume"])), flush=True)
+    sys.exit(130)  # the exit status of a program stopped by Ctrl-C
+
+
+def write_results(args, s, model, tokenizer, results, train_time):
+    """results.json (written whole, then renamed: never half a file), the table, the export."""
+    results_file = os.path.join(s.out_dir, "results.json")
+    with open(results_file + ".tmp", "w") as f:
+        json.dump(results, f, indent=1)
+    os.replace(results_file + ".tmp", results_file)
+    print_results(results)
+    if args.export:
+        export(model, args, tokenizer, args.export)
+        print(f"exported to {args.export}")
+    print(f"{args.task}{'-baseline' if args.baseline else ''}: {args.iters} iterations, {train_time:.0f} s "
+          f"training on {s.device}")
+    release_lock(s.out_dir)
 
 
 # ---- library learning: holes -------------------------------------------------
@@ -404,7 +459,7 @@ def train_holes(args, task):
     pc, regs, mem, bound = machine.init_state([name] * len(train), [[list(x)] for x, _ in train])
     base = [b for _, b, _ in (lists[0] for lists in bound)]
     target = [torch.tensor(y) for _, y in train]
-    cache, t0, losses = {}, time.time(), {}
+    t0, losses = time.time(), {}
     for it in range(args.iters):
         probs = machine.hole_probs()  # [H, A]
         if args.grad == "exact":
