@@ -123,8 +123,9 @@ def get_args(argv=None):
                    help="how the prompt reaches the library: its characters on the memory tape (parsed by the "
                         "library) or argument heads that read the hidden states and give the numbers (the paper's)")
     p.add_argument("--max_threads", type=int, default=None, help="with --grad exact: the threads run per example "
-                   "(the rest is dropped and reported); default 8 with --interface tape, 32 with args (one argument: "
-                   "all V values whatever this says)")
+                   "(the rest is dropped and reported); default 8 with --interface tape, 32 with args (when the "
+                   "arguments have at most 65,536 joint values, e.g. fib's and add's, every one runs whatever "
+                   "this says)")
     p.add_argument("--machine_loss", type=float, default=None, help="weight of the machine's own likelihood "
                    "of the answer (per character, before the LLaMA reads it back) in the loss; default 1 with "
                    "--interface args, 0 with the tape (see reasoning.ReasoningLayer.machine_nll)")
