@@ -844,31 +844,7 @@ class Machine(nn.Module):
         if len(args) != len(fn.params):
             raise ExecutionError(f"{name} takes {len(fn.params)} arguments ({', '.join(p.name for p in fn.params)}), "
                                  f"got {len(args)}")
-        template, places, dists = [], [], []  # the arguments with 0 where soft; where each soft input goes
-        for p, x in zip(fn.params, args):
-            what = f"argument {p.name} of {name}"
-            if p.type not in (INT, LIST):  # characters and strings are given as they are
-                if torch.is_tensor(x) or isinstance(x, list) and any(torch.is_tensor(v) for v in x):
-                    raise ExecutionError(f"{what}: soft inputs are ints or lists of ints; a {p.type} must be given as is")
-                template.append(x)
-                continue
-            if p.type == LIST:
-                if torch.is_tensor(x) and x.dim() == 2:
-                    x = list(x)
-                if not isinstance(x, (list, tuple)):
-                    raise ExecutionError(f"{what} must be a list (of ints or distributions), got {type(x).__name__}")
-                items = [(f"{what}, item {i}", v) for i, v in enumerate(x)]
-            else:
-                items = [(what, x)]
-            ints = []
-            for label, v in items:
-                if torch.is_tensor(v) and v.dim() > 0:
-                    dists.append(_soft_input(v, self.V, label))
-                    places.append((p.name, len(ints)))
-                    ints.append(0)
-                else:
-                    ints.append(int(v) if torch.is_tensor(v) else v)
-            template.append(ints if p.type == LIST else ints[0])
+        template, places, dists = self._soft_arguments(fn, args)
         memory, regs, lists = _lay_out_arguments(fn, template, self.R, self.arg_regs, self.V, self.N, self.program)
         where = self._argument_places(fn, template)  # param name -> ("reg", r) or ("mem", base)
         slots = [(where[n][0], where[n][1] + i) for n, i in places]
@@ -906,6 +882,37 @@ class Machine(nn.Module):
                 (torch.arange(n, device=device).repeat(M), got.flatten()), w_ok.repeat_interleave(n), accumulate=True))
         return Distribution(value=dist, memory=cells, dropped=dropped, not_halted=(weight * (~halted & ~failed)).sum(),
                             failed=(weight * failed).sum(), wrapped=(weight * wrapped).sum(), threads=M, steps=out[3])
+
+    def _soft_arguments(self, fn, args):
+        """run_distribution's arguments split: (template: the arguments with 0 where an input is soft,
+        places: (parameter, index in it) of each soft input, dists: their distributions, checked)."""
+        name = fn.name
+        template, places, dists = [], [], []  # the arguments with 0 where soft; where each soft input goes
+        for p, x in zip(fn.params, args):
+            what = f"argument {p.name} of {name}"
+            if p.type not in (INT, LIST):  # characters and strings are given as they are
+                if torch.is_tensor(x) or isinstance(x, list) and any(torch.is_tensor(v) for v in x):
+                    raise ExecutionError(f"{what}: soft inputs are ints or lists of ints; a {p.type} must be given as is")
+                template.append(x)
+                continue
+            if p.type == LIST:
+                if torch.is_tensor(x) and x.dim() == 2:
+                    x = list(x)
+                if not isinstance(x, (list, tuple)):
+                    raise ExecutionError(f"{what} must be a list (of ints or distributions), got {type(x).__name__}")
+                items = [(f"{what}, item {i}", v) for i, v in enumerate(x)]
+            else:
+                items = [(what, x)]
+            ints = []
+            for label, v in items:
+                if torch.is_tensor(v) and v.dim() > 0:
+                    dists.append(_soft_input(v, self.V, label))
+                    places.append((p.name, len(ints)))
+                    ints.append(0)
+                else:
+                    ints.append(int(v) if torch.is_tensor(v) else v)
+            template.append(ints if p.type == LIST else ints[0])
+        return template, places, dists
 
     def _argument_places(self, fn, args):
         """Where each parameter's value lives when `_lay_out_arguments` lays out `args` (defaults filled

@@ -490,17 +490,8 @@ def train_holes(args, task):
                 " ".join(f"{x:.2f}" for x in p[h, :hole_.n_alternatives].tolist()) for h, hole_ in enumerate(program.holes)))
     train_time = time.time() - t0
     chosen = machine.hole_probs().argmax(-1).tolist()
-    results, machine_probs, machine = {}, machine.hole_probs().detach(), Machine(program)
-    for split in task.splits:
-        pairs = task.examples(split, task.n_train if split == "train" else args.eval_n)
-        pc, regs, mem, bound = machine.init_state([name] * len(pairs), [[list(x)] for x, _ in pairs])
-        r = regs.argmax(-1)
-        for h, hole_ in enumerate(program.holes):
-            r[:, hole_.register] = chosen[h]
-        out = machine.run_hard(pc.argmax(-1), r, mem.argmax(-1), EVAL_STEPS)
-        ok = [bool(out[2][b]) and out[1][b, lists[0][1]:lists[0][1] + len(y)].tolist() == y
-              for b, ((_, y), lists) in enumerate(zip(pairs, bound))]
-        results[split] = {"exact_match": sum(ok) / len(ok), "n": len(ok)}
+    machine_probs = machine.hole_probs().detach()
+    results = evaluate_holes(task, program, chosen, args.eval_n)
     results["_run"] = {"task": args.task, "grad": args.grad, "iters": args.iters, "train_seconds": round(train_time, 1),
                        "holes": [{"text": h.text, "chosen": chosen[i], "right": task.right[i],
                                   "probs": machine_probs[i, :h.n_alternatives].tolist()}
@@ -512,6 +503,25 @@ def train_holes(args, task):
         print(f"hole {h} {hole_.text}: chose alternative {chosen[h]} (right: {task.right[h]})")
     print_results(results)
     print(f"{args.task}: {args.iters} iterations, {train_time:.0f} s training on cpu ({args.grad})")
+    return results
+
+
+def evaluate_holes(task, program, chosen, eval_n):
+    """Exact match on every split of `task` with each hole set to its `chosen` alternative: the hard path,
+    with memory for every list (all V cells) and EVAL_STEPS steps."""
+    from reasoning import Machine
+
+    machine, name, results = Machine(program), task.function.__name__, {}
+    for split in task.splits:
+        pairs = task.examples(split, task.n_train if split == "train" else eval_n)
+        pc, regs, mem, bound = machine.init_state([name] * len(pairs), [[list(x)] for x, _ in pairs])
+        r = regs.argmax(-1)
+        for h, hole_ in enumerate(program.holes):
+            r[:, hole_.register] = chosen[h]
+        out = machine.run_hard(pc.argmax(-1), r, mem.argmax(-1), EVAL_STEPS)
+        ok = [bool(out[2][b]) and out[1][b, lists[0][1]:lists[0][1] + len(y)].tolist() == y
+              for b, ((_, y), lists) in enumerate(zip(pairs, bound))]
+        results[split] = {"exact_match": sum(ok) / len(ok), "n": len(ok)}
     return results
 
 
