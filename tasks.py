@@ -207,7 +207,7 @@ def fib_args(n, m):
 
 
 def add_mod_args(a, b, m):
-    """The paper's modular arithmetic: (a + b) mod V, V = 128 (the machine wraps by itself).
+    """The paper's modular arithmetic: (a + b) mod V, V = 128, computed without any value passing 127.
     Args entry of add_mod: a = 100, b = 30 in; answer out: "2" at m[0]."""
     if a > 127 - b:  # a + b would pass 127: subtract 128 without ever holding a + b
         s = a - (127 - b) - 1

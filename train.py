@@ -127,11 +127,12 @@ def get_args(argv=None):
                    "arguments have at most 65,536 joint values, e.g. fib's and add's, every one runs whatever "
                    "this says)")
     p.add_argument("--machine_loss", type=float, default=None, help="weight of the machine's own likelihood "
-                   "of the answer (per character, before the LLaMA reads it back) in the loss; default 1 with "
-                   "--interface args, 0 with the tape (see reasoning.ReasoningLayer.machine_nll)")
+                   "of the answer (before the LLaMA reads it back: exact, or per word over a sample) in the "
+                   "loss; default 1 with --interface args, 0 with the tape (reasoning.ReasoningLayer.machine_nll)")
     p.add_argument("--max_steps", type=int, default=ReasoningConfig.max_steps,
                    help="machine steps before a run counts as not halted")
-    p.add_argument("--max_steps_train", type=int, default=ReasoningConfig.max_steps_train, help="the same while training")
+    p.add_argument("--max_steps_train", type=int, default=ReasoningConfig.max_steps_train,
+                   help="the same while training")
     p.add_argument("--compile", action="store_true", help="torch.compile each transformer block (the reasoning "
                    "layer, with its data-dependent loop, stays eager)")
     p.add_argument("--export", default=None, metavar="DIR", help="after training, write the transformer in Hugging "
