@@ -1703,6 +1703,10 @@ class ReasoningLayer(nn.Module):
       entry points, the tape written with the soft gate weights; gradients flow through every step of
       the machine into the choice and gate heads. Slower by orders of magnitude on a CPU, and unstable on
       long runs (the paper's method, kept for comparison).
+    With `interface="args"` (the paper's) `ArgumentHeads` write the entry point's numbers instead of the
+    tape, and the machine runs one entry point (`run_args_exact`: every joint assignment when they are few,
+    else the likeliest and its one-slot changes; `run_args_mean_field`); the loss then also holds the
+    machine's own likelihood of the answer (`machine_nll`). Everything else (read back, rows) is shared.
     A program that has not returned within `max_steps` (`max_steps_train` while training: a program run on
     another task's prompt may take very long, e.g. fib of a list's first number) reads as nothing; the
     run reports that mass per example (`not_halted`), with the `dropped` mass, the mass whose arithmetic
