@@ -1946,7 +1946,8 @@ class ReasoningLayer(nn.Module):
         When every joint assignment of the slots fits in `TABLE_LIMIT` (fib: 128; add: 128^2), the entry is
         run once on all of them (`args_table`, kept) and each example's distribution over the answers is
         exact: the product of its slots' distributions summed per answer. More slots (sort): in evaluation
-        the `max_threads` heaviest joint assignments (exactly the top k, `top_assignments`), in training the
+        the 8 x READ_ROWS (at most `max_threads`) heaviest joint assignments (exactly the top k,
+        `top_assignments`), in training the
         likeliest assignment and its neighbourhood (`neighbourhood`). Either way `all_rows` holds every
         answer for the machine's own loss (`machine_nll`), and the LLaMA reads back the `READ_ROWS`
         heaviest answers of each example (the rest of the mass is `dropped`, and flagged when large)."""
@@ -1971,7 +1972,9 @@ class ReasoningLayer(nn.Module):
             if self.training:
                 b, values, weight, dropped = self.neighbourhood(args, tokens, call_pos)
             else:
-                weight, values, dropped = top_assignments(list(args.unbind(1)), self.max_threads)  # [B, K], [B, K, S]
+                # READ_ROWS answers are read back: the 8 x READ_ROWS heaviest assignments nearly always hold them
+                k = min(self.max_threads, 8 * READ_ROWS)
+                weight, values, dropped = top_assignments(list(args.unbind(1)), k)  # [B, K], [B, K, S]
                 b, k = (weight.detach() > 0).nonzero(as_tuple=True)  # [M] the threads
                 values, weight = values[b, k], weight[b, k]
             regs, memory = self.arg_heads.fill(values)

@@ -535,7 +535,7 @@ def test_a_trained_tiny_args_run_beats_its_baseline(tmp_path):
     has not learned to answer in so few steps."""
     import train
 
-    common = ["--task", "fib", "--iters", "60", "--eval_interval", "1000", "--log_interval", "1000"]
+    common = ["--task", "fib", "--iters", "60", "--eval_interval", "1000", "--log_interval", "1000", "--batch_size", "16"]
     args = train.main([*common, "--interface", "args", "--out_dir", str(tmp_path / "args")])
     base = train.main([*common, "--baseline", "--out_dir", str(tmp_path / "base")])
     assert args["test"]["exact_match"] >= 0.99, args["test"]
