@@ -1986,13 +1986,11 @@ class ReasoningLayer(nn.Module):
                 # (the estimated neighbourhood mass). Left unnormalised, the mass outside the neighbourhood
                 # counts as a wrong answer, and the quickest way to raise the likelihood is to pull mass into
                 # it: the heads grew confident on wrong values (measured: entropy 4.85 -> 0.68 nats, sort8 0%).
-                total = weight.new_zeros(B).index_add(0, rows["rows_b"], rows["rows_weight"])
-                rows["rows_weight"] = rows["rows_weight"] / total[rows["rows_b"]].clamp_min(1e-30)
+                rows["rows_weight"] = shares(rows["rows_weight"], rows["rows_b"], B)
         read, lost = heaviest_rows(rows, B, READ_ROWS)
         lost = lost * (1 - dropped) if self.training and V ** S > TABLE_LIMIT else lost  # normalised: a share
         if self.training:  # the LLaMA's likelihood given the rows it reads: no pull on mass into them (see above)
-            total = read["rows_weight"].new_zeros(B).index_add(0, read["rows_b"], read["rows_weight"])
-            read["rows_weight"] = read["rows_weight"] / total[read["rows_b"]].clamp_min(1e-30)
+            read["rows_weight"] = shares(read["rows_weight"], read["rows_b"], B)
         rows.pop("thread_row", None)
         return {**rows, **read, "all_rows": {k: rows[k] for k in ROW_KEYS}, "dropped": (dropped + lost).detach(),
                 "overflow": torch.zeros(B, dtype=torch.bool, device=args.device)}
@@ -2104,7 +2102,7 @@ class ReasoningLayer(nn.Module):
 
     def answer_text(self, targets):
         """The characters of each example's answer: targets [B, T] (token ids, -100 off the answer) ->
-        (chars [B, N + 1], NUL after the text; length [B]). Tokens that are not text (<eos>) add nothing."""
+        chars [B, N + 1], NUL after the text. Tokens that are not text (<eos>) add nothing."""
         B = targets.shape[0]
         N = self.machine.N
         ids = targets.clamp(min=0)
@@ -2113,7 +2111,7 @@ class ReasoningLayer(nn.Module):
         where = (torch.cumsum(ok.flatten(1), 1) - 1).clamp(max=N + 1)  # [B, T K] the place of each character
         chars = torch.zeros(B, N + 2, dtype=torch.long, device=targets.device)  # one spare place: too long
         chars.scatter_(1, torch.where(ok.flatten(1), where, N + 1), (self.token_chars[ids] * ok).flatten(1))
-        return chars[:, :N + 1], n.sum(1)
+        return chars[:, :N + 1]
 
     def machine_nll(self, run, targets):
         """[B]: -log of the probability, under the run itself (before the LLaMA reads anything back), that
@@ -2128,7 +2126,7 @@ class ReasoningLayer(nn.Module):
         around a wrong assignment never shows; so the loss gives credit per *word* of the answer (the text
         between spaces): -sum over the target's words of log P(the machine's answer has that word, as
         often), minus log P(it has as many words). An answer of one word is scored whole either way."""
-        chars, _ = self.answer_text(targets)  # [B, N + 1]
+        chars = self.answer_text(targets)  # [B, N + 1]
         rows = run.get("all_rows", run)  # every answer, also those the LLaMA does not read back
         B = chars.shape[0]
         if "rows_chars" not in rows:  # the mean field: its soft answer [B, N + 1, V], per character
@@ -2234,6 +2232,13 @@ def words(chars):
     before = ((hashes[:, :, None] == hashes[:, None, :]) & valid[:, None, :]).tril(-1).sum(2)  # [M, W]
     hashes = torch.where(valid, hashes, -1)
     return torch.stack([hashes, torch.where(valid, before, -1)], 2), n
+
+
+def shares(weight, b, B):
+    """Each row's weight divided by the total of its example's rows (b [U] the example of each of the
+    weights [U]): the likelihood given those rows."""
+    total = weight.new_zeros(B).index_add(0, b, weight)
+    return weight / total[b].clamp_min(1e-30)
 
 
 def heaviest_rows(rows, B, k):
