@@ -1544,7 +1544,8 @@ class ReasoningConfig:
     machine's memory and call stack; trainable_library: the program's logits train (mean field only);
     args_len: cells of the args entry's list argument; machine_loss: weight of the machine's own
     likelihood of the answer (None: 1 with args, 0 with the tape); read_window: characters each position
-    reads back; gate_bias: the write gate's starting logit (open); gate_window: positions the gate reads.
+    reads back; gate_bias: the write gate's starting logit (open); gate_window: positions the gate reads;
+    reader: where the argument heads look, "ordinal" or "query" (`ArgumentHeads`).
     """
     entries: list = None
     layer_after: int = None
@@ -1561,6 +1562,7 @@ class ReasoningConfig:
     read_window: int = 4
     gate_bias: float = 6.0
     gate_window: int = 3
+    reader: str = "ordinal"
 
     def to_dict(self):
         return asdict(self)
@@ -1572,7 +1574,7 @@ class ReasoningConfig:
         if unknown:
             raise ValueError(f"unknown reasoning settings {sorted(unknown)}: stored by another version of "
                              "reasoning.py")
-        return cls(**d)
+        return cls(**{"reader": "query", **d})  # stored before there was a choice: the query reader
 
     @property
     def machine_loss_weight(self):
@@ -1586,22 +1588,51 @@ ROW_KEYS = ("rows_b", "rows_ok", "rows_chars", "rows_weight")
 MIN_CHOICE = 1e-3  # programs less likely than this are not run (their mass is dropped)
 
 
+def ordinal_attention(mark, n_slots):
+    """[B, S, T]: where slot s reads, from the marks [B, T] (P(a number ends just before position t)).
+
+    Each mark covers the interval [marks before it, marks up to it) of the running count; slot s reads the
+    positions that cover [s, s + 1), each in proportion to the overlap. With marks of 0 and 1 slot s reads
+    exactly the (s + 1)-th marked position; a number marked half at two neighbouring positions is read
+    whole by one slot, and the slots after it are not shifted. A slot's row sums to 1 when the marks add
+    up to at least s + 1, and to less (the rest: no such number) when they do not."""
+    upto = torch.cumsum(mark, 1)[:, None]  # [B, 1, T]
+    s = torch.arange(n_slots, device=mark.device, dtype=upto.dtype)[None, :, None]  # [1, S, 1]
+    return (torch.minimum(upto, s + 1) - torch.maximum(upto - mark[:, None], s)).clamp_min(0)
+
+
 class ArgumentHeads(nn.Module):
     """The paper's interface: the network writes the program's inputs (`interface="args"`).
 
     For each argument slot s (an int parameter of the entry point, or one cell of its fixed-length list
-    parameter) a learned query attends over the prompt's hidden states, and the pooled state is decoded
-    into a distribution over the V values: [B, S, V]. The decoder is shared by the slots (a value is a
-    value wherever it was read); the slots differ only in where they look. Nothing parses the text.
+    parameter) the heads give a distribution over the V values: [B, S, V]. Each prompt position is seen
+    with the `window - 1` positions before it (their states side by side), and a decoder shared by the
+    slots (a value is a value wherever it was read) maps such a window to V logits. Where each slot looks
+    is the reader (`reader`, ReasoningConfig):
 
+    - "ordinal" (the default): slot s reads the (s + 1)-th number of the prompt. Every position has a
+      learned *mark*, the probability that a number ends just before it, and slot s reads the positions
+      whose marks bring the running count from s to s + 1 (`ordinal_attention`; a monotonic attention
+      in the spirit of Raffel et al. 2017, with one head per slot and no loop). The slots read "the first
+      number, the second, ..." in the prompt's order, which a content query cannot say: LLaMA's states
+      carry no absolute position (RoPE turns only q and k), so a query for "the first number" waits for
+      the LLaMA to learn to count. A mark at the position after a number sees its digits in its window; a
+      number that ends the prompt is followed by one learned *end* state. When the marks add up to fewer
+      than S, the missing slots' mass is uniform over the values.
+    - "query": one learned query per slot attends over the prompt (the previous round's reader, kept to
+      reproduce its figures).
+
+    Nothing parses the text: marks, values and queries are learned from what the machine answers.
     The entry point is `f(x1, ..., [xs], m)`: ints, at most one list of `args_len` cells, and last the
     answer tape m, into which it prints its answer and returns where it starts (tasks.py). `layout` says
     where each slot lives in the machine: an argument register or a memory cell (lists are laid out from
     address 0, as `Program.run` does), and where m begins.
     """
 
-    def __init__(self, dim, machine, entry, args_len, window=4):
+    def __init__(self, dim, machine, entry, args_len, window=4, reader="ordinal"):
         super().__init__()
+        if reader not in ("ordinal", "query"):
+            raise ValueError(f"reader must be 'ordinal' or 'query', got {reader!r}")
         fn = machine.program.functions[entry]
         *inputs, tape = fn.params
         if not fn.params or not tape.is_list:
@@ -1626,20 +1657,50 @@ class ArgumentHeads(nn.Module):
         self.tape_base = where[tape.name][1]  # the answer tape m starts at this cell
         self.register_buffer("regs", torch.tensor(regs), persistent=False)  # [R] the registers before the heads
         self.register_buffer("memory", torch.tensor(memory), persistent=False)  # [N]
-        # Each position is seen with the `window - 1` positions before it (their states side by side), so a
-        # head that lands on the end of a number sees its digits together: with a byte tokenizer "42" is two
-        # positions, and a tiny LLaMA's state at the "2" need not say what came before it.
-        self.window = window
-        self.query = nn.Parameter(torch.randn(n_slots, dim) * dim ** -0.5)  # distinct: the slots must differ
-        self.key = nn.Linear(dim * window, dim, bias=False)
+        # With a byte tokenizer "42" is two positions, and a tiny LLaMA's state at the "2" need not say what
+        # came before it: the window puts a number's digits side by side.
+        self.window, self.reader = window, reader
         self.decode = nn.Linear(dim * window, machine.V)
+        if reader == "query":
+            self.query = nn.Parameter(torch.randn(n_slots, dim) * dim ** -0.5)  # distinct: the slots must differ
+            self.key = nn.Linear(dim * window, dim, bias=False)
+        else:
+            self.n_slots = n_slots
+            self.mark = nn.Linear(dim * window, 1)
+            nn.init.zeros_(self.mark.weight)
+            nn.init.zeros_(self.mark.bias)
+            self.end = nn.Parameter(torch.randn(dim) * dim ** -0.5)  # the state after the prompt's last token
 
     def forward(self, h, call_pos):
         """[B, S, V]: each slot's distribution over the values, from the prompt's hidden states h [B, T, D]."""
-        T, D = h.shape[1:]
+        D = h.shape[2]
         h = h * D ** 0.5  # the layer passes states of unit length; at unit RMS a value's logit can grow sharp fast
+        if self.reader == "query":
+            return self._query(h, call_pos)
+        B, T = h.shape[:2]
+        # The prompt and then the end state; what follows (the answer's tokens, in training) is not read.
+        h = torch.cat([h, h.new_zeros(B, 1, D)], 1)
+        after = torch.arange(T + 1, device=h.device)[None] == (call_pos + 1)[:, None]  # [B, T + 1]
+        h = torch.where(after[..., None], self.end.to(h.dtype), h)
+        seen = self._windows(h)  # [B, T + 1, W D]
+        prompt = torch.arange(T + 1, device=h.device)[None] <= (call_pos + 1)[:, None]
+        # The marks start equal (zero weights), at the rate that spreads the S slots evenly over the prompt:
+        # slot s first looks around (s + 1) / S of the way along, whatever the prompt's length.
+        rate = (self.n_slots / (call_pos + 2).float()).clamp(max=0.5)[:, None]  # [B, 1]
+        mark = torch.sigmoid(self.mark(seen).squeeze(-1).float() + torch.logit(rate)) * prompt  # [B, T + 1]
+        attn = ordinal_attention(mark, self.n_slots)  # [B, S, T + 1]
+        values = torch.softmax(self.decode(seen).float(), -1)  # [B, T + 1, V]
+        missing = (1 - attn.sum(-1, keepdim=True)).clamp_min(0)  # fewer marks than slots
+        return attn @ values + missing / values.shape[-1]
+
+    def _windows(self, h):
+        T = h.shape[1]
+        return torch.cat([F.pad(h, (0, 0, k, 0))[:, :T] for k in reversed(range(self.window))], -1)  # [B, T, W D]
+
+    def _query(self, h, call_pos):
+        T, D = h.shape[1:]
         prompt = torch.arange(T, device=h.device)[None] <= call_pos[:, None]  # [B, T]
-        seen = torch.cat([F.pad(h, (0, 0, k, 0))[:, :T] for k in reversed(range(self.window))], -1)  # [B, T, W D]
+        seen = self._windows(h)
         scores = torch.einsum("sd,btd->bst", self.query, self.key(seen)) * D ** -0.5  # [B, S, T]
         attn = torch.softmax(scores.masked_fill(~prompt[:, None], float("-inf")), -1)
         return torch.softmax(self.decode(attn @ seen).float(), -1)  # [B, S, V]
@@ -1723,7 +1784,8 @@ class ReasoningLayer(nn.Module):
         if interface == "args" and len(entries) != 1:
             raise ValueError(f"the args interface runs one entry point (its heads fill its arguments), got {list(entries)}")
         self.interface = interface
-        self.arg_heads = ArgumentHeads(dim, machine, entries[0], config.args_len) if interface == "args" else None
+        self.arg_heads = (ArgumentHeads(dim, machine, entries[0], config.args_len, reader=config.reader)
+                          if interface == "args" else None)
         if max_threads < 1:
             raise ValueError(f"max_threads must be at least 1, got {max_threads}")
         self.machine, self.entries, self.grad, self.max_threads = machine, list(entries), grad, max_threads

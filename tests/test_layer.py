@@ -329,7 +329,7 @@ def test_cached_generation_equals_recomputing_every_step(tiny_augmented):
 # The paper's interface (--interface args): argument heads fill the entry point's numbers.
 
 
-def tiny_args_model(entry, grad="exact", args_len=0, max_threads=8):
+def tiny_args_model(entry, grad="exact", args_len=0, max_threads=8, reader="ordinal"):
     from model import Llama, ModelArgs, Tokenizer
     from reasoning import AugmentedLlama
     import tasks
@@ -339,19 +339,20 @@ def tiny_args_model(entry, grad="exact", args_len=0, max_threads=8):
     args.n_layers, args.dim, args.n_heads, args.n_kv_heads, args.ffn_hidden_dim = 2, 32, 2, 1, 64
     model = AugmentedLlama(Llama(args), Tokenizer(), tasks.compile_library(), [entry], grad=grad,
                            n_cells=tasks.N_CELLS, interface="args", args_len=args_len, max_threads=max_threads,
-                           max_steps=2_000, max_steps_train=2_000)
+                           max_steps=2_000, max_steps_train=2_000, reader=reader)
     model.layer.gain.data.fill_(1.0)  # the read-back reaches the logits from the first step
     return model
 
 
-@pytest.mark.parametrize("entry,args_len,grad", [("add_mod_args", 0, "exact"), ("sort_args", 4, "exact"),
-                                                 ("fib_args", 0, "exact"), ("add_mod_args", 0, "mean_field")])
-def test_argument_heads_get_gradients_through_the_machine(entry, args_len, grad):
+@pytest.mark.parametrize("entry,args_len,grad,reader", [
+    ("add_mod_args", 0, "exact", "ordinal"), ("sort_args", 4, "exact", "ordinal"), ("fib_args", 0, "exact", "ordinal"),
+    ("add_mod_args", 0, "mean_field", "ordinal"), ("sort_args", 4, "exact", "query")])
+def test_argument_heads_get_gradients_through_the_machine(entry, args_len, grad, reader):
     """The loss of the answer text reaches the argument heads only through the machine's run (exact
     threads weighted by the heads, or the mean field's soft registers and cells): nonzero, finite."""
     from model import Tokenizer
 
-    model = tiny_args_model(entry, grad, args_len)
+    model = tiny_args_model(entry, grad, args_len, reader=reader)
     tokenizer = Tokenizer()
     prompt, answer = {"add_mod_args": ("3+4 mod 128 =", "7"), "sort_args": ("sort 3 1 2 0=", "0 1 2 3"),
                       "fib_args": ("fib(5)=", "5")}[entry]
@@ -364,10 +365,30 @@ def test_argument_heads_get_gradients_through_the_machine(entry, args_len, grad)
     nll.backward()
     heads = model.layer.arg_heads
     assert run["args"].shape[1] == {"add_mod_args": 2, "sort_args": 4, "fib_args": 1}[entry]
-    for name in ("query", "decode.weight"):
+    for name in ("query", "decode.weight") if reader == "query" else ("mark.weight", "end", "decode.weight"):
         g = heads.get_parameter(name).grad
         assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0, name
     assert model.llama.layers[0].attention.wq.weight.grad.abs().sum() > 0  # and on into the LLaMA below
+
+
+def test_ordinal_attention_reads_the_marked_positions_in_order():
+    """Slot s reads the positions whose marks take the running count from s to s + 1: a whole mark is one
+    position, two half marks are one number read in halves, and the slots after it are not shifted;
+    a slot past the last mark reads nothing. Worked by hand."""
+    from reasoning import ordinal_attention
+
+    mark = torch.tensor([[0, 1, 0, 0.5, 0.5, 0, 1, 0], [0.25, 0.25, 0.25, 0.25, 0, 0, 0, 0]])
+    attn = ordinal_attention(mark, 4)
+    want = torch.zeros(2, 4, 8)
+    want[0, 0, 1] = 1
+    want[0, 1, 3] = want[0, 1, 4] = 0.5
+    want[0, 2, 6] = 1  # slot 3: no fourth mark
+    want[1, 0, :4] = 0.25  # four quarter marks make one number
+    assert torch.allclose(attn, want, atol=0, rtol=0)
+    third = torch.tensor([[0.0, 0.6, 0.6, 0.6, 0.6, 0.6]])  # counts 0.6, 1.2, 1.8, 2.4, 3.0
+    # slot 1 reads [1, 2): 0.2 of the mark covering [0.6, 1.2), all of [1.2, 1.8), 0.2 of [1.8, 2.4)
+    assert torch.allclose(ordinal_attention(third, 3)[0, 1], torch.tensor([0, 0, 0.2, 0.6, 0.2, 0]))
+    assert torch.allclose(ordinal_attention(third, 3).sum(-1), torch.ones(1, 3))
 
 
 def test_neighbourhood_threads_are_unbiased_for_the_one_slot_changes(monkeypatch):
@@ -561,3 +582,8 @@ def test_the_reasoning_config_is_every_setting_in_one_place():
     assert a.config.machine_loss_weight == 1.0 and ReasoningConfig().machine_loss_weight == 0.0
     with pytest.raises(ValueError, match="unknown reasoning settings"):
         ReasoningConfig.from_dict({**config.to_dict(), "max_stepz": 3})
+    assert config.reader == "ordinal"  # the default; a config stored before readers were a setting had queries
+    assert ReasoningConfig.from_dict({k: v for k, v in config.to_dict().items() if k != "reader"}).reader == "query"
+    with pytest.raises(ValueError, match="reader must be"):
+        AugmentedLlama(Llama(args), Tokenizer(), tasks.compile_library(), ["fib_args"], interface="args",
+                       n_cells=tasks.N_CELLS, reader="position")

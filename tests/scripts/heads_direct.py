@@ -28,9 +28,11 @@ def main():
     p.add_argument("--task", default="add_mod", help="a task with an args entry point (fib, add_mod, sort4, ...)")
     p.add_argument("--iters", type=int, default=400)
     p.add_argument("--frozen", action="store_true", help="train only the heads (the LLaMA stays as initialised)")
+    p.add_argument("--reader", default="ordinal", choices=["ordinal", "query"], help="train.py's --reader")
+    p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--lr", type=float, default=None, help="default 1e-2 frozen, else 2e-3 (train.py's)")
     a = p.parse_args()
-    args = get_args(["--task", a.task, "--interface", "args", "--max_threads", "8"])
+    args = get_args(["--task", a.task, "--interface", "args", "--max_threads", "8", "--reader", a.reader])
     torch.manual_seed(0)
     task, tokenizer, model = build(args, "cpu")
     heads = model.layer.arg_heads
@@ -39,7 +41,7 @@ def main():
     t0 = time.time()
     for it in range(a.iters):
         rng = random.Random(it)
-        batch = [task.example_with_args(rng, "train") for _ in range(16)]
+        batch = [task.example_with_args(rng, "train") for _ in range(a.batch_size)]
         tokens, _, call_pos = encode_batch(tokenizer, [(q, ans) for q, ans, _ in batch], "cpu")
         values = torch.tensor([[v for x in xs for v in (x if isinstance(x, list) else [x])] for _, _, xs in batch])
         state = {}
