@@ -127,9 +127,10 @@ def get_args(argv=None):
                    "(the rest is dropped and reported); default 8 with --interface tape, 1024 with args (when the "
                    "arguments have at most 65,536 joint values, e.g. fib's and add's, every one runs whatever "
                    "this says)")
-    p.add_argument("--reader", default=ReasoningConfig.reader, choices=["ordinal", "query"],
+    p.add_argument("--reader", default=None, choices=["ordinal", "query"],
                    help="with --interface args: slot s reads the (s+1)-th number the heads mark in the prompt "
-                        "(ordinal) or where its learned query attends (query); see reasoning.ArgumentHeads")
+                        "(ordinal; the default with several slots) or where its learned query attends (query; "
+                        "the default with one); see reasoning.ArgumentHeads")
     p.add_argument("--machine_loss", type=float, default=None, help="weight of the machine's own likelihood "
                    "of the answer (before the LLaMA reads it back: exact, or per word over a sample) in the "
                    "loss; default 1 with --interface args, 0 with the tape (reasoning.ReasoningLayer.machine_nll)")

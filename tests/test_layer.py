@@ -553,18 +553,18 @@ def test_heaviest_rows_keeps_each_examples_k_heaviest():
 def test_a_trained_tiny_args_run_beats_its_baseline(tmp_path):
     """fib through the argument heads (one slot, every value run: exact) against the plain LLaMA, the
     same tiny model, data and number of steps: the heads learn which n the prompt names, the baseline
-    has not learned to answer in so few steps. Run with the query reader, which starts faster on fib's
-    one slot (the plain LLaMA learns fib's 8 inputs by heart after ~80 steps, so the window is short);
-    the default ordinal reader must get every test prompt right after 120 steps."""
+    has not learned to answer in so few steps (the plain LLaMA learns fib's 8 inputs by heart after ~80
+    steps). One slot: the query reader, the default. The ordinal reader must get every test prompt right
+    after 120 steps."""
     import train
 
     common = ["--task", "fib", "--eval_interval", "1000", "--log_interval", "1000", "--batch_size", "16"]
-    args = train.main([*common, "--iters", "60", "--interface", "args", "--reader", "query",
-                       "--out_dir", str(tmp_path / "args")])
+    args = train.main([*common, "--iters", "60", "--interface", "args", "--out_dir", str(tmp_path / "args")])
     base = train.main([*common, "--iters", "60", "--baseline", "--out_dir", str(tmp_path / "base")])
     assert args["test"]["exact_match"] >= 0.99, args["test"]
     assert args["test"]["exact_match"] > base["test"]["exact_match"], (args["test"], base["test"])
-    ordinal = train.main([*common, "--iters", "120", "--interface", "args", "--out_dir", str(tmp_path / "ordinal")])
+    ordinal = train.main([*common, "--iters", "120", "--interface", "args", "--reader", "ordinal",
+                          "--out_dir", str(tmp_path / "ordinal")])
     assert ordinal["test"]["exact_match"] >= 0.99 and ordinal["test"]["warnings"] == 0, ordinal["test"]
 
 
@@ -587,7 +587,9 @@ def test_the_reasoning_config_is_every_setting_in_one_place():
     assert a.config.machine_loss_weight == 1.0 and ReasoningConfig().machine_loss_weight == 0.0
     with pytest.raises(ValueError, match="unknown reasoning settings"):
         ReasoningConfig.from_dict({**config.to_dict(), "max_stepz": 3})
-    assert config.reader == "ordinal"  # the default; a config stored before readers were a setting had queries
+    assert config.reader is None and a.layer.arg_heads.reader == "query"  # one slot; several read in order
+    assert tiny_args_model("add_mod_args", reader=None).layer.arg_heads.reader == "ordinal"
+    # a config stored before the reader was a setting had queries
     assert ReasoningConfig.from_dict({k: v for k, v in config.to_dict().items() if k != "reader"}).reader == "query"
     with pytest.raises(ValueError, match="reader must be"):
         AugmentedLlama(Llama(args), Tokenizer(), tasks.compile_library(), ["fib_args"], interface="args",
