@@ -1695,7 +1695,14 @@ class ArgumentHeads(nn.Module):
         attn = ordinal_attention(mark, self.n_slots)  # [B, S, T + 1]
         values = torch.softmax(self.decode(seen).float(), -1)  # [B, T + 1, V]
         missing = (1 - attn.sum(-1, keepdim=True)).clamp_min(0)  # fewer marks than slots
+        self._explained = mark, values  # for `explain`
         return attn @ values + missing / values.shape[-1]
+
+    def explain(self, h, call_pos):
+        """(marks [B, T + 1], values [B, T + 1, V], slots [B, S, V]): what the ordinal reader saw, position
+        by position (the prompt and its end state), and what it gave (tests/scripts/by_phrasing.py --show)."""
+        slots = self(h, call_pos)
+        return (*self._explained, slots)
 
     def _windows(self, h):
         T = h.shape[1]

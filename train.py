@@ -96,7 +96,8 @@ def get_args(argv=None):
                    "interface, which trains few parameters; 2e-3 with --train all)")
     p.add_argument("--min_lr", type=float, default=None, help="final learning rate (default: lr / 10)")
     p.add_argument("--warmup", type=int, default=20)
-    p.add_argument("--iters", type=int, default=200, help="optimizer steps in all (0: only evaluate the model)")
+    p.add_argument("--iters", type=int, default=None, help="optimizer steps in all (0: only evaluate the model); "
+                   "default 200, 100 with --interface args (sort-8's 200 take 18 minutes on 2 CPU cores)")
     p.add_argument("--lr_decay_iters", type=int, default=None, help="length of the cosine decay (default: "
                    "--iters); give it when a run will be resumed to more iterations than it first ran")
     p.add_argument("--weight_decay", type=float, default=0.1)
@@ -216,6 +217,8 @@ def main(argv=None):
     args.max_threads = max_threads(args)
     if args.batch_size is None:  # sort4's heads: none right after 200 steps of 16, 38% after 300 of 64 (README)
         args.batch_size = 64 if args.interface == "args" else 16
+    if args.iters is None:  # with args an iteration costs the most: sort-8 runs 64 x 1,017 threads in each
+        args.iters = 100 if args.interface == "args" else 200
     if args.task in HOLE_TASKS:
         args.lr = 0.1 if args.lr is None else args.lr
         args.min_lr = args.lr if args.min_lr is None else args.min_lr  # (unused: holes train at a constant lr)

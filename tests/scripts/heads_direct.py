@@ -1,8 +1,8 @@
 """Can the argument heads read the numbers at all? They are told them here (no machine in between).
 
-    python tests/scripts/heads_direct.py --task add_mod               # the LLaMA trains too (--train all)
-    python tests/scripts/heads_direct.py --task add_mod --frozen      # only the heads train (--train interface)
-    python tests/scripts/heads_direct.py --task sort4
+    python tests/scripts/heads_direct.py --task add_mod --reader query           # the LLaMA trains too (--train all)
+    python tests/scripts/heads_direct.py --task add_mod --reader query --frozen  # only the heads train
+    python tests/scripts/heads_direct.py --task sort4 --reader query
 
 A diagnostic for README "The paper's interface": the heads of `--interface args` are trained with the
 true argument values as labels (cross-entropy per slot; list cells in the prompt's order), on the same
@@ -28,11 +28,12 @@ def main():
     p.add_argument("--task", default="add_mod", help="a task with an args entry point (fib, add_mod, sort4, ...)")
     p.add_argument("--iters", type=int, default=400)
     p.add_argument("--frozen", action="store_true", help="train only the heads (the LLaMA stays as initialised)")
-    p.add_argument("--reader", default="ordinal", choices=["ordinal", "query"], help="train.py's --reader")
+    p.add_argument("--reader", default=None, choices=["ordinal", "query"], help="train.py's --reader (its default)")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--lr", type=float, default=None, help="default 1e-2 frozen, else 2e-3 (train.py's)")
     a = p.parse_args()
-    args = get_args(["--task", a.task, "--interface", "args", "--max_threads", "8", "--reader", a.reader])
+    reader = ["--reader", a.reader] if a.reader else []
+    args = get_args(["--task", a.task, "--interface", "args", "--max_threads", "8", *reader])
     torch.manual_seed(0)
     task, tokenizer, model = build(args, "cpu")
     heads = model.layer.arg_heads

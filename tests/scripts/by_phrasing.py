@@ -1,0 +1,79 @@
+"""Exact match per phrasing: which prompts a trained model gets right, one template at a time.
+
+    python tests/scripts/by_phrasing.py out/sort4-args-ordinal-400              # 30 prompts per phrasing
+    python tests/scripts/by_phrasing.py out/sort4-args-ordinal-400 --n 100
+    python tests/scripts/by_phrasing.py out/sort4-args-ordinal-400 --show "ascending order [62,88,30,9]:"
+
+A diagnostic for README "The paper's interface": a split mixes its phrasings, and a reader that
+generalises to one held-out phrasing and not to the other shows only as their average. Loads the run
+(`train.load_trained`), draws `--n` prompts of the test split's numbers for each training and each
+held-out phrasing of its task (the same draws for every phrasing), and prints the share answered exactly.
+With --show (an args run with the ordinal reader): each position of that prompt with its mark and its
+likeliest value, then each slot's three likeliest values.
+"""
+import argparse
+import os
+import random
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+import torch  # noqa: E402
+
+from tasks import ARGS_FORMS, get_task  # noqa: E402
+from train import ask, checkpoint_candidates, load_trained  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("run", help="a run's out_dir (its latest checkpoint is loaded)")
+    p.add_argument("--n", type=int, default=30, help="prompts per phrasing")
+    p.add_argument("--seed", type=int, default=5)
+    p.add_argument("--show", default=None, help="a prompt whose marks and values to print instead")
+    a = p.parse_args()
+    model, tokenizer = load_trained(a.run)
+    if a.show is not None:
+        return show(model, tokenizer, a.show)
+    task = get_task(model_task(a.run))
+    rng = random.Random(a.seed)
+    draws = [task.sample(rng, "test") for _ in range(a.n)]
+    for kind, phrasings in (("train", task.train_phrasings), ("held out", task.test_phrasings)):
+        for phrasing in phrasings:
+            prompts = [phrasing.format(**values) for values, _ in draws]
+            answers = ask(model, tokenizer, prompts)
+            right = sum(got.text == want for got, (_, want) in zip(answers, draws))
+            print(f"{kind:8}  {right / a.n:6.3f}  {phrasing}")
+
+
+@torch.no_grad()
+def show(model, tokenizer, prompt):
+    """The ordinal reader at work on one prompt: every position's mark and likeliest value, each slot."""
+    heads = model.layer.arg_heads if model.layer is not None else None
+    if heads is None or heads.reader != "ordinal":
+        sys.exit("error: --show needs a run of --interface args with the ordinal reader")
+    ids = tokenizer.encode(prompt, bos=True)
+    tokens, call_pos = torch.tensor([ids]), torch.tensor([len(ids) - 1])
+    seen = {}
+    model.llama(tokens, 0, block_hook=lambda i, h: seen.setdefault(i, h))
+    h = seen[model.layer_after]
+    h = h * torch.rsqrt(h.pow(2).sum(-1, keepdim=True) + 1e-6)  # as the layer passes it
+    marks, values, slots = heads.explain(h, call_pos)
+    for t, text in enumerate([tokenizer.decode([i]) for i in ids] + ["(end)"]):
+        print(f"{text!r:>22}  mark {marks[0, t]:.2f}  value {values[0, t].argmax():3d} (p {values[0, t].max():.2f})")
+    for s, dist in enumerate(slots[0]):
+        top = dist.topk(3)
+        print(f"slot {s}: " + ", ".join(f"{int(v)} ({p:.2f})" for p, v in zip(top.values, top.indices)))
+
+
+def model_task(run):
+    """The task a run trained on, from its newest checkpoint's settings (with --interface args, the
+    paper's form it ran as: sort is sort8)."""
+    names = checkpoint_candidates(run)
+    if not names:
+        sys.exit(f"error: no checkpoint in {run}")
+    args = torch.load(os.path.join(run, names[0], "state.pt"), map_location="cpu", weights_only=False)["args"]
+    task = args["task"]
+    return ARGS_FORMS.get(task, task) if args.get("interface") == "args" else task
+
+
+if __name__ == "__main__":
+    main()
