@@ -1611,15 +1611,15 @@ class ArgumentHeads(nn.Module):
     slots (a value is a value wherever it was read) maps such a window to V logits. Where each slot looks
     is the reader (`reader`, ReasoningConfig):
 
-    - "ordinal" (the default for several slots): slot s reads the (s + 1)-th number of the prompt. Every position has a
-      learned *mark*, the probability that a number ends just before it, and slot s reads the positions
-      whose marks bring the running count from s to s + 1 (`ordinal_attention`; a monotonic attention
-      in the spirit of Raffel et al. 2017, with one head per slot and no loop). The slots read "the first
-      number, the second, ..." in the prompt's order, which a content query cannot say: LLaMA's states
-      carry no absolute position (RoPE turns only q and k), so a query for "the first number" waits for
-      the LLaMA to learn to count. A mark at the position after a number sees its digits in its window; a
-      number that ends the prompt is followed by one learned *end* state. When the marks add up to fewer
-      than S, the missing slots' mass is uniform over the values.
+    - "ordinal" (the default for several slots): slot s reads the (s + 1)-th number of the prompt.
+      Every position has a learned *mark*, the probability that a number ends just before it, and slot s
+      reads the positions whose marks bring the running count from s to s + 1 (`ordinal_attention`; a
+      monotonic attention in the spirit of Raffel et al. 2017, with one head per slot and no loop). The
+      slots read "the first number, the second, ..." in the prompt's order, which a content query cannot
+      say: LLaMA's states carry no absolute position (RoPE turns only q and k), so a query for "the first
+      number" waits for the LLaMA to learn to count. A mark at the position after a number sees its digits
+      in its window; a number that ends the prompt is followed by one learned *end* state. When the marks
+      add up to fewer than S, the missing slots' mass is uniform over the values.
     - "query" (the default for one slot): one learned query per slot attends over the prompt. With one
       slot there is no order to read, and the query finds the number by what it is, also in words:
       fib_words 100% after 200 iterations, 56% with the ordinal reader, whose marks must first learn
@@ -1681,7 +1681,15 @@ class ArgumentHeads(nn.Module):
         h = h * D ** 0.5  # the layer passes states of unit length; at unit RMS a value's logit can grow sharp fast
         if self.reader == "query":
             return self._query(h, call_pos)
-        B, T = h.shape[:2]
+        return self._ordinal(h, call_pos)[0]
+
+    def explain(self, h, call_pos):
+        """(slots [B, S, V], marks [B, T + 1], values [B, T + 1, V]): what the ordinal reader gives, and what it
+        saw position by position (the prompt and its end state); tests/scripts/by_phrasing.py --show."""
+        return self._ordinal(h * h.shape[2] ** 0.5, call_pos)
+
+    def _ordinal(self, h, call_pos):
+        B, T, D = h.shape
         # The prompt and then the end state; what follows (the answer's tokens, in training) is not read.
         h = torch.cat([h, h.new_zeros(B, 1, D)], 1)
         after = torch.arange(T + 1, device=h.device)[None] == (call_pos + 1)[:, None]  # [B, T + 1]
@@ -1695,14 +1703,7 @@ class ArgumentHeads(nn.Module):
         attn = ordinal_attention(mark, self.n_slots)  # [B, S, T + 1]
         values = torch.softmax(self.decode(seen).float(), -1)  # [B, T + 1, V]
         missing = (1 - attn.sum(-1, keepdim=True)).clamp_min(0)  # fewer marks than slots
-        self._explained = mark, values  # for `explain`
-        return attn @ values + missing / values.shape[-1]
-
-    def explain(self, h, call_pos):
-        """(marks [B, T + 1], values [B, T + 1, V], slots [B, S, V]): what the ordinal reader saw, position
-        by position (the prompt and its end state), and what it gave (tests/scripts/by_phrasing.py --show)."""
-        slots = self(h, call_pos)
-        return (*self._explained, slots)
+        return attn @ values + missing / values.shape[-1], mark, values
 
     def _windows(self, h):
         T = h.shape[1]

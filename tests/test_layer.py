@@ -389,6 +389,11 @@ def test_ordinal_attention_reads_the_marked_positions_in_order():
     # slot 1 reads [1, 2): 0.2 of the mark covering [0.6, 1.2), all of [1.2, 1.8), 0.2 of [1.8, 2.4)
     assert torch.allclose(ordinal_attention(third, 3)[0, 1], torch.tensor([0, 0, 0.2, 0.6, 0.2, 0]))
     assert torch.allclose(ordinal_attention(third, 3).sum(-1), torch.ones(1, 3))
+    heads = tiny_args_model("sort_args", args_len=4).layer.arg_heads  # explain gives what forward gives
+    h, call_pos = torch.nn.functional.normalize(torch.randn(2, 9, 32), dim=-1), torch.tensor([8, 5])
+    slots, marks, values = heads.explain(h, call_pos)
+    assert torch.allclose(slots, heads(h, call_pos)) and torch.allclose(slots.sum(-1), torch.ones(2, 4))
+    assert marks.shape == (2, 10) and (marks[1, 7:] == 0).all()  # nothing past the prompt's end state is read
 
 
 def test_neighbourhood_threads_are_unbiased_for_the_one_slot_changes(monkeypatch):

@@ -56,7 +56,7 @@ def show(model, tokenizer, prompt):
     model.llama(tokens, 0, block_hook=lambda i, h: seen.setdefault(i, h))
     h = seen[model.layer_after]
     h = h * torch.rsqrt(h.pow(2).sum(-1, keepdim=True) + 1e-6)  # as the layer passes it
-    marks, values, slots = heads.explain(h, call_pos)
+    slots, marks, values = heads.explain(h, call_pos)
     for t, text in enumerate([tokenizer.decode([i]) for i in ids] + ["(end)"]):
         print(f"{text!r:>22}  mark {marks[0, t]:.2f}  value {values[0, t].argmax():3d} (p {values[0, t].max():.2f})")
     for s, dist in enumerate(slots[0]):
