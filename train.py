@@ -161,6 +161,8 @@ def check_args(args):
          "--max_threads must be at least 1 (1: only the likeliest thread runs)"),
         (args.preset in PRESETS, f"unknown preset {args.preset!r}; the presets are: {', '.join(PRESETS)}"),
         (args.iters >= 0, "--iters must be 0 or more (0 evaluates the model without training it)"),
+        (args.reader is None or args.interface == "args",
+         f"--reader {args.reader} says where the argument heads look: it needs --interface args"),
         (args.batch_size >= 1, "--batch_size must be at least 1"),
         (args.grad_accum >= 1, "--grad_accum must be at least 1 (1: no accumulation)"),
         (number(args.lr), f"--lr {args.lr}: the learning rate must be a number >= 0"),

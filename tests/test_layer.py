@@ -472,6 +472,8 @@ def only_tape(m):
     for argv, message in [(["--task", "gcd"], "text only"), (["--task", "all"], "one task at a time")]:
         with pytest.raises(SystemExit, match=message):
             train.main([*argv, "--interface", "args", "--iters", "1", "--out_dir", "/nonexistent/never"])
+    with pytest.raises(SystemExit, match="needs --interface args"):
+        train.main(["--task", "fib", "--reader", "ordinal", "--iters", "1", "--out_dir", "/nonexistent/never"])
 
 
 def test_the_args_table_answers_as_cpython_for_every_assignment():
