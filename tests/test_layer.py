@@ -601,3 +601,31 @@ def test_the_reasoning_config_is_every_setting_in_one_place():
     with pytest.raises(ValueError, match="reader must be"):
         AugmentedLlama(Llama(args), Tokenizer(), tasks.compile_library(), ["fib_args"], interface="args",
                        n_cells=tasks.N_CELLS, reader="position")
+
+
+def test_by_phrasing_reports_every_phrasing_and_shows_the_marks(tmp_path):
+    """tests/scripts/by_phrasing.py on a short ordinal run: one line per training and held-out phrasing,
+    each a share in [0, 1]; --show prints every position's mark and the slot; a query run has no marks."""
+    import re
+    import subprocess
+    import sys
+    import tasks
+    import train
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    common = ["--task", "fib", "--interface", "args", "--iters", "3", "--batch_size", "4", "--eval_n", "2",
+              "--log_interval", "1000"]
+    train.main([*common, "--reader", "ordinal", "--out_dir", str(tmp_path / "ordinal")])
+    script = [sys.executable, os.path.join(repo, "tests", "scripts", "by_phrasing.py")]
+    out = subprocess.run([*script, str(tmp_path / "ordinal"), "--n", "3"], capture_output=True, text=True, check=True)
+    rows = [re.fullmatch(r"(train|held out) +([0-9.]+)  (.*)", line).groups() for line in out.stdout.splitlines()]
+    fib = tasks.get_task("fib")
+    assert [(kind, phrasing) for kind, _, phrasing in rows] == \
+        [("train", p) for p in fib.train_phrasings] + [("held out", p) for p in fib.test_phrasings], out.stdout
+    assert all(0 <= float(share) <= 1 for _, share, _ in rows)
+    show = subprocess.run([*script, str(tmp_path / "ordinal"), "--show", "fib(5)="], capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+    assert len(show) == len("fib(5)=") + 2 + 1 and show[-1].startswith("slot 0: "), show  # BOS, 7 chars, end
+    train.main([*common, "--out_dir", str(tmp_path / "query")])
+    refused = subprocess.run([*script, str(tmp_path / "query"), "--show", "fib(5)="], capture_output=True, text=True)
+    assert refused.returncode != 0 and "ordinal reader" in refused.stderr
