@@ -1683,6 +1683,16 @@ class ArgumentHeads(nn.Module):
             return self._query(h, call_pos)
         return self._ordinal(h, call_pos)[0]
 
+    def read(self, h, call_pos):
+        """(slots [B, S, V] as `forward`, unread [B]): with the ordinal reader, the probability that the last
+        slot found no number (the marks add up to fewer than S: the prompt holds fewer numbers than the
+        entry takes); 0 with the query reader, which always reads somewhere."""
+        if self.reader == "query":
+            slots = self(h, call_pos)
+            return slots, slots.new_zeros(len(slots))
+        slots, mark, _ = self._ordinal(h * h.shape[2] ** 0.5, call_pos)
+        return slots, (self.n_slots - mark.sum(1)).clamp(0, 1)
+
     def explain(self, h, call_pos):
         """(slots [B, S, V], marks [B, T + 1], values [B, T + 1, V]): what the ordinal reader gives, and what it
         saw position by position (the prompt and its end state); tests/scripts/by_phrasing.py --show."""
@@ -1892,9 +1902,9 @@ class ReasoningLayer(nn.Module):
         mass that returned) and the per-example masses and flags of the docstring."""
         choice = self.choose_program(h, call_pos)  # [B, E]
         if self.interface == "args":
-            args = self.arg_heads(h, call_pos)  # [B, S, V]
+            args, unread = self.arg_heads.read(h, call_pos)  # [B, S, V], [B]
             run = self.run_args_exact if self.grad == "exact" else self.run_args_mean_field
-            return {"choice": choice, "args": args, **run(args, max_steps, tokens, call_pos)}
+            return {"choice": choice, "args": args, "unread": unread.detach(), **run(args, max_steps, tokens, call_pos)}
         gate, length = self.gates(h, tokens, call_pos)  # [B, T]
         run = self.run_exact if self.grad == "exact" else self.run_mean_field
         return {"choice": choice, "gate": gate, **run(tokens, length, choice, gate, max_steps)}
@@ -2462,11 +2472,13 @@ WARN_DROPPED = 0.5  # the share that exact execution did not run: the answer the
 def run_warnings(run, layer):
     """Why an answer may be wrong though the model gives it: per example, a list of messages (empty: none).
     From the run's masses: the library did not finish (steps, call depth), stopped at an error (assert,
-    raise, an index past the end), wrapped a value modulo V, or the prompt overflowed the tape; or most of
-    the model's probability was not run (`dropped`). `generate` puts them in run["warnings"]."""
+    raise, an index past the end), wrapped a value modulo V, or the prompt overflowed the tape; the argument
+    heads found fewer numbers than the entry takes (`unread`); or most of the model's probability was not
+    run (`dropped`). `generate` puts them in run["warnings"]."""
     machine, V = layer.machine, layer.machine.V
     per = {k: run[k].tolist() for k in ("not_halted", "failed", "wrapped", "dropped", "overflow")}
     errors = run["error"].tolist() if "error" in run else [-1] * len(per["failed"])
+    per_zero = [0.0] * len(per["failed"])  # no args heads: nothing unread
     out = []
     for b in range(len(per["failed"])):
         w = []
@@ -2481,6 +2493,9 @@ def run_warnings(run, layer):
         if per["wrapped"][b] >= WARN_MASS:
             w.append(f"a value passed {V - 1} and wrapped around ({per['wrapped'][b]:.0%} of the run): the library "
                      f"computes modulo {V}, so the input is out of its range")
+        if float(run.get("unread", per_zero)[b]) >= WARN_MASS:
+            w.append(f"the argument heads found fewer numbers in the prompt than {layer.entries[0]} takes "
+                     f"({len(layer.arg_heads.slots)}): the last read nothing ({float(run['unread'][b]):.0%})")
         if per["dropped"][b] >= WARN_DROPPED:
             what = "the likeliest tape only" if layer.interface == "tape" else "the heaviest arguments' answers"
             w.append(f"{per['dropped'][b]:.0%} of the model's probability was not run or not read back (exact "

@@ -629,3 +629,20 @@ def test_by_phrasing_reports_every_phrasing_and_shows_the_marks(tmp_path):
     train.main([*common, "--out_dir", str(tmp_path / "query")])
     refused = subprocess.run([*script, str(tmp_path / "query"), "--show", "fib(5)="], capture_output=True, text=True)
     assert refused.returncode != 0 and "ordinal reader" in refused.stderr
+
+
+def test_fewer_numbers_than_the_entry_takes_is_a_warning():
+    """The ordinal reader knows when its marks add up to fewer than the entry's arguments: the last slot
+    then read nothing, and the answer says so; marks enough for every slot give no such warning."""
+    from model import Tokenizer
+
+    model = tiny_args_model("sort_args", args_len=4).eval()
+    tokenizer = Tokenizer()
+    ids = tokenizer.encode("sort 3 1=", bos=True)
+    marks = model.layer.arg_heads.mark.bias
+    for bias, warned in ((-30.0, True), (30.0, False)):  # no marks at all; a mark at every position
+        marks.data.fill_(bias)
+        _, run = model.generate([ids], 2, tokenizer.eos_id)
+        found = [w for w in run["warnings"][0] if "fewer numbers" in w]
+        assert len(found) == warned, run["warnings"][0]
+        assert all("sort_args takes (4): the last read nothing (100%)" in w for w in found)
