@@ -572,7 +572,7 @@ def test_a_trained_tiny_args_run_beats_its_baseline(tmp_path):
     assert args["test"]["exact_match"] > base["test"]["exact_match"], (args["test"], base["test"])
     ordinal = train.main([*common, "--iters", "120", "--interface", "args", "--reader", "ordinal",
                           "--out_dir", str(tmp_path / "ordinal")])
-    assert ordinal["test"]["exact_match"] >= 0.99 and ordinal["test"]["warnings"] == 0, ordinal["test"]
+    assert ordinal["test"]["exact_match"] >= 0.99, ordinal["test"]
 
 
 def test_the_reasoning_config_is_every_setting_in_one_place():
