@@ -1677,29 +1677,26 @@ class ArgumentHeads(nn.Module):
 
     def forward(self, h, call_pos):
         """[B, S, V]: each slot's distribution over the values, from the prompt's hidden states h [B, T, D]."""
-        D = h.shape[2]
-        h = h * D ** 0.5  # the layer passes states of unit length; at unit RMS a value's logit can grow sharp fast
-        if self.reader == "query":
-            return self._query(h, call_pos)
-        return self._ordinal(h, call_pos)[0]
+        return self.read(h, call_pos)[0]
 
     def read(self, h, call_pos):
         """(slots [B, S, V] as `forward`, unread [B]): with the ordinal reader, the probability that the last
         slot found no number (the marks add up to fewer than S: the prompt holds fewer numbers than the
         entry takes); 0 with the query reader, which always reads somewhere."""
         if self.reader == "query":
-            slots = self(h, call_pos)
+            slots = self._query(h, call_pos)
             return slots, slots.new_zeros(len(slots))
-        slots, mark, _ = self._ordinal(h * h.shape[2] ** 0.5, call_pos)
+        slots, mark, _ = self._ordinal(h, call_pos)
         return slots, (self.n_slots - mark.sum(1)).clamp(0, 1)
 
     def explain(self, h, call_pos):
         """(slots [B, S, V], marks [B, T + 1], values [B, T + 1, V]): what the ordinal reader gives, and what it
         saw position by position (the prompt and its end state); tests/scripts/by_phrasing.py --show."""
-        return self._ordinal(h * h.shape[2] ** 0.5, call_pos)
+        return self._ordinal(h, call_pos)
 
     def _ordinal(self, h, call_pos):
         B, T, D = h.shape
+        h = h * D ** 0.5  # the layer passes states of unit length; at unit RMS a value's logit can grow sharp fast
         # The prompt and then the end state; what follows (the answer's tokens, in training) is not read.
         h = torch.cat([h, h.new_zeros(B, 1, D)], 1)
         after = torch.arange(T + 1, device=h.device)[None] == (call_pos + 1)[:, None]  # [B, T + 1]
@@ -1721,6 +1718,7 @@ class ArgumentHeads(nn.Module):
 
     def _query(self, h, call_pos):
         T, D = h.shape[1:]
+        h = h * D ** 0.5  # as in _ordinal
         prompt = torch.arange(T, device=h.device)[None] <= call_pos[:, None]  # [B, T]
         seen = self._windows(h)
         scores = torch.einsum("sd,btd->bst", self.query, self.key(seen)) * D ** -0.5  # [B, S, T]
@@ -2477,8 +2475,8 @@ def run_warnings(run, layer):
     run (`dropped`). `generate` puts them in run["warnings"]."""
     machine, V = layer.machine, layer.machine.V
     per = {k: run[k].tolist() for k in ("not_halted", "failed", "wrapped", "dropped", "overflow")}
+    per["unread"] = run["unread"].tolist() if "unread" in run else [0.0] * len(per["failed"])  # tape: none
     errors = run["error"].tolist() if "error" in run else [-1] * len(per["failed"])
-    per_zero = [0.0] * len(per["failed"])  # no args heads: nothing unread
     out = []
     for b in range(len(per["failed"])):
         w = []
@@ -2493,9 +2491,9 @@ def run_warnings(run, layer):
         if per["wrapped"][b] >= WARN_MASS:
             w.append(f"a value passed {V - 1} and wrapped around ({per['wrapped'][b]:.0%} of the run): the library "
                      f"computes modulo {V}, so the input is out of its range")
-        if float(run.get("unread", per_zero)[b]) >= WARN_MASS:
+        if per["unread"][b] >= WARN_MASS:
             w.append(f"the argument heads found fewer numbers in the prompt than {layer.entries[0]} takes "
-                     f"({len(layer.arg_heads.slots)}): the last read nothing ({float(run['unread'][b]):.0%})")
+                     f"({len(layer.arg_heads.slots)}): the last read nothing ({per['unread'][b]:.0%})")
         if per["dropped"][b] >= WARN_DROPPED:
             what = "the likeliest tape only" if layer.interface == "tape" else "the heaviest arguments' answers"
             w.append(f"{per['dropped'][b]:.0%} of the model's probability was not run or not read back (exact "

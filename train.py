@@ -216,18 +216,10 @@ def main(argv=None):
         return ask_command(args)
     if args.prompted:  # the plain LLM: no reasoning layer, no training
         args.baseline, args.iters = True, 0
-    args.max_threads = max_threads(args)
-    if args.batch_size is None:  # sort4's heads: none right after 200 steps of 16, 38% after 300 of 64 (README)
-        args.batch_size = 64 if args.interface == "args" else 16
-    if args.iters is None:  # with args an iteration costs the most: sort-8 runs 64 x 1,017 threads in each
-        args.iters = 100 if args.interface == "args" else 200
-    if args.task in HOLE_TASKS:
-        args.lr = 0.1 if args.lr is None else args.lr
-        args.min_lr = args.lr if args.min_lr is None else args.min_lr  # (unused: holes train at a constant lr)
-        check_args(args)
-        return train_holes(args, HOLE_TASKS[args.task])
     resolve_defaults(args)
     check_args(args)
+    if args.task in HOLE_TASKS:
+        return train_holes(args, HOLE_TASKS[args.task])
     torch.manual_seed(args.seed)  # the same on every rank: the same initial weights
     s = start_session(args)
     try:
@@ -268,7 +260,16 @@ def main(argv=None):
 
 
 def resolve_defaults(args):
-    """The defaults that depend on other flags: --train, --lr, --min_lr."""
+    """The defaults that depend on other flags: --max_threads, --batch_size, --iters, --train, --lr, --min_lr."""
+    args.max_threads = max_threads(args)
+    if args.batch_size is None:  # sort4's heads: none right after 200 steps of 16, 38% after 300 of 64 (README)
+        args.batch_size = 64 if args.interface == "args" else 16
+    if args.iters is None:  # with args an iteration costs the most: sort-8 runs 64 x 1,017 threads in each
+        args.iters = 100 if args.interface == "args" else 200
+    if args.task in HOLE_TASKS:  # only the holes' logits train, at a constant rate
+        args.lr = 0.1 if args.lr is None else args.lr
+        args.min_lr = args.lr if args.min_lr is None else args.min_lr  # (unused)
+        return
     if args.baseline:
         args.train = "all"
     if args.train is None:  # heads told the numbers themselves read add's operands only from a LLaMA that trains (README)
