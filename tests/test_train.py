@@ -298,6 +298,20 @@ def test_lr_0_is_0_not_the_default(tmp_path, monkeypatch):
     assert seen[-1].min_lr == 0 and train.learning_rate(99, seen[-1]) < 1e-3  # decays to 0, not to lr / 10
 
 
+def test_the_defaults_that_depend_on_the_interface():
+    """The README's figures for `--interface args` were measured with these defaults (and the tape's with
+    the others); a flag given on the command line always wins."""
+    def resolved(*argv):
+        args = train.get_args(list(argv))
+        train.resolve_defaults(args)
+        return args.max_threads, args.batch_size, args.iters, args.train
+
+    assert resolved("--task", "sort") == (8, 16, 200, "interface")
+    assert resolved("--task", "sort", "--interface", "args") == (257, 64, 300, "all")
+    assert resolved("--task", "sort", "--interface", "args", "--max_threads", "1024", "--iters", "100",
+                    "--batch_size", "16", "--train", "interface") == (1024, 16, 100, "interface")
+
+
 def test_iters_0_evaluates_the_model_as_built(tmp_path):
     results, out = run(tmp_path, *TINY, "--iters", "0")
     assert results["test"]["n"] == 1 and results["_run"]["losses"] == {}
