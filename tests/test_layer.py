@@ -629,6 +629,14 @@ def test_by_phrasing_reports_every_phrasing_and_shows_the_marks(tmp_path):
     train.main([*common, "--out_dir", str(tmp_path / "query")])
     refused = subprocess.run([*script, str(tmp_path / "query"), "--show", "fib(5)="], capture_output=True, text=True)
     assert refused.returncode != 0 and "ordinal reader" in refused.stderr
+    for reader in ("ordinal", "query"):  # --truth: V P(true) in [0, V], entropy in [0, log V], the marks' sum
+        out = subprocess.run([*script, str(tmp_path / reader), "--n", "3", "--truth"], capture_output=True, text=True,
+                             check=True).stdout.splitlines()
+        rows = [re.fullmatch(r"(train|held out) +([0-9.]+) +([0-9.]+) +([0-9.]+|nan)  (.*)", line).groups()
+                for line in out[1:]]
+        assert [row[-1] for row in rows] == fib.train_phrasings + fib.test_phrasings, out
+        assert all(0 <= float(p) <= 128 and 0 <= float(h) <= math.log(128) + 1e-3 for _, p, h, _, _ in rows), out
+        assert all((m == "nan") == (reader == "query") for *_, m, _ in rows), out
 
 
 def test_fewer_numbers_than_the_entry_takes_is_a_warning():

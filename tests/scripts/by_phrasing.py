@@ -3,13 +3,17 @@
     python tests/scripts/by_phrasing.py out/sort4-args-ordinal-400              # 30 prompts per phrasing
     python tests/scripts/by_phrasing.py out/sort4-args-ordinal-400 --n 100
     python tests/scripts/by_phrasing.py out/sort4-args-ordinal-400 --show "ascending order [62,88,30,9]:"
+    python tests/scripts/by_phrasing.py out/add-args-default --truth
 
 A diagnostic for README "The paper's interface": a split mixes its phrasings, and a reader that
 generalises to one held-out phrasing and not to the other shows only as their average. Loads the run
 (`train.load_trained`), draws `--n` prompts of the test split's numbers for each training and each
 held-out phrasing of its task (the same draws for every phrasing), and prints the share answered exactly.
 With --show (an args run with the ordinal reader): each position of that prompt with its mark and its
-likeliest value, then each slot's three likeliest values.
+likeliest value, then each slot's three likeliest values. With --truth (an args run): for each phrasing
+what the heads give the true arguments, V x P(the true value) averaged over slots and prompts (1 is what
+uniform heads give, V a sure right one, below 1 heads that avoid the true value), the heads' entropy in
+nats, and with the ordinal reader the marks' sum (the numbers the reader counts; the entry takes S).
 """
 import argparse
 import os
@@ -29,6 +33,7 @@ def main():
     p.add_argument("--n", type=int, default=30, help="prompts per phrasing")
     p.add_argument("--seed", type=int, default=5)
     p.add_argument("--show", default=None, help="a prompt whose marks and values to print instead")
+    p.add_argument("--truth", action="store_true", help="print what the heads give the true arguments instead")
     a = p.parse_args()
     model, tokenizer = load_trained(a.run)
     if a.show is not None:
@@ -36,27 +41,59 @@ def main():
     task = get_task(model_task(a.run))
     rng = random.Random(a.seed)
     draws = [task.sample(rng, "test") for _ in range(a.n)]
+    if a.truth:
+        print(f"{'':8}  {'V P(true)':>9}  {'entropy':>7}  {'marks':>5}  phrasing")
     for kind, phrasings in (("train", task.train_phrasings), ("held out", task.test_phrasings)):
         for phrasing in phrasings:
             prompts = [phrasing.format(**values) for values, _ in draws]
+            if a.truth:
+                print(f"{kind:8}  " + truth(model, tokenizer, prompts, [v["args"] for v, _ in draws]) + f"  {phrasing}")
+                continue
             answers = ask(model, tokenizer, prompts)
             right = sum(got.text == want for got, (_, want) in zip(answers, draws))
             print(f"{kind:8}  {right / a.n:6.3f}  {phrasing}")
 
 
-@torch.no_grad()
-def show(model, tokenizer, prompt):
-    """The ordinal reader at work on one prompt: every position's mark and likeliest value, each slot."""
+def arg_heads(model, ordinal):
     heads = model.layer.arg_heads if model.layer is not None else None
-    if heads is None or heads.reader != "ordinal":
-        sys.exit("error: --show needs a run of --interface args with the ordinal reader")
+    if heads is None or (ordinal and heads.reader != "ordinal"):
+        sys.exit("error: this needs a run of --interface args" + (" with the ordinal reader" if ordinal else ""))
+    return heads
+
+
+@torch.no_grad()
+def states(model, tokenizer, prompt):
+    """(h [1, T, D] as the layer passes it to the heads, call_pos [1]) for one prompt."""
     ids = tokenizer.encode(prompt, bos=True)
     tokens, call_pos = torch.tensor([ids]), torch.tensor([len(ids) - 1])
     seen = {}
     model.llama(tokens, 0, block_hook=lambda i, h: seen.setdefault(i, h))
     h = seen[model.layer_after]
-    h = h * torch.rsqrt(h.pow(2).sum(-1, keepdim=True) + 1e-6)  # as the layer passes it
-    slots, marks, values = heads.explain(h, call_pos)
+    return h * torch.rsqrt(h.pow(2).sum(-1, keepdim=True) + 1e-6), call_pos  # unit length, as the layer passes it
+
+
+@torch.no_grad()
+def truth(model, tokenizer, prompts, args):
+    """One line: mean V P(true value) over slots and prompts, mean entropy, mean marks' sum (ordinal)."""
+    heads = arg_heads(model, ordinal=False)
+    scaled, entropy, marks = [], [], []
+    for prompt, arg in zip(prompts, args):
+        want = torch.tensor([v for a in arg for v in (a if isinstance(a, (list, tuple)) else [a])])  # the slots
+        slots, mark, _ = heads.explain(*states(model, tokenizer, prompt)) if heads.reader == "ordinal" else (
+            heads(*states(model, tokenizer, prompt)), None, None)
+        scaled.append(slots.shape[-1] * slots[0].gather(1, want[:, None]).mean())
+        entropy.append(-(slots[0] * slots[0].clamp_min(1e-30).log()).sum(-1).mean())
+        marks.append(mark.sum() if mark is not None else float("nan"))
+    mean = lambda xs: sum(float(x) for x in xs) / len(xs)  # noqa: E731
+    return f"{mean(scaled):9.3f}  {mean(entropy):7.3f}  {mean(marks):5.2f}"
+
+
+@torch.no_grad()
+def show(model, tokenizer, prompt):
+    """The ordinal reader at work on one prompt: every position's mark and likeliest value, each slot."""
+    heads = arg_heads(model, ordinal=True)
+    ids = tokenizer.encode(prompt, bos=True)
+    slots, marks, values = heads.explain(*states(model, tokenizer, prompt))
     for t, text in enumerate([tokenizer.decode([i]) for i in ids] + ["(end)"]):
         print(f"{text!r:>22}  mark {marks[0, t]:.2f}  value {values[0, t].argmax():3d} (p {values[0, t].max():.2f})")
     for s, dist in enumerate(slots[0]):
