@@ -298,6 +298,77 @@ def test_lr_0_is_0_not_the_default(tmp_path, monkeypatch):
     assert seen[-1].min_lr == 0 and train.learning_rate(99, seen[-1]) < 1e-3  # decays to 0, not to lr / 10
 
 
+def test_warm_start_takes_the_transformer_and_the_heads_of_another_run(tmp_path):
+    """--warm_start copies a trained run's weights into a fresh run of another task: the whole transformer
+    and the argument heads (the ordinal reader's decoder, marks and end state do not depend on the number
+    of slots); with --lr 0 the new run's checkpoint then holds exactly the old run's tensors."""
+    from safetensors.torch import load_file
+
+    args = ["--interface", "args", "--reader", "ordinal", "--batch_size", "2", "--eval_n", "1"]
+    _, before = run(tmp_path, "--task", "fib", *args, "--iters", "2", name="fib")
+    results, after = run(tmp_path, "--task", "add", *args, "--iters", "1", "--lr", "0", "--seed", "7",
+                         "--warm_start", before, name="add")
+    assert results["_run"]["warm_start"] == before
+    old, new = load_file(os.path.join(before, "ckpt-2", "model.safetensors")), \
+        load_file(os.path.join(after, "ckpt-1", "model.safetensors"))
+    shared = [k for k in new if k.startswith("llama.") or k.startswith("layer.arg_heads.")]
+    assert any(k.startswith("layer.arg_heads.mark") for k in shared) and len(shared) > 10
+    assert all(torch.equal(old[k], new[k]) for k in shared)
+    _, fresh = run(tmp_path, "--task", "add", *args, "--iters", "1", "--lr", "0", "--seed", "7", "--curriculum", "none",
+                   name="fresh")
+    assert not torch.equal(load_file(os.path.join(fresh, "ckpt-1", "model.safetensors"))["layer.arg_heads.decode.weight"],
+                           new["layer.arg_heads.decode.weight"])  # without --warm_start: the seed's own weights
+
+
+def test_warm_start_refuses_what_it_cannot_take(tmp_path, monkeypatch):
+    """Another transformer shape, a directory without a trained model, a task without a LLaMA: clear errors."""
+    import model as model_module
+
+    _, source = run(tmp_path, *TINY, "--iters", "1", name="source")
+    settings = train.get_args([*TINY])
+    train.resolve_defaults(settings)
+    monkeypatch.setitem(model_module.PRESETS, "tiny", model_module.ModelArgs(
+        dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_hidden_dim=192, vocab_size=512, max_seq_len=512))
+    _, tokenizer, smaller = train.build(settings, "cpu")
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="transformer has another shape"):
+        train.warm_start(smaller, tokenizer, source)
+    with pytest.raises(SystemExit, match="no trained model"):
+        run(tmp_path, *TINY, "--iters", "1", "--warm_start", str(tmp_path / "nothing"), name="refused")
+    with pytest.raises(SystemExit, match="no LLaMA"):
+        train.main(["--task", "isort_holes", "--warm_start", source])
+
+
+def test_curriculum_sort4_trains_sort4_first_and_starts_from_it(tmp_path, monkeypatch, capsys):
+    """--curriculum sort4 (the default for add with --interface args --grad exact): a sort4 run into
+    <out_dir>-sort4, then this run warm-started from it; a finished one is reused, not trained again.
+    (Here the sort4 run is 2 iterations long: SORT4_FIRST is README's, 100 of batch 64.)"""
+    from safetensors.torch import load_file
+
+    short = list(train.SORT4_FIRST)
+    for flag, value in (("--iters", "2"), ("--batch_size", "2"), ("--max_threads", "9"), ("--eval_n", "1")):
+        short[short.index(flag) + 1] = value
+    monkeypatch.setattr(train, "SORT4_FIRST", short)
+    argv = ["--task", "add", "--interface", "args", "--iters", "1", "--lr", "0", "--batch_size", "2", "--eval_n", "1"]
+    results, out = run(tmp_path, *argv, name="add")
+    sort4 = out + "-sort4"
+    assert json.load(open(os.path.join(sort4, "results.json")))["_run"]["task"] == "sort4"
+    assert results["_run"]["curriculum"] == "sort4" and results["_run"]["warm_start"] == sort4
+    assert results["_run"]["warm_up_seconds"] > 0
+    first, then = load_file(os.path.join(sort4, "ckpt-2", "model.safetensors")), \
+        load_file(os.path.join(out, "ckpt-1", "model.safetensors"))
+    assert all(torch.equal(first[k], then[k]) for k in then if k.startswith(("llama.", "layer.arg_heads.")))
+    assert "training sort4 first" in capsys.readouterr().out
+    run(tmp_path, *argv, "--overwrite", name="add")
+    assert "starting from the finished sort4 run" in capsys.readouterr().out
+    run(tmp_path, *argv, "--overwrite", "--seed", "3", name="add")  # other settings: not that run
+    assert "training sort4 first" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="not both"):
+        run(tmp_path, *argv, "--curriculum", "sort4", "--warm_start", sort4, name="both")
+    with pytest.raises(SystemExit, match="needs --interface args"):
+        run(tmp_path, "--task", "sort", "--curriculum", "sort4", name="tape")
+
+
 def test_the_defaults_that_depend_on_the_interface():
     """The README's figures for `--interface args` were measured with these defaults (and the tape's with
     the others); a flag given on the command line always wins."""
@@ -310,6 +381,22 @@ def test_the_defaults_that_depend_on_the_interface():
     assert resolved("--task", "sort", "--interface", "args") == (257, 64, 300, "all")
     assert resolved("--task", "sort", "--interface", "args", "--max_threads", "1024", "--iters", "100",
                     "--batch_size", "16", "--train", "interface") == (1024, 16, 100, "interface")
+
+    def curriculum(*argv):
+        args = train.get_args(list(argv))
+        train.resolve_defaults(args)
+        return args.curriculum
+
+    assert curriculum("--task", "add", "--interface", "args") == curriculum("--task", "add_mod", "--interface", "args") \
+        == curriculum("--task", "sort", "--interface", "args", "--curriculum", "sort4") == "sort4"
+    assert {curriculum("--task", "sort"), curriculum("--task", "fib", "--interface", "args"),
+            curriculum("--task", "sort", "--interface", "args"), curriculum("--task", "add_words", "--interface", "args"),
+            curriculum("--task", "sort4", "--interface", "args"),
+            curriculum("--task", "sort", "--interface", "args", "--reader", "query"),
+            curriculum("--task", "add", "--interface", "args", "--grad", "mean_field"),
+            curriculum("--task", "add", "--interface", "args", "--baseline"),
+            curriculum("--task", "add", "--interface", "args", "--warm_start", "out/x")} == {"none"}
+    assert curriculum("--task", "sort", "--interface", "args", "--curriculum", "none") == "none"
 
 
 def test_iters_0_evaluates_the_model_as_built(tmp_path):
