@@ -1185,12 +1185,12 @@ def sort4_first(args):
 
     The run is README's sort4 row (100 iterations of batch 64 with every one-slot change: 75.0% in 223 s),
     with this run's model settings (preset, init, layer, seed, device, dtype), into `<out_dir>-sort4`; one
-    that finished there with the same settings (its curriculum.json) is reused, anything else is replaced. Its ordinal heads
-    have learned what a number's value and end look like from sort's answers, which name every value one
-    by one; add's answer names only a sum, so from scratch its two heads sit at the uniform saddle (each
-    one's exact gradient is flat while the other is): 1.0% from scratch, 100.0% from sort4. Sort-8 from
-    sort4 fit its training phrasings better but did not do better on test (27.0% against 34.5%), so it
-    starts from scratch by default."""
+    that finished there with the same settings (its curriculum.json) is reused, anything else is replaced.
+    Its ordinal heads have learned what a number's value and end look like from sort's answers, which
+    name every value one by one; add's answer names only a sum, so from scratch its two heads sit at the
+    uniform saddle (each one's exact gradient is flat while the other is): 1.0% from scratch, 100.0% from
+    sort4 (README). Sort-8 from sort4 fit its training phrasings better but did not do better on test
+    (27.0% against 34.5%), so it starts from scratch by default."""
     out = (args.out_dir or os.path.join("out", args.task)).rstrip("/") + "-sort4"
     argv = [*SORT4_FIRST, "--out_dir", out, "--overwrite", "--seed", str(args.seed), "--preset", args.preset,
             "--device", args.device, "--dtype", args.dtype]
