@@ -3,7 +3,7 @@
     python tests/scripts/by_phrasing.py out/sort4-args-ordinal-400              # 30 prompts per phrasing
     python tests/scripts/by_phrasing.py out/sort4-args-ordinal-400 --n 100
     python tests/scripts/by_phrasing.py out/sort4-args-ordinal-400 --show "ascending order [62,88,30,9]:"
-    python tests/scripts/by_phrasing.py out/add-args-default --truth
+    python tests/scripts/by_phrasing.py out/add-args-scratch --truth
 
 A diagnostic for README "The paper's interface": a split mixes its phrasings, and a reader that
 generalises to one held-out phrasing and not to the other shows only as their average. Loads the run
