@@ -379,6 +379,8 @@ def test_the_defaults_that_depend_on_the_interface():
 
     assert resolved("--task", "sort") == (8, 16, 200, "interface")
     assert resolved("--task", "sort", "--interface", "args") == (257, 64, 300, "all")
+    assert resolved("--task", "add", "--interface", "args")[2] == 450  # add's heads, from sort4, are still moving at 300
+    assert resolved("--task", "add_mod", "--interface", "args")[2] == 450
     assert resolved("--task", "sort", "--interface", "args", "--max_threads", "1024", "--iters", "100",
                     "--batch_size", "16", "--train", "interface") == (1024, 16, 100, "interface")
 
