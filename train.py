@@ -1186,7 +1186,8 @@ def sort4_first(args):
 
     The run is README's sort4 row (100 iterations of batch 64 with every one-slot change: 75.0% in 223 s),
     with this run's model settings (preset, init, layer, seed, device, dtype), into `<out_dir>-sort4`; one
-    that finished there with the same settings (its curriculum.json) is reused, anything else is replaced.
+    that finished there with the same settings (its curriculum.json) is reused, anything else is replaced
+    (one stopped by Ctrl-C has no curriculum.json: it is trained again, not resumed).
     Its ordinal heads have learned what a number's value and end look like from sort's answers, which
     name every value one by one; add's answer names only a sum, so from scratch its two heads sit at the
     uniform saddle (each one's exact gradient is flat while the other is): 1.0% from scratch, 96.5-100.0%
