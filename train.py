@@ -91,9 +91,9 @@ def get_args(argv=None):
                    "layer with the same name and shape, e.g. add's argument heads from a sort4 run (README \"The "
                    "paper's interface\"); the library's own parameters and the optimizer start fresh")
     p.add_argument("--curriculum", default=None, choices=["none", "sort4"], help="sort4: first train the paper's "
-                   "sort of 4 numbers into <out_dir>-sort4 (reused once finished), then start this run from it "
-                   "(--warm_start); the default with --interface args --grad exact for add, whose two "
-                   "argument heads do not start from scratch (README), else none")
+                   "sort of 4 numbers into <out_dir>-sort4 (reused once finished with the same settings), then "
+                   "start this run from it (--warm_start); the default with --interface args --grad exact for "
+                   "add, whose two argument heads do not start from scratch (README), else none")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda when present)")
     p.add_argument("--dtype", default="auto", help="float32 or bfloat16 autocast (auto: bfloat16 on cuda, else "
                    "float32)")
@@ -288,13 +288,12 @@ def resolve_defaults(args):
     args.max_threads = max_threads(args)
     if args.batch_size is None:  # sort4's heads: none right after 200 steps of 16, 38% after 300 of 64 (README)
         args.batch_size = 64 if args.interface == "args" else 16
-    if args.iters is None:  # with args sort-8's heads are still blurred after 100, add's (from sort4) after 300 (README)
-        args.iters = (450 if ARGS_FORMS.get(args.task, args.task) == "add_mod" else 300) if args.interface == "args" \
-            else 200
-    if args.curriculum is None:  # from scratch add's heads stay at the uniform saddle: 1.0%, from sort4 100% (README)
-        args.curriculum = "sort4" if (args.interface == "args" and args.grad == "exact" and not args.baseline and
-                                      args.reader != "query" and not args.warm_start and
-                                      ARGS_FORMS.get(args.task, args.task) == "add_mod") else "none"
+    add = args.interface == "args" and ARGS_FORMS.get(args.task, args.task) == "add_mod"
+    if args.iters is None:  # args: sort-8's heads are blurred after 100, add's (from sort4) after 300 (README)
+        args.iters = 450 if add else 300 if args.interface == "args" else 200
+    if args.curriculum is None:  # add's heads from scratch: the uniform saddle, 1.0%; from sort4 96.5-100% (README)
+        args.curriculum = "sort4" if (add and args.grad == "exact" and not args.baseline and args.reader != "query"
+                                      and not args.warm_start) else "none"
     if args.task in HOLE_TASKS:  # only the holes' logits train, at a constant rate
         args.lr = 0.1 if args.lr is None else args.lr
         args.min_lr = args.lr if args.min_lr is None else args.min_lr  # (unused)
@@ -586,7 +585,8 @@ def max_threads(args):
     """--max_threads as given, or its default: every assignment of a few small holes (4096); for the args
     interface the likeliest assignment and 256 draws among its one-slot changes (257; sort-8 has 1,016 of
     them: every one made an iteration twice as long, and within the 15 minutes 300 iterations of 256 draws
-    (19.5%) did better than 100 of every change (12.5%); a sample of 32 did not start sort4); for the tape 8
+    (34.5% alone on the CPU, 19.5% beside another run) did better than 100 of every change (12.5%); a
+    sample of 32 did not start sort4); for the tape 8
     (the programs, and moves of the likeliest tape)."""
     if args.max_threads is not None:
         return args.max_threads
@@ -1184,15 +1184,15 @@ SORT4_FIRST = ["--task", "sort4", "--interface", "args", "--grad", "exact", "--b
 def sort4_first(args):
     """--curriculum sort4: (the directory of a finished sort4 run to start from, its seconds of training).
 
-    The run is README's sort4 row (100 iterations of batch 64 with every one-slot change: 75.0% in 223 s),
-    with this run's model settings (preset, init, layer, seed, device, dtype), into `<out_dir>-sort4`; one
-    that finished there with the same settings (its curriculum.json) is reused, anything else is replaced
-    (one stopped by Ctrl-C has no curriculum.json: it is trained again, not resumed).
-    Its ordinal heads have learned what a number's value and end look like from sort's answers, which
-    name every value one by one; add's answer names only a sum, so from scratch its two heads sit at the
-    uniform saddle (each one's exact gradient is flat while the other is): 1.0% from scratch, 96.5-100.0%
-    from sort4 over three seeds (README). Sort-8 from sort4 fit its training phrasings better but did not do better on test
-    (27.0% against 34.5%), so it starts from scratch by default."""
+    The run is README's sort4 row (100 iterations of batch 64 with every one-slot change: 75.0% in 223 s;
+    evaluated here on 50 examples a split), with this run's model settings (preset, init, layer, seed,
+    device, dtype), into `<out_dir>-sort4`; one that finished there with the same settings (its
+    curriculum.json) is reused, anything else is replaced (one stopped by Ctrl-C has no curriculum.json:
+    it is trained again, not resumed). Its ordinal heads have learned what a number's value and end look
+    like from sort's answers, which name every value one by one; add's answer names only a sum, so from
+    scratch its two heads sit at the uniform saddle (each one's exact gradient is flat while the other
+    is): 1.0% from scratch, 96.5-100.0% from sort4 over three seeds (README). Sort-8 from sort4 fit its
+    training phrasings better but did no better on test (27.0% against 34.5%), so it starts from scratch by default."""
     out = (args.out_dir or os.path.join("out", args.task)).rstrip("/") + "-sort4"
     argv = [*SORT4_FIRST, "--out_dir", out, "--overwrite", "--seed", str(args.seed), "--preset", args.preset,
             "--device", args.device, "--dtype", args.dtype]
