@@ -1545,8 +1545,9 @@ class ReasoningConfig:
     args_len: cells of the args entry's list argument; machine_loss: weight of the machine's own
     likelihood of the answer (None: 1 with args, 0 with the tape); read_window: characters each position
     reads back; gate_bias: the write gate's starting logit (open); gate_window: positions the gate reads;
-    reader: where the argument heads look, "ordinal" or "query" (None: ordinal for several slots, query for
-    one; `ArgumentHeads`).
+    reader: where the argument heads look, "runs", "ordinal" or "query" (None: ordinal for several slots,
+    query for one, what checkpoints stored before the runs reader; train.py names its default, runs for
+    several slots; `ArgumentHeads`).
     """
     entries: list = None
     layer_after: int = None
@@ -1602,6 +1603,20 @@ def ordinal_attention(mark, n_slots):
     return (torch.minimum(upto, s + 1) - torch.maximum(upto - mark[:, None], s)).clamp_min(0)
 
 
+def unit(h):
+    """h [..., D] scaled to unit length per position (as the heads read the stream)."""
+    return h * torch.rsqrt(h.float().pow(2).sum(-1, keepdim=True) + 1e-6).to(h.dtype)
+
+
+def run_ends(inside):
+    """[B, T]: P(a number ends just before position t), from inside [B, T], P(position t is part of a number).
+
+    With the positions independent, a number ends before t when t - 1 is in one and t is not: the marks are
+    inside[t - 1] (1 - inside[t]), and with insides of 0 and 1 there is exactly one mark per run of number
+    positions, at the position after its last one. Their sum is the expected number of runs."""
+    return F.pad(inside, (1, 0))[:, :-1] * (1 - inside)
+
+
 class ArgumentHeads(nn.Module):
     """The paper's interface: the network writes the program's inputs (`interface="args"`).
 
@@ -1620,6 +1635,17 @@ class ArgumentHeads(nn.Module):
       number" waits for the LLaMA to learn to count. A mark at the position after a number sees its digits
       in its window; a number that ends the prompt is followed by one learned *end* state. When the marks
       add up to fewer than S, the missing slots' mass is uniform over the values.
+    - "runs" (train.py's default for several slots): the ordinal reader whose marks say where a run of
+      number positions ends. The heads give each position the probability that it is part of a number
+      (the BOS and the end state are not), and a number ends before t when t - 1 is in one and t is not
+      (`run_ends`). The free marks could put one number's end at two neighbouring positions in shares
+      (on sort-8's held-out "Sort these: {xs} ->" they did, and the count fell short of 8); a run has one
+      end. The runs of the positions between the numbers end just before each number but the first, and
+      a window there sees the number before: read from the states alone, the heads learned either
+      convention or a blend of both, by seed. So the probability also has a term from the token's own
+      vector (`e`: the LLaMA's token vectors, the embedding table when it is tied): a digit is in a number
+      wherever it stands, while a space is between two numbers in one place and between two words in
+      another, so only "the digits are the number" is a rule that a token's own vector can carry.
     - "query" (the default for one slot): one learned query per slot attends over the prompt. With one
       slot there is no order to read, and the query finds the number by what it is, also in words:
       fib_words 100% after 200 iterations, 56% with the ordinal reader, whose marks must first learn
@@ -1634,8 +1660,8 @@ class ArgumentHeads(nn.Module):
 
     def __init__(self, dim, machine, entry, args_len, window=4, reader=None):
         super().__init__()
-        if reader not in (None, "ordinal", "query"):
-            raise ValueError(f"reader must be 'ordinal' or 'query', got {reader!r}")
+        if reader not in (None, "ordinal", "runs", "query"):
+            raise ValueError(f"reader must be 'ordinal', 'runs' or 'query', got {reader!r}")
         fn = machine.program.functions[entry]
         *inputs, tape = fn.params
         if not fn.params or not tape.is_list:
@@ -1674,39 +1700,56 @@ class ArgumentHeads(nn.Module):
             nn.init.zeros_(self.mark.weight)
             nn.init.zeros_(self.mark.bias)
             self.end = nn.Parameter(torch.randn(dim) * dim ** -0.5)  # the state after the prompt's last token
+            if reader == "runs":  # what the token itself says about being in a number (zero: no opinion yet)
+                self.kind = nn.Linear(dim, 1, bias=False)
+                nn.init.zeros_(self.kind.weight)
 
-    def forward(self, h, call_pos):
-        """[B, S, V]: each slot's distribution over the values, from the prompt's hidden states h [B, T, D]."""
-        return self.read(h, call_pos)[0]
+    def forward(self, h, call_pos, e=None):
+        """[B, S, V]: each slot's distribution over the values, from the prompt's hidden states h [B, T, D]
+        (and, for the runs reader, its tokens' own vectors e [B, T, D], both of unit length)."""
+        return self.read(h, call_pos, e)[0]
 
-    def read(self, h, call_pos):
+    def read(self, h, call_pos, e=None):
         """(slots [B, S, V] as `forward`, unread [B]): with the ordinal reader, the probability that the last
         slot found no number (the marks add up to fewer than S: the prompt holds fewer numbers than the
         entry takes); 0 with the query reader, which always reads somewhere."""
         if self.reader == "query":
             slots = self._query(h, call_pos)
             return slots, slots.new_zeros(len(slots))
-        slots, mark, _ = self._ordinal(h, call_pos)
+        slots, mark, _ = self._ordinal(h, call_pos, e)
         return slots, (self.n_slots - mark.sum(1)).clamp(0, 1)
 
-    def explain(self, h, call_pos):
+    def explain(self, h, call_pos, e=None):
         """(slots [B, S, V], marks [B, T + 1], values [B, T + 1, V]): what the ordinal reader gives, and what it
         saw position by position (the prompt and its end state); tests/scripts/by_phrasing.py --show."""
-        return self._ordinal(h, call_pos)
+        return self._ordinal(h, call_pos, e)
 
-    def _ordinal(self, h, call_pos):
+    def _ordinal(self, h, call_pos, e=None):
         B, T, D = h.shape
         h = h * D ** 0.5  # the layer passes states of unit length; at unit RMS a value's logit can grow sharp fast
         # The prompt and then the end state; what follows (the answer's tokens, in training) is not read.
         h = torch.cat([h, h.new_zeros(B, 1, D)], 1)
-        after = torch.arange(T + 1, device=h.device)[None] == (call_pos + 1)[:, None]  # [B, T + 1]
+        pos = torch.arange(T + 1, device=h.device)[None]  # [1, T + 1]
+        after = pos == (call_pos + 1)[:, None]  # [B, T + 1]
         h = torch.where(after[..., None], self.end.to(h.dtype), h)
         seen = self._windows(h)  # [B, T + 1, W D]
-        prompt = torch.arange(T + 1, device=h.device)[None] <= (call_pos + 1)[:, None]
+        prompt = pos <= (call_pos + 1)[:, None]
         # The marks start equal (zero weights), at the rate that spreads the S slots evenly over the prompt:
         # slot s first looks around (s + 1) / S of the way along, whatever the prompt's length.
         rate = (self.n_slots / (call_pos + 2).float()).clamp(max=0.5)[:, None]  # [B, 1]
-        mark = torch.sigmoid(self.mark(seen).squeeze(-1).float() + torch.logit(rate)) * prompt  # [B, T + 1]
+        logit = self.mark(seen).squeeze(-1).float()
+        if self.reader == "runs":
+            # d (1 - d) = rate: the inside probability d that gives the same starting marks (at most 1/4)
+            d = (1 - (1 - 4 * rate.clamp(max=0.25)).sqrt()) / 2
+            # P(position t is in a number) [B, T + 1]; the BOS and the end state are in none (the prompt's text
+            # lies between them), so a number that ends the prompt ends at the end state
+            if e is None:
+                raise ValueError("the runs reader reads the tokens' own vectors e too")
+            logit = logit + F.pad(self.kind(e * D ** 0.5).squeeze(-1).float(), (0, 1))
+            inside = torch.sigmoid(logit + torch.logit(d)) * (prompt & ~after & (pos > 0))
+            mark = run_ends(inside) * prompt
+        else:
+            mark = torch.sigmoid(logit + torch.logit(rate)) * prompt  # [B, T + 1]
         attn = ordinal_attention(mark, self.n_slots)  # [B, S, T + 1]
         values = torch.softmax(self.decode(seen).float(), -1)  # [B, T + 1, V]
         missing = (1 - attn.sum(-1, keepdim=True)).clamp_min(0)  # fewer marks than slots
@@ -1894,13 +1937,14 @@ class ReasoningLayer(nn.Module):
 
     # -- run -------------------------------------------------------------------
 
-    def run(self, h, tokens, call_pos, max_steps):
+    def run(self, h, tokens, call_pos, max_steps, token_vectors=None):
         """Choose, write, run. Returns the run (a dict) that `read_back` uses and `forward` reuses: the
         heads' outputs, `answer` [B, N + 1, V] (P(the answer's o-th character is c); its total is the
         mass that returned) and the per-example masses and flags of the docstring."""
         choice = self.choose_program(h, call_pos)  # [B, E]
         if self.interface == "args":
-            args, unread = self.arg_heads.read(h, call_pos)  # [B, S, V], [B]
+            e = None if token_vectors is None else unit(token_vectors[tokens])  # each token's own vector
+            args, unread = self.arg_heads.read(h, call_pos, e)  # [B, S, V], [B]
             run = self.run_args_exact if self.grad == "exact" else self.run_args_mean_field
             return {"choice": choice, "args": args, "unread": unread.detach(), **run(args, max_steps, tokens, call_pos)}
         gate, length = self.gates(h, tokens, call_pos)  # [B, T]
@@ -2274,16 +2318,15 @@ class ReasoningLayer(nn.Module):
         # Adam step) small next to the read-back's, so the choice follows read-backs that already inform.
         run = cache
         if cache is None:
-            h_heads = h * torch.rsqrt(h.float().pow(2).sum(-1, keepdim=True) + 1e-6).to(h.dtype)
-            run = self.run(h_heads, tokens, call_pos, max_steps)
+            run = self.run(unit(h), tokens, call_pos, max_steps, token_vectors)
             rows = run["rows_b"]
             h, tokens, call_pos = h[rows], tokens[rows], call_pos[rows]
         emb = self.read_back(run, tokens, call_pos, token_vectors)[:, start_pos:].to(h.dtype)  # [U, T', window, D]
         # The gain path adds the read character's vector at the residual stream's scale (RMS 1); the gain
         # is stored divided by GAIN_SCALE so that Adam, which moves a parameter by about lr per step,
         # can move this single number far enough within a short run.
-        unit = emb[:, :, 0] * torch.rsqrt(token_vectors.float().pow(2).mean().to(h.dtype))
-        delta = self.out_proj(emb.flatten(2)) + GAIN_SCALE * self.gain * unit  # [U, T', D]
+        char = emb[:, :, 0] * torch.rsqrt(token_vectors.float().pow(2).mean().to(h.dtype))
+        delta = self.out_proj(emb.flatten(2)) + GAIN_SCALE * self.gain * char  # [U, T', D]
         after = torch.arange(start_pos, tokens.shape[1], device=h.device)[None] >= call_pos[:, None]  # [U, T']
         return h + delta * after[..., None], run
 

@@ -93,7 +93,8 @@ def get_args(argv=None):
     p.add_argument("--curriculum", default=None, choices=["none", "sort4"], help="sort4: first train the paper's "
                    "sort of 4 numbers into <out_dir>-sort4 (reused once finished with the same settings), then "
                    "start this run from it (--warm_start); the default with --interface args --grad exact for "
-                   "add, whose two argument heads do not start from scratch (README), else none")
+                   "add, whose two argument heads do not start from scratch, and sort (sort-8), whose heads are "
+                   "still blurred after 15 minutes from scratch (README), else none")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto: cuda when present)")
     p.add_argument("--dtype", default="auto", help="float32 or bfloat16 autocast (auto: bfloat16 on cuda, else "
                    "float32)")
@@ -136,10 +137,11 @@ def get_args(argv=None):
                    "(the rest is dropped and reported); default 8 with --interface tape, 257 with args (when the "
                    "arguments have at most 65,536 joint values, e.g. fib's and add's, every one runs whatever "
                    "this says)")
-    p.add_argument("--reader", default=None, choices=["ordinal", "query"],
-                   help="with --interface args: slot s reads the (s+1)-th number the heads mark in the prompt "
-                        "(ordinal; the default with several slots) or where its learned query attends (query; "
-                        "the default with one); see reasoning.ArgumentHeads")
+    p.add_argument("--reader", default=None, choices=["ordinal", "runs", "query"],
+                   help="with --interface args: slot s reads the (s+1)-th number the heads find in the prompt, "
+                        "where a run of positions the heads say are in a number ends (runs; the default with "
+                        "several slots) or at the (s+1)-th of their free marks (ordinal), or where its learned "
+                        "query attends (query; the default with one); see reasoning.ArgumentHeads")
     p.add_argument("--machine_loss", type=float, default=None, help="weight of the machine's own likelihood "
                    "of the answer (before the LLaMA reads it back: exact, or per word over a sample) in the "
                    "loss; default 1 with --interface args, 0 with the tape (reasoning.ReasoningLayer.machine_nll)")
@@ -284,16 +286,22 @@ def main(argv=None):
 
 
 def resolve_defaults(args):
-    """The defaults that depend on other flags: --max_threads, --batch_size, --iters, --train, --lr, --min_lr."""
+    """The defaults that depend on other flags: --max_threads, --batch_size, --reader, --curriculum, --iters,
+    --train, --lr, --min_lr. The reader is named here, not left to the reasoning layer's own default (the
+    ordinal reader, which checkpoints made before the runs reader stored as None), so that a run's
+    checkpoint says which one it trained."""
     args.max_threads = max_threads(args)
     if args.batch_size is None:  # sort4's heads: none right after 200 steps of 16, 38% after 300 of 64 (README)
         args.batch_size = 64 if args.interface == "args" else 16
-    add = args.interface == "args" and ARGS_FORMS.get(args.task, args.task) == "add_mod"
-    if args.iters is None:  # args: sort-8's heads are blurred after 100, add's (from sort4) after 300 (README)
-        args.iters = 450 if add else 300 if args.interface == "args" else 200
-    if args.curriculum is None:  # add's heads from scratch: the uniform saddle, 1.0%; from sort4 96.5-100% (README)
-        args.curriculum = "sort4" if (add and args.grad == "exact" and not args.baseline and args.reader != "query"
-                                      and not args.warm_start) else "none"
+    form = ARGS_FORMS.get(args.task, args.task) if args.interface == "args" else None
+    if args.reader is None and form in {**TASKS, **VARIANTS} and get_task(form).args_entry:
+        args.reader = "runs" if argument_slots(get_task(form)) > 1 else "query"
+    if args.curriculum is None:  # add's heads from scratch: the uniform saddle; sort-8's blurred (README)
+        args.curriculum = "sort4" if (form in ("add_mod", "sort8") and args.grad == "exact" and not args.baseline
+                                      and args.reader != "query" and not args.warm_start) else "none"
+    if args.iters is None:  # args: sort-8's heads from scratch are blurred after 100, add's (from sort4) after 300
+        args.iters = (450 if form == "add_mod" else 200 if form == "sort8" and args.curriculum == "sort4"
+                      else 300 if args.interface == "args" else 200)
     if args.task in HOLE_TASKS:  # only the holes' logits train, at a constant rate
         args.lr = 0.1 if args.lr is None else args.lr
         args.min_lr = args.lr if args.min_lr is None else args.min_lr  # (unused)
@@ -616,6 +624,13 @@ def build(args, device, library=None, config=None):
     return task, tokenizer, model.to(device)
 
 
+def argument_slots(task):
+    """How many numbers the heads of `--interface args` fill for `task`: its args entry's int parameters
+    before the answer tape, and the cells of its list parameter (`args_len`)."""
+    fn = compile_library().functions[task.args_entry]
+    return sum(not p.is_list for p in fn.params[:-1]) + getattr(task, "args_len", 0)
+
+
 def reasoning_config(args, task):
     """The reasoning layer's settings (`reasoning.ReasoningConfig`) from the command line; entries None
     with --baseline (the plain LLaMA)."""
@@ -857,7 +872,7 @@ def prompted_baseline(llama, tokenizer, task, args, device, autocast, out_dir, m
 CHECKPOINT_KEYS = ("task", "preset", "init", "baseline", "library", "layer_after", "grad", "train", "seed", "interface")
 # Settings a resumed run may change; it then is no longer the run the checkpoint began, so it says so.
 RESUME_NOTE_KEYS = ("lr", "min_lr", "warmup", "weight_decay", "grad_clip", "batch_size", "grad_accum",
-                    "max_steps_train")
+                    "max_steps_train", "reader")
 
 
 def prepare_out_dir(out_dir, args):
@@ -1184,20 +1199,21 @@ SORT4_FIRST = ["--task", "sort4", "--interface", "args", "--grad", "exact", "--b
 def sort4_first(args):
     """--curriculum sort4: (the directory of a finished sort4 run to start from, its seconds of training).
 
-    The run is README's sort4 row (100 iterations of batch 64 with every one-slot change: 75.0% in 223 s;
-    evaluated here on 50 examples a split), with this run's model settings (preset, init, layer, seed,
-    device, dtype), into `<out_dir>-sort4`; one that finished there with the same settings (its
-    curriculum.json) is reused, anything else is replaced (one stopped by Ctrl-C has no curriculum.json:
-    it is trained again, not resumed). Its ordinal heads have learned what a number's value and end look
-    like from sort's answers, which name every value one by one; add's answer names only a sum, so from
-    scratch its two heads sit at the uniform saddle (each one's exact gradient is flat while the other
-    is): 1.0% from scratch, 96.5-100.0% from sort4 over three seeds (README). Sort-8 from sort4 fit its
-    training phrasings better but did no better on test (27.0% against 34.5%), so it starts from scratch by default."""
+    The run is README's sort4 row (100 iterations of batch 64 with every one-slot change: 92.0% with the
+    runs reader; evaluated here on 50 examples a split), with this run's model settings (preset, init,
+    layer, seed, device, dtype, reader), into `<out_dir>-sort4`; one that finished there with the same
+    settings (its curriculum.json) is reused, anything else is replaced (one stopped by Ctrl-C has no
+    curriculum.json: it is trained again, not resumed). Its heads have learned what a number's value and
+    end look like from sort's answers, which name every value one by one over few slots. Add's answer
+    names only a sum, so from scratch its two heads sit at the uniform saddle (each one's exact gradient is
+    flat while the other is); sort-8's heads from scratch are still blurred after 15 minutes. Both start
+    from here by default (README "The paper's interface")."""
     out = (args.out_dir or os.path.join("out", args.task)).rstrip("/") + "-sort4"
     argv = [*SORT4_FIRST, "--out_dir", out, "--overwrite", "--seed", str(args.seed), "--preset", args.preset,
             "--device", args.device, "--dtype", args.dtype]
     argv += ["--init", args.init] if args.init else []
     argv += ["--layer_after", str(args.layer_after)] if args.layer_after is not None else []
+    argv += ["--reader", args.reader] if args.reader else []  # the heads it hands on read as this run's do
     made = os.path.join(out, "curriculum.json")  # the settings it was trained with, written once it finished
     if os.path.isfile(made) and os.path.isfile(os.path.join(out, "results.json")):
         before = json.load(open(made))

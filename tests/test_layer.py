@@ -346,7 +346,7 @@ def tiny_args_model(entry, grad="exact", args_len=0, max_threads=8, reader="ordi
 
 @pytest.mark.parametrize("entry,args_len,grad,reader", [
     ("add_mod_args", 0, "exact", "ordinal"), ("sort_args", 4, "exact", "ordinal"), ("fib_args", 0, "exact", "ordinal"),
-    ("add_mod_args", 0, "mean_field", "ordinal"), ("sort_args", 4, "exact", "query")])
+    ("add_mod_args", 0, "mean_field", "ordinal"), ("sort_args", 4, "exact", "query"), ("sort_args", 4, "exact", "runs")])
 def test_argument_heads_get_gradients_through_the_machine(entry, args_len, grad, reader):
     """The loss of the answer text reaches the argument heads only through the machine's run (exact
     threads weighted by the heads, or the mean field's soft registers and cells): nonzero, finite."""
@@ -365,7 +365,8 @@ def test_argument_heads_get_gradients_through_the_machine(entry, args_len, grad,
     nll.backward()
     heads = model.layer.arg_heads
     assert run["args"].shape[1] == {"add_mod_args": 2, "sort_args": 4, "fib_args": 1}[entry]
-    for name in ("query", "decode.weight") if reader == "query" else ("mark.weight", "end", "decode.weight"):
+    names = {"query": ("query", "decode.weight"), "runs": ("mark.weight", "kind.weight", "end", "decode.weight")}
+    for name in names.get(reader, ("mark.weight", "end", "decode.weight")):
         g = heads.get_parameter(name).grad
         assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0, name
     assert model.llama.layers[0].attention.wq.weight.grad.abs().sum() > 0  # and on into the LLaMA below
@@ -601,6 +602,25 @@ def test_the_reasoning_config_is_every_setting_in_one_place():
     with pytest.raises(ValueError, match="reader must be"):
         AugmentedLlama(Llama(args), Tokenizer(), tasks.compile_library(), ["fib_args"], interface="args",
                        n_cells=tasks.N_CELLS, reader="position")
+
+
+def test_the_runs_reader_marks_where_a_run_of_number_positions_ends():
+    """run_ends: one mark after each run of inside positions, worked by hand (hard and soft insides); the
+    runs reader: the BOS and the end state are in no number, so a prompt whose every position is inside
+    is one run, marked once at the end state, and one with none inside has no marks."""
+    from reasoning import run_ends
+
+    inside = torch.tensor([[0.0, 1, 1, 0, 1, 0, 0, 1], [0.5, 0.5, 0, 0, 0, 0, 0, 0]])
+    assert torch.equal(run_ends(inside), torch.tensor([[0.0, 0, 0, 1, 0, 1, 0, 0], [0, 0.25, 0.5, 0, 0, 0, 0, 0]]))
+    heads = tiny_args_model("sort_args", args_len=4, reader="runs").layer.arg_heads
+    h, call_pos = torch.nn.functional.normalize(torch.randn(2, 9, 32), dim=-1), torch.tensor([8, 5])
+    e = torch.nn.functional.normalize(torch.randn(2, 9, 32), dim=-1)
+    with pytest.raises(ValueError, match="tokens' own vectors"):
+        heads.explain(h, call_pos)
+    for bias, want in ((30.0, [[0] * 9 + [1], [0] * 6 + [1, 0, 0, 0]]), (-30.0, [[0] * 10] * 2)):
+        heads.mark.bias.data.fill_(bias)
+        _, marks, _ = heads.explain(h, call_pos, e)
+        assert torch.allclose(marks, torch.tensor(want, dtype=marks.dtype), atol=1e-6), (bias, marks)
 
 
 def test_by_phrasing_reports_every_phrasing_and_shows_the_marks(tmp_path):

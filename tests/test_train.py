@@ -363,6 +363,10 @@ def test_curriculum_sort4_trains_sort4_first_and_starts_from_it(tmp_path, monkey
     assert "starting from the finished sort4 run" in capsys.readouterr().out
     run(tmp_path, *argv, "--overwrite", "--seed", "3", name="add")  # other settings: not that run
     assert "training sort4 first" in capsys.readouterr().out
+    stage = lambda: torch.load(os.path.join(sort4, "ckpt-2", "state.pt"), weights_only=False)  # noqa: E731
+    assert stage()["reasoning_config"]["reader"] == "runs"  # the default reader, named
+    run(tmp_path, *argv, "--overwrite", "--seed", "3", "--reader", "ordinal", name="add")  # heads read alike
+    assert "training sort4 first" in capsys.readouterr().out and stage()["reasoning_config"]["reader"] == "ordinal"
     with pytest.raises(SystemExit, match="not both"):
         run(tmp_path, *argv, "--curriculum", "sort4", "--warm_start", sort4, name="both")
     with pytest.raises(SystemExit, match="needs --interface args"):
@@ -378,29 +382,34 @@ def test_the_defaults_that_depend_on_the_interface():
         return args.max_threads, args.batch_size, args.iters, args.train
 
     assert resolved("--task", "sort") == (8, 16, 200, "interface")
-    assert resolved("--task", "sort", "--interface", "args") == (257, 64, 300, "all")
+    # sort-8 starts from sort4 (--curriculum sort4) and needs fewer iterations than from scratch
+    assert resolved("--task", "sort", "--interface", "args") == (257, 64, 200, "all")
+    assert resolved("--task", "sort", "--interface", "args", "--curriculum", "none") == (257, 64, 300, "all")
     assert resolved("--task", "add", "--interface", "args")[2] == 450  # add's heads, from sort4, are still moving at 300
     assert resolved("--task", "add_mod", "--interface", "args")[2] == 450
     assert resolved("--task", "sort", "--interface", "args", "--max_threads", "1024", "--iters", "100",
                     "--batch_size", "16", "--train", "interface") == (1024, 16, 100, "interface")
 
-    def curriculum(*argv):
+    def chosen(*argv):
         args = train.get_args(list(argv))
         train.resolve_defaults(args)
-        return args.curriculum
+        return args.curriculum, args.reader
 
-    assert curriculum("--task", "add", "--interface", "args") == "sort4"
-    assert curriculum("--task", "add_mod", "--interface", "args") == "sort4"
-    assert curriculum("--task", "sort", "--interface", "args", "--curriculum", "sort4") == "sort4"
-    assert {curriculum("--task", "sort"), curriculum("--task", "fib", "--interface", "args"),
-            curriculum("--task", "sort", "--interface", "args"),
-            curriculum("--task", "add_words", "--interface", "args"),
-            curriculum("--task", "sort4", "--interface", "args"),
-            curriculum("--task", "sort", "--interface", "args", "--reader", "query"),
-            curriculum("--task", "add", "--interface", "args", "--grad", "mean_field"),
-            curriculum("--task", "add", "--interface", "args", "--baseline"),
-            curriculum("--task", "add", "--interface", "args", "--warm_start", "out/x")} == {"none"}
-    assert curriculum("--task", "sort", "--interface", "args", "--curriculum", "none") == "none"
+    # several numbers to fill: the runs reader, and sort-8 and add start from sort4; one: the query reader
+    assert chosen("--task", "add", "--interface", "args") == ("sort4", "runs")
+    assert chosen("--task", "add_mod", "--interface", "args") == ("sort4", "runs")
+    assert chosen("--task", "sort", "--interface", "args") == ("sort4", "runs")
+    assert chosen("--task", "sort", "--interface", "args", "--reader", "ordinal") == ("sort4", "ordinal")
+    assert chosen("--task", "sort4", "--interface", "args") == ("none", "runs")
+    assert chosen("--task", "add_words", "--interface", "args") == ("none", "runs")
+    assert chosen("--task", "fib", "--interface", "args") == ("none", "query")
+    assert chosen("--task", "fib_words", "--interface", "args") == ("none", "query")
+    assert chosen("--task", "sort") == ("none", None)  # the tape has no heads
+    assert {chosen("--task", "sort", "--interface", "args", "--reader", "query")[0],
+            chosen("--task", "add", "--interface", "args", "--grad", "mean_field")[0],
+            chosen("--task", "add", "--interface", "args", "--baseline")[0],
+            chosen("--task", "add", "--interface", "args", "--warm_start", "out/x")[0],
+            chosen("--task", "sort", "--interface", "args", "--curriculum", "none")[0]} == {"none"}
 
 
 def test_iters_0_evaluates_the_model_as_built(tmp_path):

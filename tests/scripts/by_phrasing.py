@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 import torch  # noqa: E402
 
 from tasks import ARGS_FORMS, get_task  # noqa: E402
+from reasoning import unit  # noqa: E402
 from train import ask, checkpoint_candidates, load_trained  # noqa: E402
 
 
@@ -56,20 +57,20 @@ def main():
 
 def arg_heads(model, ordinal):
     heads = model.layer.arg_heads if model.layer is not None else None
-    if heads is None or (ordinal and heads.reader != "ordinal"):
+    if heads is None or (ordinal and heads.reader == "query"):
         sys.exit("error: this needs a run of --interface args" + (" with the ordinal reader" if ordinal else ""))
     return heads
 
 
 @torch.no_grad()
 def states(model, tokenizer, prompt):
-    """(h [1, T, D] as the layer passes it to the heads, call_pos [1]) for one prompt."""
+    """(h [1, T, D], call_pos [1], e [1, T, D]) for one prompt, as the layer passes them to the heads: the
+    stream after its block and the tokens' own vectors, each of unit length."""
     ids = tokenizer.encode(prompt, bos=True)
     tokens, call_pos = torch.tensor([ids]), torch.tensor([len(ids) - 1])
     seen = {}
     model.llama(tokens, 0, block_hook=lambda i, h: seen.setdefault(i, h))
-    h = seen[model.layer_after]
-    return h * torch.rsqrt(h.pow(2).sum(-1, keepdim=True) + 1e-6), call_pos  # unit length, as the layer passes it
+    return unit(seen[model.layer_after]), call_pos, unit(model.llama.output.weight[tokens])
 
 
 @torch.no_grad()
@@ -79,7 +80,7 @@ def truth(model, tokenizer, prompts, args):
     scaled, entropy, marks = [], [], []
     for prompt, arg in zip(prompts, args):
         want = torch.tensor([v for a in arg for v in (a if isinstance(a, (list, tuple)) else [a])])  # the slots
-        slots, mark, _ = heads.explain(*states(model, tokenizer, prompt)) if heads.reader == "ordinal" else (
+        slots, mark, _ = heads.explain(*states(model, tokenizer, prompt)) if heads.reader != "query" else (
             heads(*states(model, tokenizer, prompt)), None, None)
         scaled.append(slots.shape[-1] * slots[0].gather(1, want[:, None]).mean())
         entropy.append(-(slots[0] * slots[0].clamp_min(1e-30).log()).sum(-1).mean())
@@ -94,7 +95,7 @@ def show(model, tokenizer, prompt):
     heads = arg_heads(model, ordinal=True)
     ids = tokenizer.encode(prompt, bos=True)
     slots, marks, values = heads.explain(*states(model, tokenizer, prompt))
-    for t, text in enumerate([tokenizer.decode([i]) for i in ids] + ["(end)"]):
+    for t, text in enumerate([tokenizer.decode([i]) for i in ids] + ["(end)", "(tail)"][:marks.shape[1] - len(ids)]):
         print(f"{text!r:>22}  mark {marks[0, t]:.2f}  value {values[0, t].argmax():3d} (p {values[0, t].max():.2f})")
     for s, dist in enumerate(slots[0]):
         top = dist.topk(3)
