@@ -2271,7 +2271,15 @@ class ReasoningLayer(nn.Module):
         right = torch.cat([times > want[b][..., 1], (have_n == want_n[b])[:, None]], 1) & ok[:, None]
         p = w.new_zeros(B, right.shape[1]).index_add(0, b, w[:, None] * right)  # [B, W + 1]
         counted = torch.cat([want[..., 1] >= 0, torch.ones_like(want_n[:, None], dtype=torch.bool)], 1)
-        return -(torch.log(p.clamp(0, 1) + 1e-6) * counted).sum(1)
+        # And the whole answer, where the sample holds it right. Per word, a value that the likeliest
+        # assignment misses is credited to every slot whose change puts it in the answer (a sorted list
+        # does not say which slot held it), and the slot that did hold it, read as another value, need not
+        # even be drawn: seen alone, that was a single value read wrong in every prompt (README). The whole
+        # answer is right only when that slot changes, so there all its credit goes to it.
+        whole = w.new_zeros(B).index_add(0, b, w * ((rows["rows_chars"] == chars[b]).all(1) & ok))
+        shown = whole.detach() > 0
+        return (-(torch.log(p.clamp(0, 1) + 1e-6) * counted).sum(1)
+                - torch.log(torch.where(shown, whole.clamp(0, 1), torch.ones_like(whole))))
 
     # -- read back -------------------------------------------------------------
 

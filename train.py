@@ -1199,7 +1199,7 @@ SORT4_FIRST = ["--task", "sort4", "--interface", "args", "--grad", "exact", "--b
 def sort4_first(args):
     """--curriculum sort4: (the directory of a finished sort4 run to start from, its seconds of training).
 
-    The run is README's sort4 row (100 iterations of batch 64 with every one-slot change: 92.0% with the
+    The run is README's sort4 row (100 iterations of batch 64 with every one-slot change: 82.5% with the
     runs reader; evaluated here on 50 examples a split), with this run's model settings (preset, init,
     layer, seed, device, dtype, reader), into `<out_dir>-sort4`; one that finished there with the same
     settings (its curriculum.json) is reused, anything else is replaced (one stopped by Ctrl-C has no

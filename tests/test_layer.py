@@ -520,7 +520,8 @@ def test_the_machine_loss_is_the_runs_likelihood_of_the_answer():
 
 def test_the_machine_loss_gives_credit_per_word_without_the_table():
     """Sampled threads (sort's neighbourhood) do not hold every answer: there the loss gives credit per
-    word of the answer (as often as the target has it) and for the number of words, counted by hand here."""
+    word of the answer (as often as the target has it) and for the number of words, and to the whole
+    answer where some row has it right (no term where none has), counted by hand here."""
     from model import Tokenizer
 
     model = tiny_args_model("sort_args", args_len=4)
@@ -537,15 +538,17 @@ def test_the_machine_loss_gives_credit_per_word_without_the_table():
                "rows_chars": torch.stack([chars(r) for r in rows]), "rows_weight": torch.tensor(weights)}
         return float(layer.machine_nll(run, torch.tensor([tokenizer.encode(target) + [tokenizer.eos_id]]))[0])
 
-    # "1": rows 0 and 1 (0.8); "2": row 0 (0.5); two words: rows 0 and 1 (0.8); row 2 did not return
-    expected = -(math.log(0.8 + 1e-6) + math.log(0.5 + 1e-6) + math.log(0.8 + 1e-6))
+    # "1": rows 0 and 1 (0.8); "2": row 0 (0.5); two words: rows 0 and 1 (0.8); row 2 did not return;
+    # the whole answer: row 0 (0.5)
+    expected = -(math.log(0.8 + 1e-6) + math.log(0.5 + 1e-6) + math.log(0.8 + 1e-6) + math.log(0.5))
     assert math.isclose(nll(["1 2", "1 3", "1 2"], [0.5, 0.3, 0.2], [True, True, False], "1 2"), expected, rel_tol=1e-6)
     # a word counts as often as the target has it: "3 5 5" has the first 3 and the 5, not the second 3
-    expected = -(math.log(1.0 + 1e-6) + math.log(0.4 + 1e-6) + math.log(1.0 + 1e-6) + math.log(1.0 + 1e-6))
+    expected = -(math.log(1.0 + 1e-6) + math.log(0.4 + 1e-6) + math.log(1.0 + 1e-6) + math.log(1.0 + 1e-6)
+                 + math.log(0.4))  # the whole answer: the second row
     assert math.isclose(nll(["3 5 5", "3 3 5"], [0.6, 0.4], [True, True], "3 3 5"), expected, rel_tol=1e-6)
     # "12" is not "1" and "2"; and a word is not a prefix of another
     assert nll(["12", "1 2"], [0.7, 0.3], [True, True], "1 2") > nll(["1 2", "12"], [0.7, 0.3], [True, True], "1 2")
-    assert math.isclose(nll(["123 45"], [1.0], [True], "12 45"), -math.log(1e-6), rel_tol=1e-6)
+    assert math.isclose(nll(["123 45"], [1.0], [True], "12 45"), -math.log(1e-6), rel_tol=1e-6)  # no whole term
 
 
 def test_heaviest_rows_keeps_each_examples_k_heaviest():
@@ -674,3 +677,28 @@ def test_fewer_numbers_than_the_entry_takes_is_a_warning():
         found = [w for w in run["warnings"][0] if "fewer numbers" in w]
         assert len(found) == warned, run["warnings"][0]
         assert all("sort_args takes (4): the last read nothing (100%)" in w for w in found)
+
+
+def test_heads_credit_prints_the_gradient_each_slot_gets(tmp_path):
+    """tests/scripts/heads_credit.py on a short sort4 run: one line per slot of the prompts it shows, each
+    holding the value in at least one slot, and the two means; a run without heads is refused."""
+    import re
+    import subprocess
+    import sys
+    import train
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    train.main(["--task", "sort4", "--interface", "args", "--iters", "2", "--batch_size", "2", "--max_threads", "9",
+                "--eval_n", "1", "--log_interval", "1000", "--out_dir", str(tmp_path / "sort4")])
+    script = [sys.executable, os.path.join(repo, "tests", "scripts", "heads_credit.py")]
+    out = subprocess.run([*script, str(tmp_path / "sort4"), "5", "--n", "3", "--show", "2"], capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    slots = [re.fullmatch(r"  slot (\d): holds +(\d+), likeliest +(\d+), P\(5\) ([0-9.]+), dL/dP\(5\) +(\S+)", line)
+             for line in out if line.startswith("  slot")]
+    assert len(slots) == 2 * 4 and all(slots), out
+    assert all(sum(int(m.group(2)) == 5 for m in slots[k:k + 4]) >= 1 for k in (0, 4)), out
+    assert re.fullmatch(r"mean dL/dP\(5\): \S+ at the slots holding it, \S+ at the others \(3 prompts\)", out[-1]), out
+    train.main(["--task", "fib", "--baseline", "--iters", "1", "--batch_size", "2", "--eval_n", "1",
+                "--out_dir", str(tmp_path / "base")])
+    refused = subprocess.run([*script, str(tmp_path / "base"), "5"], capture_output=True, text=True)
+    assert refused.returncode != 0 and "--interface args" in refused.stderr

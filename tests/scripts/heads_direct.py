@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from train import build, encode_batch, get_args  # noqa: E402
+from reasoning import unit  # noqa: E402
+from train import build, encode_batch, get_args, resolve_defaults  # noqa: E402
 
 
 def main():
@@ -28,12 +29,14 @@ def main():
     p.add_argument("--task", default="add_mod", help="a task with an args entry point (fib, add_mod, sort4, ...)")
     p.add_argument("--iters", type=int, default=400)
     p.add_argument("--frozen", action="store_true", help="train only the heads (the LLaMA stays as initialised)")
-    p.add_argument("--reader", default=None, choices=["ordinal", "query"], help="train.py's --reader (its default)")
+    p.add_argument("--reader", default=None, choices=["ordinal", "runs", "query"],
+                   help="train.py's --reader (its default)")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--lr", type=float, default=None, help="default 1e-2 frozen, else 2e-3 (train.py's)")
     a = p.parse_args()
     reader = ["--reader", a.reader] if a.reader else []
     args = get_args(["--task", a.task, "--interface", "args", "--max_threads", "8", *reader])
+    resolve_defaults(args)  # train.py's reader for the task
     torch.manual_seed(0)
     task, tokenizer, model = build(args, "cpu")
     heads = model.layer.arg_heads
@@ -53,8 +56,8 @@ def main():
             return h
 
         model.llama(tokens, 0, block_hook=hook)
-        h = state["h"] * torch.rsqrt(state["h"].pow(2).sum(-1, keepdim=True) + 1e-6)  # as the layer passes it
-        probs = heads(h, call_pos)  # [B, S, V]
+        e = unit(model.llama.output.weight[tokens])  # the tokens' own vectors (the runs reader reads them)
+        probs = heads(unit(state["h"]), call_pos, e)  # [B, S, V], read as the layer passes them
         loss = F.nll_loss(probs.clamp_min(1e-9).log().flatten(0, 1), values.flatten())
         optimizer.zero_grad()
         loss.backward()
