@@ -1710,7 +1710,7 @@ class ArgumentHeads(nn.Module):
         return self.read(h, call_pos, e)[0]
 
     def read(self, h, call_pos, e=None):
-        """(slots [B, S, V] as `forward`, unread [B]): with the ordinal reader, the probability that the last
+        """(slots [B, S, V] as `forward`, unread [B]): with a reader that counts, the probability that the last
         slot found no number (the marks add up to fewer than S: the prompt holds fewer numbers than the
         entry takes); 0 with the query reader, which always reads somewhere."""
         if self.reader == "query":
@@ -1720,7 +1720,7 @@ class ArgumentHeads(nn.Module):
         return slots, (self.n_slots - mark.sum(1)).clamp(0, 1)
 
     def explain(self, h, call_pos, e=None):
-        """(slots [B, S, V], marks [B, T + 1], values [B, T + 1, V]): what the ordinal reader gives, and what it
+        """(slots [B, S, V], marks [B, T + 1], values [B, T + 1, V]): what a counting reader gives, and what it
         saw position by position (the prompt and its end state); tests/scripts/by_phrasing.py --show."""
         return self._ordinal(h, call_pos, e)
 
