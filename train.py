@@ -1016,7 +1016,11 @@ def load_checkpoint(out_dir, model, optimizer, args):
         if mismatch:
             sys.exit(f"error: {mismatch}")
         if missing or unexpected:
-            sys.exit(f"error: checkpoint {path} does not fit this model: missing {missing}, unexpected {unexpected}")
+            hint = ("; a run made with another reader (before the runs reader, the default with several slots "
+                    "was ordinal): give its --reader" if any("arg_heads" in k for k in [*missing, *unexpected])
+                    else "")
+            sys.exit(f"error: checkpoint {path} does not fit this model: missing {missing}, unexpected "
+                     f"{unexpected}{hint}")
         optimizer.load_state_dict(state["optimizer"])
         if failed:
             print(f"warning: resuming from the previous checkpoint, {path}", file=sys.stderr)

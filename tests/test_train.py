@@ -467,3 +467,14 @@ def test_init_with_a_broken_config_stops_with_the_key_and_file(tmp_path, config,
     with pytest.raises(SystemExit) as e:
         run(tmp_path, "--init", str(tmp_path / "hf"), "--iters", "1")
     assert message in str(e.value) and str(tmp_path / "hf" / "config.json") in str(e.value)
+
+
+def test_resuming_a_run_of_another_reader_says_which_flag_to_give(tmp_path):
+    """A run made with the ordinal reader (the default with several slots before the runs reader) resumed
+    without --reader builds the runs reader, whose parameters differ: a clear error naming the flag."""
+    common = ["--task", "sort4", "--interface", "args", "--batch_size", "2", "--max_threads", "9", "--eval_n", "1",
+              "--out_dir", str(tmp_path / "run")]
+    train.main([*common, "--reader", "ordinal", "--iters", "1"])
+    with pytest.raises(SystemExit, match="give its --reader"):
+        train.main([*common, "--iters", "2", "--resume"])
+    train.main([*common, "--reader", "ordinal", "--iters", "2", "--resume"])  # with it, the run goes on
