@@ -1943,7 +1943,8 @@ class ReasoningLayer(nn.Module):
         mass that returned) and the per-example masses and flags of the docstring."""
         choice = self.choose_program(h, call_pos)  # [B, E]
         if self.interface == "args":
-            e = None if token_vectors is None else unit(token_vectors[tokens])  # each token's own vector
+            runs = self.arg_heads.reader == "runs" and token_vectors is not None
+            e = unit(token_vectors[tokens]) if runs else None  # each token's own vector: the runs reader's
             args, unread = self.arg_heads.read(h, call_pos, e)  # [B, S, V], [B]
             run = self.run_args_exact if self.grad == "exact" else self.run_args_mean_field
             return {"choice": choice, "args": args, "unread": unread.detach(), **run(args, max_steps, tokens, call_pos)}

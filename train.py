@@ -872,7 +872,7 @@ def prompted_baseline(llama, tokenizer, task, args, device, autocast, out_dir, m
 CHECKPOINT_KEYS = ("task", "preset", "init", "baseline", "library", "layer_after", "grad", "train", "seed", "interface")
 # Settings a resumed run may change; it then is no longer the run the checkpoint began, so it says so.
 RESUME_NOTE_KEYS = ("lr", "min_lr", "warmup", "weight_decay", "grad_clip", "batch_size", "grad_accum",
-                    "max_steps_train", "reader")
+                    "max_steps_train")
 
 
 def prepare_out_dir(out_dir, args):

@@ -73,13 +73,18 @@ def states(model, tokenizer, prompt):
     return unit(seen[model.layer_after]), call_pos, unit(model.llama.output.weight[tokens])
 
 
+def slot_values(args):
+    """A sample's arguments as the heads' slots see them: ints, and each cell of a list, in order."""
+    return [v for a in args for v in (a if isinstance(a, (list, tuple)) else [a])]
+
+
 @torch.no_grad()
 def truth(model, tokenizer, prompts, args):
     """One line: mean V P(true value) over slots and prompts, mean entropy, mean marks' sum (ordinal)."""
     heads = arg_heads(model, ordinal=False)
     scaled, entropy, marks = [], [], []
     for prompt, arg in zip(prompts, args):
-        want = torch.tensor([v for a in arg for v in (a if isinstance(a, (list, tuple)) else [a])])  # the slots
+        want = torch.tensor(slot_values(arg))
         slots, mark, _ = heads.explain(*states(model, tokenizer, prompt)) if heads.reader != "query" else (
             heads(*states(model, tokenizer, prompt)), None, None)
         scaled.append(slots.shape[-1] * slots[0].gather(1, want[:, None]).mean())

@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 import torch  # noqa: E402
 
-from by_phrasing import model_task  # noqa: E402
+from by_phrasing import model_task, slot_values  # noqa: E402
 from tasks import get_task  # noqa: E402
 from train import encode_batch, load_trained  # noqa: E402
 
@@ -41,7 +41,7 @@ def main():
     batch, truth = [], []
     for _ in range(100_000):
         values, answer = task.sample(rng, "train")
-        slots = [v for arg in values["args"] for v in (arg if isinstance(arg, (list, tuple)) else [arg])]
+        slots = slot_values(values["args"])
         if a.value in slots:
             batch.append((rng.choice(task.train_phrasings).format(**values), answer))
             truth.append(slots)
