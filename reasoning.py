@@ -1547,7 +1547,9 @@ class ReasoningConfig:
     reads back; gate_bias: the write gate's starting logit (open); gate_window: positions the gate reads;
     reader: where the argument heads look, "runs", "ordinal" or "query" (None: ordinal for several slots,
     query for one, what checkpoints stored before the runs reader; train.py names its default, runs for
-    several slots; `ArgumentHeads`).
+    several slots; `ArgumentHeads`); late_copy: the read character's vector is also added after the
+    LLaMA's last block, with a gain of its own (`ReasoningLayer.forward`; False: what checkpoints made
+    before it stored; train.py turns it on with --interface args).
     """
     entries: list = None
     layer_after: int = None
@@ -1565,6 +1567,7 @@ class ReasoningConfig:
     gate_bias: float = 6.0
     gate_window: int = 3
     reader: str = None
+    late_copy: bool = False
 
     def to_dict(self):
         return asdict(self)
@@ -1878,6 +1881,9 @@ class ReasoningLayer(nn.Module):
         self.out_proj = nn.Linear(self.window * dim, dim, bias=False)
         nn.init.zeros_(self.out_proj.weight)
         self.gain = nn.Parameter(torch.zeros(()))
+        self.late_copy = config.late_copy
+        if config.late_copy:  # and, past the blocks above, once more on the way out (see forward)
+            self.late_gain = nn.Parameter(torch.zeros(()))
 
     # -- the heads -------------------------------------------------------------
 
@@ -2312,7 +2318,16 @@ class ReasoningLayer(nn.Module):
         return read @ E_val.to(read.dtype)
 
     def forward(self, h, tokens, call_pos, token_vectors, cache=None, start_pos=0):
-        """h [B, T', D] -> (h of each row plus what its positions from the call on read back [U, T', D], the run).
+        """h [B, T', D] -> (h of each row plus what its positions from the call on read back [U, T', D], the run,
+        late [U, T', D] or None).
+
+        `late` (with `late_copy`) is what `AugmentedLlama` adds after the LLaMA's last block: the read
+        character's vector times a gain of its own, zero at first. The blocks between here and the output
+        learn to copy what is read back on the prompts they train on; on a phrasing never seen they can
+        disturb it (sort-8's "ascending order [{cs}]:" with seed 2: 0.667 of the answers right, the heads'
+        values all right and the first numbers of the answer garbled), and on the way out the read
+        character reaches the output head (the same vectors, when tied) past them (README "The paper's
+        interface").
 
         Without `cache` the machine runs on the prompts and h, tokens [B, T] and call_pos [B] are per
         example; each example's hidden states are copied to its rows (`run["rows_b"]`). With `cache` (the
@@ -2337,7 +2352,8 @@ class ReasoningLayer(nn.Module):
         char = emb[:, :, 0] * torch.rsqrt(token_vectors.float().pow(2).mean().to(h.dtype))
         delta = self.out_proj(emb.flatten(2)) + GAIN_SCALE * self.gain * char  # [U, T', D]
         after = torch.arange(start_pos, tokens.shape[1], device=h.device)[None] >= call_pos[:, None]  # [U, T']
-        return h + delta * after[..., None], run
+        late = GAIN_SCALE * self.late_gain * char * after[..., None] if self.late_copy else None
+        return h + delta * after[..., None], run, late
 
 
 def words(chars):
@@ -2444,7 +2460,10 @@ class AugmentedLlama(nn.Module):
 
             def hook(i, h):
                 if i == self.layer_after:
-                    h, out["run"] = self.layer(h, tokens, call_pos, self.llama.output.weight, cache, start_pos)
+                    h, out["run"], out["late"] = self.layer(h, tokens, call_pos, self.llama.output.weight, cache,
+                                                            start_pos)
+                if i == self.llama.args.n_layers - 1 and out["late"] is not None:  # the late copy, on the way out
+                    h = h + out["late"]
                 return h
 
             logits, run = self.llama(tokens[:, start_pos:], start_pos, block_hook=hook), out["run"]

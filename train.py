@@ -142,6 +142,9 @@ def get_args(argv=None):
                         "where a run of positions the heads say are in a number ends (runs; the default with "
                         "several slots) or at the (s+1)-th of their free marks (ordinal), or where its learned "
                         "query attends (query; the default with one); see reasoning.ArgumentHeads")
+    p.add_argument("--late_copy", default=None, choices=["on", "off"],
+                   help="also add the read-back character after the LLaMA's last block, with a learned gain "
+                        "(default: on with --interface args, off with the tape; reasoning.ReasoningLayer.forward)")
     p.add_argument("--machine_loss", type=float, default=None, help="weight of the machine's own likelihood "
                    "of the answer (before the LLaMA reads it back: exact, or per word over a sample) in the "
                    "loss; default 1 with --interface args, 0 with the tape (reasoning.ReasoningLayer.machine_nll)")
@@ -286,8 +289,8 @@ def main(argv=None):
 
 
 def resolve_defaults(args):
-    """The defaults that depend on other flags: --max_threads, --batch_size, --reader, --curriculum, --iters,
-    --train, --lr, --min_lr. The reader is named here, not left to the reasoning layer's own default (the
+    """The defaults that depend on other flags: --max_threads, --batch_size, --reader, --late_copy, --curriculum,
+    --iters, --train, --lr, --min_lr. The reader is named here, not left to the reasoning layer's own default (the
     ordinal reader, which checkpoints made before the runs reader stored as None), so that a run's
     checkpoint says which one it trained."""
     args.max_threads = max_threads(args)
@@ -296,6 +299,8 @@ def resolve_defaults(args):
     form = ARGS_FORMS.get(args.task, args.task) if args.interface == "args" else None
     if args.reader is None and form in {**TASKS, **VARIANTS} and get_task(form).args_entry:
         args.reader = "runs" if argument_slots(get_task(form)) > 1 else "query"
+    if args.late_copy is None:  # args: held-out phrasings garbled the copy of right answers (README); the
+        args.late_copy = "on" if args.interface == "args" else "off"  # tape's rows were measured without it
     if args.curriculum is None:  # add's heads from scratch: the uniform saddle; sort-8's blurred (README)
         args.curriculum = "sort4" if (form in ("add_mod", "sort8") and args.grad == "exact" and not args.baseline
                                       and args.reader != "query" and not args.warm_start) else "none"
@@ -639,7 +644,7 @@ def reasoning_config(args, task):
                            max_threads=max_threads(args), max_steps=args.max_steps,
                            max_steps_train=args.max_steps_train, n_cells=N_CELLS,
                            trainable_library=args.library == "trainable", args_len=getattr(task, "args_len", 0),
-                           machine_loss=args.machine_loss, reader=args.reader)
+                           machine_loss=args.machine_loss, reader=args.reader, late_copy=args.late_copy == "on")
 
 
 def library_program(stored=None):
@@ -1018,7 +1023,8 @@ def load_checkpoint(out_dir, model, optimizer, args):
         if missing or unexpected:
             hint = ("; a run made with another reader (before the runs reader, the default with several slots "
                     "was ordinal): give its --reader" if any("arg_heads" in k for k in [*missing, *unexpected])
-                    else "")
+                    else "; a run made with another --late_copy (before it, off): give it"
+                    if any("late_gain" in k for k in [*missing, *unexpected]) else "")
             sys.exit(f"error: checkpoint {path} does not fit this model: missing {missing}, unexpected "
                      f"{unexpected}{hint}")
         optimizer.load_state_dict(state["optimizer"])
@@ -1218,6 +1224,7 @@ def sort4_first(args):
     argv += ["--init", args.init] if args.init else []
     argv += ["--layer_after", str(args.layer_after)] if args.layer_after is not None else []
     argv += ["--reader", args.reader] if args.reader else []  # the heads it hands on read as this run's do
+    argv += ["--late_copy", args.late_copy] if args.late_copy else []
     made = os.path.join(out, "curriculum.json")  # the settings it was trained with, written once it finished
     if os.path.isfile(made) and os.path.isfile(os.path.join(out, "results.json")):
         before = json.load(open(made))

@@ -325,6 +325,45 @@ def test_cached_generation_equals_recomputing_every_step(tiny_augmented):
     model.train()
 
 
+def test_the_late_copy_adds_the_read_character_after_the_last_block():
+    """late_copy: the read character's vector is added once more after the LLaMA's last block, with a gain
+    of its own that starts at zero (the logits are those of the model without it) and learns from the
+    answers' likelihood; made large, it alone copies the machine's answer to the output (tied vectors)."""
+    from model import Llama, ModelArgs, Tokenizer
+    from reasoning import AugmentedLlama
+    import tasks
+
+    def build(late_copy):
+        torch.manual_seed(0)
+        args = ModelArgs.preset("tiny")
+        args.n_layers, args.dim, args.n_heads, args.n_kv_heads, args.ffn_hidden_dim = 2, 32, 2, 1, 64
+        return AugmentedLlama(Llama(args), tokenizer, tasks.compile_library(), ["fib_task", "add_task"],
+                              n_cells=tasks.N_CELLS, late_copy=late_copy)
+
+    tokenizer = Tokenizer()
+    plain, late = build(False), build(True)
+    assert not hasattr(plain.layer, "late_gain") and float(late.layer.late_gain.detach()) == 0.0
+    prompt, answer = "fib(7)=", "13"  # fib(7) = 13
+    ids = tokenizer.encode(prompt, bos=True)
+    full = ids + tokenizer.encode(answer) + [tokenizer.eos_id]
+    tokens, calls = torch.tensor([full]), torch.tensor([len(ids) - 1])
+    want = full[len(ids):]  # what the call position and each answer position should predict
+    with forced(plain, "fib_task"), forced(late, "fib_task"):
+        before, _ = plain(tokens, calls)
+        assert torch.equal(late(tokens, calls)[0], before)  # zero gain: the same model
+        targets = torch.full_like(tokens, -100)
+        targets[0, len(ids):] = tokens[0, len(ids):]
+        loss, _ = late(tokens[:, :-1], calls, targets=targets[:, 1:])
+        loss.backward()
+        assert late.layer.late_gain.grad is not None and float(late.layer.late_gain.grad) < 0  # it should grow
+        with torch.no_grad():
+            late.layer.late_gain.fill_(1.0)
+            after, _ = late(tokens, calls)
+    predicted = lambda logits: logits[0, len(ids) - 1:-1].argmax(-1).tolist()  # noqa: E731
+    assert predicted(after) == want
+    assert predicted(before) != want  # the untrained LLaMA does not copy by itself
+
+
 # -----------------------------------------------------------------------------
 # The paper's interface (--interface args): argument heads fill the entry point's numbers.
 

@@ -367,6 +367,9 @@ def test_curriculum_sort4_trains_sort4_first_and_starts_from_it(tmp_path, monkey
     assert stage()["reasoning_config"]["reader"] == "runs"  # the default reader, named
     run(tmp_path, *argv, "--overwrite", "--seed", "3", "--reader", "ordinal", name="add")  # heads read alike
     assert "training sort4 first" in capsys.readouterr().out and stage()["reasoning_config"]["reader"] == "ordinal"
+    assert stage()["reasoning_config"]["late_copy"]  # on, as this run's
+    run(tmp_path, *argv, "--overwrite", "--seed", "3", "--reader", "ordinal", "--late_copy", "off", name="add")
+    assert not stage()["reasoning_config"]["late_copy"]
     with pytest.raises(SystemExit, match="not both"):
         run(tmp_path, *argv, "--curriculum", "sort4", "--warm_start", sort4, name="both")
     with pytest.raises(SystemExit, match="needs --interface args"):
@@ -405,6 +408,10 @@ def test_the_defaults_that_depend_on_the_interface():
     assert chosen("--task", "fib", "--interface", "args") == ("none", "query")
     assert chosen("--task", "fib_words", "--interface", "args") == ("none", "query")
     assert chosen("--task", "sort") == ("none", None)  # the tape has no heads
+    late = lambda *argv: train.resolve_defaults(a := train.get_args(list(argv))) or a.late_copy  # noqa: E731
+    assert late("--task", "sort", "--interface", "args") == late("--task", "fib", "--interface", "args") == "on"
+    assert late("--task", "sort") == "off"  # the tape's rows were measured without it
+    assert late("--task", "sort", "--interface", "args", "--late_copy", "off") == "off"
     assert {chosen("--task", "sort", "--interface", "args", "--reader", "query")[0],
             chosen("--task", "add", "--interface", "args", "--grad", "mean_field")[0],
             chosen("--task", "add", "--interface", "args", "--baseline")[0],
@@ -478,3 +485,14 @@ def test_resuming_a_run_of_another_reader_says_which_flag_to_give(tmp_path):
     with pytest.raises(SystemExit, match="give its --reader"):
         train.main([*common, "--iters", "2", "--resume"])
     train.main([*common, "--reader", "ordinal", "--iters", "2", "--resume"])  # with it, the run goes on
+
+
+def test_resuming_a_run_of_another_late_copy_says_which_flag_to_give(tmp_path):
+    """A run made without the late copy (as every run before it) resumed with the args default (on) has one
+    parameter fewer than the model now built: the error names --late_copy."""
+    common = ["--task", "fib", "--interface", "args", "--batch_size", "2", "--eval_n", "1",
+              "--out_dir", str(tmp_path / "run")]
+    train.main([*common, "--late_copy", "off", "--iters", "1"])
+    with pytest.raises(SystemExit, match="another --late_copy"):
+        train.main([*common, "--iters", "2", "--resume"])
+    train.main([*common, "--late_copy", "off", "--iters", "2", "--resume"])
