@@ -680,11 +680,12 @@ def test_by_phrasing_reports_every_phrasing_and_shows_the_marks(tmp_path):
     train.main([*common, "--reader", "ordinal", "--out_dir", str(tmp_path / "ordinal")])
     script = [sys.executable, os.path.join(repo, "tests", "scripts", "by_phrasing.py")]
     out = subprocess.run([*script, str(tmp_path / "ordinal"), "--n", "3"], capture_output=True, text=True, check=True)
-    rows = [re.fullmatch(r"(train|held out) +([0-9.]+)  (.*)", line).groups() for line in out.stdout.splitlines()]
+    rows = [re.fullmatch(r"(train|held out) +([0-9.]+)  heads +([0-9.]+)  (.*)", line).groups()
+            for line in out.stdout.splitlines()]  # the exact match, and the share the heads read whole
     fib = tasks.get_task("fib")
-    assert [(kind, phrasing) for kind, _, phrasing in rows] == \
+    assert [(kind, phrasing) for kind, _, _, phrasing in rows] == \
         [("train", p) for p in fib.train_phrasings] + [("held out", p) for p in fib.test_phrasings], out.stdout
-    assert all(0 <= float(share) <= 1 for _, share, _ in rows)
+    assert all(0 <= float(share) <= 1 and 0 <= float(heads) <= 1 for _, share, heads, _ in rows)
     show = subprocess.run([*script, str(tmp_path / "ordinal"), "--show", "fib(5)="], capture_output=True, text=True,
                           check=True).stdout.splitlines()
     assert len(show) == len("fib(5)=") + 2 + 1 and show[-1].startswith("slot 0: "), show  # BOS, 7 chars, end

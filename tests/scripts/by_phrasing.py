@@ -8,7 +8,8 @@
 A diagnostic for README "The paper's interface": a split mixes its phrasings, and a reader that
 generalises to one held-out phrasing and not to the other shows only as their average. Loads the run
 (`train.load_trained`), draws `--n` prompts of the test split's numbers for each training and each
-held-out phrasing of its task (the same draws for every phrasing), and prints the share answered exactly.
+held-out phrasing of its task (the same draws for every phrasing), and prints the share answered exactly
+(and, for an args run, the share whose numbers the heads read right: every slot's likeliest value).
 With --show (an args run with the ordinal reader): each position of that prompt with its mark and its
 likeliest value, then each slot's three likeliest values. With --truth (an args run): for each phrasing
 what the heads give the true arguments, V x P(the true value) averaged over slots and prompts (1 is what
@@ -42,6 +43,7 @@ def main():
     task = get_task(model_task(a.run))
     rng = random.Random(a.seed)
     draws = [task.sample(rng, "test") for _ in range(a.n)]
+    args_run = model.layer is not None and model.layer.arg_heads is not None
     if a.truth:
         print(f"{'':8}  {'V P(true)':>9}  {'entropy':>7}  {'marks':>5}  phrasing")
     for kind, phrasings in (("train", task.train_phrasings), ("held out", task.test_phrasings)):
@@ -52,7 +54,18 @@ def main():
                 continue
             answers = ask(model, tokenizer, prompts)
             right = sum(got.text == want for got, (_, want) in zip(answers, draws))
-            print(f"{kind:8}  {right / a.n:6.3f}  {phrasing}")
+            heads = "" if not args_run else f"  heads {read_right(model, tokenizer, prompts, draws) / a.n:6.3f}"
+            print(f"{kind:8}  {right / a.n:6.3f}{heads}  {phrasing}")
+
+
+@torch.no_grad()
+def read_right(model, tokenizer, prompts, draws):
+    """How many prompts the argument heads read whole: every slot's likeliest value is the true one. Next
+    to the exact match it tells the two halves apart: a prompt read right and answered wrong was lost in
+    the copy of the machine's answer, not in the reading."""
+    heads = arg_heads(model, ordinal=False)
+    return sum(bool((heads(*states(model, tokenizer, p))[0].argmax(-1) == torch.tensor(slot_values(v["args"]))).all())
+               for p, (v, _) in zip(prompts, draws))
 
 
 def arg_heads(model, ordinal):
