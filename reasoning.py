@@ -2326,8 +2326,10 @@ class ReasoningLayer(nn.Module):
         learn to copy what is read back on the prompts they train on; on a phrasing never seen they can
         disturb it (sort-8's "ascending order [{cs}]:" with seed 2: 0.667 of the answers right, the heads'
         values all right and the first numbers of the answer garbled), and on the way out the read
-        character reaches the output head (the same vectors, when tied) past them (README "The paper's
-        interface").
+        character reaches the output head (the same vectors, when tied) past them. Its gain learns from
+        `AugmentedLlama.forward`'s loss, which also asks the copy alone for the answer: through the
+        blocks' output only, it stopped growing (1.1-1.8) once the blocks copied the training phrasings,
+        and the garbled answers stayed (README "The paper's interface").
 
         Without `cache` the machine runs on the prompts and h, tokens [B, T] and call_pos [B] are per
         example; each example's hidden states are copied to its rows (`run["rows_b"]`). With `cache` (the
@@ -2469,11 +2471,16 @@ class AugmentedLlama(nn.Module):
             logits, run = self.llama(tokens[:, start_pos:], start_pos, block_hook=hook), out["run"]
         if targets is None:
             return logits, run
+        late = out["late"] if self.layer is not None else None
         rows = torch.arange(len(tokens), device=tokens.device) if run is None else run["rows_b"]
         weight = torch.ones(len(rows), device=tokens.device) if run is None else run["rows_weight"]
         nll = F.cross_entropy(logits.float().transpose(1, 2), targets[rows], ignore_index=-100, reduction="none")
         log_p = torch.log(weight.float()) - nll.sum(1)  # [U] log(weight * P(answer | row))
         loss = -segment_logsumexp(log_p, rows, len(tokens)).sum()
+        if late is not None:  # the late copy by itself (its logits through the output head) gives the answer too
+            copy = late.float() @ self.llama.output.weight.float().T  # [U, T, vocab]
+            nll = F.cross_entropy(copy.transpose(1, 2), targets[rows], ignore_index=-100, reduction="none")
+            loss = loss - segment_logsumexp(torch.log(weight.float()) - nll.sum(1), rows, len(tokens)).sum()
         # The machine's own likelihood of the answer (`ReasoningLayer.machine_nll`): by default weighted 1
         # with the args interface, whose heads cannot learn without it, and 0 with the tape, which learns
         # through the read-back alone (its results were measured so).

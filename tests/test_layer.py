@@ -328,7 +328,8 @@ def test_cached_generation_equals_recomputing_every_step(tiny_augmented):
 def test_the_late_copy_adds_the_read_character_after_the_last_block():
     """late_copy: the read character's vector is added once more after the LLaMA's last block, with a gain
     of its own that starts at zero (the logits are those of the model without it) and learns from the
-    answers' likelihood; made large, it alone copies the machine's answer to the output (tied vectors)."""
+    answers' likelihood, to which the copy alone adds its own; made large, it alone copies the machine's
+    answer to the output (tied vectors)."""
     from model import Llama, ModelArgs, Tokenizer
     from reasoning import AugmentedLlama
     import tasks
@@ -354,6 +355,11 @@ def test_the_late_copy_adds_the_read_character_after_the_last_block():
         targets = torch.full_like(tokens, -100)
         targets[0, len(ids):] = tokens[0, len(ids):]
         loss, _ = late(tokens[:, :-1], calls, targets=targets[:, 1:])
+        # the copy alone is asked for the answer too: at zero gain its logits are flat, log(vocab) a token
+        n = int((targets != -100).sum())
+        with torch.no_grad():
+            without = plain(tokens[:, :-1], calls, targets=targets[:, 1:])[0]
+        assert math.isclose(float(loss - without), n * math.log(late.llama.args.vocab_size), rel_tol=1e-5)
         loss.backward()
         assert late.layer.late_gain.grad is not None and float(late.layer.late_gain.grad) < 0  # it should grow
         with torch.no_grad():
