@@ -359,7 +359,7 @@ def test_the_late_copy_adds_the_read_character_after_the_last_block():
         n = int((targets != -100).sum())
         with torch.no_grad():
             without = plain(tokens[:, :-1], calls, targets=targets[:, 1:])[0]
-        assert math.isclose(float(loss - without), n * math.log(late.llama.args.vocab_size), rel_tol=1e-5)
+        assert math.isclose(float(loss.detach() - without), n * math.log(late.llama.args.vocab_size), rel_tol=1e-5)
         loss.backward()
         assert late.layer.late_gain.grad is not None and float(late.layer.late_gain.grad) < 0  # it should grow
         with torch.no_grad():
