@@ -1211,7 +1211,7 @@ def sort4_first(args):
 
     The run is README's sort4 row (100 iterations of batch 64 with every one-slot change; with the runs
     reader 98.0% and 94.0% for seeds 0 and 1, evaluated here on 50 examples a split), with this run's
-    model settings (preset, init, layer, seed, device, dtype, reader), into `<out_dir>-sort4`; one that
+    model settings (preset, init, layer, seed, device, dtype, reader, late copy), into `<out_dir>-sort4`; one that
     finished there with the same settings (its curriculum.json) is reused, anything else is replaced (one
     stopped by Ctrl-C has no curriculum.json: it is trained again, not resumed). Its heads have learned
     what a number's value and end look like from sort's answers, which name every value one by one over
