@@ -2475,13 +2475,14 @@ class AugmentedLlama(nn.Module):
         late = out["late"] if self.layer is not None else None
         rows = torch.arange(len(tokens), device=tokens.device) if run is None else run["rows_b"]
         weight = torch.ones(len(rows), device=tokens.device) if run is None else run["rows_weight"]
-        nll = F.cross_entropy(logits.float().transpose(1, 2), targets[rows], ignore_index=-100, reduction="none")
-        log_p = torch.log(weight.float()) - nll.sum(1)  # [U] log(weight * P(answer | row))
-        loss = -segment_logsumexp(log_p, rows, len(tokens)).sum()
+
+        def mixture_nll(logits):  # -sum over examples of log sum over its rows of weight * P(answer | row)
+            nll = F.cross_entropy(logits.float().transpose(1, 2), targets[rows], ignore_index=-100, reduction="none")
+            return -segment_logsumexp(torch.log(weight.float()) - nll.sum(1), rows, len(tokens)).sum()
+
+        loss = mixture_nll(logits)
         if late is not None:  # the late copy by itself (its logits through the output head) gives the answer too
-            copy = late.float() @ self.llama.output.weight.float().T  # [U, T, vocab]
-            nll = F.cross_entropy(copy.transpose(1, 2), targets[rows], ignore_index=-100, reduction="none")
-            loss = loss - segment_logsumexp(torch.log(weight.float()) - nll.sum(1), rows, len(tokens)).sum()
+            loss = loss + mixture_nll(late.float() @ self.llama.output.weight.float().T)
         # The machine's own likelihood of the answer (`ReasoningLayer.machine_nll`): by default weighted 1
         # with the args interface, whose heads cannot learn without it, and 0 with the tape, which learns
         # through the read-back alone (its results were measured so).
