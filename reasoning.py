@@ -773,7 +773,7 @@ class Machine(nn.Module):
         return regs
 
     @torch.no_grad()
-    def run_hard(self, pc, registers, memory, max_steps=10_000, cache=None, executor="auto"):
+    def run_hard(self, pc, registers, memory, max_steps=10_000, cache=None, executor="auto", distinct=False):
         """The machine on hard states, every distribution kept as its one value: pc [B] (lines), registers
         [B, R] and memory [B, N] (ints in [0, V)). Returns a `HardRun`: value [B], memory [B, N], halted [B],
         steps, wrapped [B], error [B]. Equal to `forward` on one-hot inputs and to `Program.run` (tests).
@@ -786,13 +786,16 @@ class Machine(nn.Module):
         torch on a CUDA device from CUDA_MIN_BATCH examples on, else python. The trainable program's
         logits do not affect the hard path: it runs the program as compiled.
         cache: a dict that memoises whole runs by their initial state (run_cached, 3c); equal rows run once.
+        distinct: run each distinct row once, without keeping anything (run_distinct, 3c).
         """
         if executor not in EXECUTORS:
             raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
         pc, registers, memory = check_inputs(self, pc, registers, memory, max_steps)
         run = lambda *state: self._execute(*state, executor)
-        out = run(pc, registers, memory, max_steps) if cache is None else \
-            run_cached(run, pc, registers, memory, max_steps, cache)
+        if cache is not None:
+            out = run_cached(run, pc, registers, memory, max_steps, cache)
+        else:
+            out = (run_distinct if distinct else lambda run, *state: run(*state))(run, pc, registers, memory, max_steps)
         return out.hard_run()
 
     def python_source(self):
@@ -1326,6 +1329,33 @@ def _graphed(advance, s0, k):
 # --- 3c. Memoised runs ------------------------------------------------------------
 
 
+def distinct_rows(state):
+    """(first [D], inverse [B]) for the distinct rows of an int array state [B, C]: row b equals row
+    first[inverse[b]], and the first[d] are increasing. The rows are told apart by a random 64-bit hash
+    (one integer product a row, wrapping), then checked against their group's first row; a collision
+    (never seen) falls back to sorting the rows themselves, so the result is exact either way."""
+    weights = np.random.default_rng(0).integers(1, 2 ** 62, size=state.shape[1], dtype=np.int64)
+    _, first, inverse = np.unique(state.astype(np.int64) @ weights, return_index=True, return_inverse=True)
+    if not (state == state[first[inverse]]).all():
+        _, first, inverse = np.unique(state, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # the groups in order of first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return first[order], rank[inverse.reshape(-1)]
+
+
+def run_distinct(run, pc, registers, memory, max_steps):
+    """`run(...) -> Outcome` with each distinct initial state run once (exact: a run is a function of its
+    state). Sort-8's training threads repeat ~30% of their rows (draws with replacement)."""
+    if len(pc) == 0:
+        return run(pc, registers, memory, max_steps)
+    first, inverse = distinct_rows(torch.cat([pc[:, None], registers, memory], 1).cpu().numpy())
+    if len(first) == len(pc):
+        return run(pc, registers, memory, max_steps)
+    idx, inverse = torch.from_numpy(first).to(pc.device), torch.from_numpy(inverse).to(pc.device)
+    return Outcome(*[f[inverse] for f in run(pc[idx], registers[idx], memory[idx], max_steps)])
+
+
 def run_cached(run, pc, registers, memory, max_steps, cache):
     """`run(pc, registers, memory, max_steps) -> Outcome` through `cache`, a dict owned by the caller.
 
@@ -1336,16 +1366,17 @@ def run_cached(run, pc, registers, memory, max_steps, cache):
     if len(pc) == 0:
         return run(pc, registers, memory, max_steps)
     state = torch.cat([pc[:, None], registers, memory], 1).cpu().numpy().astype(np.int32)  # [B, 1 + R + N]
-    keys = [(max_steps, row.tobytes()) for row in state]
-    todo = list(dict.fromkeys(k for k in keys if k not in cache))  # distinct, in first-seen order
+    first, inverse = distinct_rows(state)
+    keys = [(max_steps, state[b].tobytes()) for b in first]
+    todo = [j for j, k in enumerate(keys) if k not in cache]
     if todo:
-        first = {k: b for b, k in reversed(list(enumerate(keys)))}
-        idx = torch.tensor([first[k] for k in todo], device=pc.device)
+        idx = torch.from_numpy(first[todo]).to(pc.device)
         fields = [t.cpu().numpy() for t in run(pc[idx], registers[idx], memory[idx], max_steps)]
-        for j, k in enumerate(todo):
-            cache[k] = tuple(f[j].copy() for f in fields)
+        for i, j in enumerate(todo):
+            cache[keys[j]] = tuple(f[i].copy() for f in fields)
     got = [cache[k] for k in keys]
-    return Outcome(*[torch.from_numpy(np.stack([g[i] for g in got])).to(pc.device) for i in range(7)])
+    inverse = torch.from_numpy(inverse)
+    return Outcome(*[torch.from_numpy(np.stack([g[i] for g in got]))[inverse].to(pc.device) for i in range(7)])
 
 
 # --- 3d. Input checks and error messages: a clear error instead of a silent 0 or an IndexError ---
@@ -2042,7 +2073,7 @@ class ReasoningLayer(nn.Module):
         decisions = torch.where(moved, (move >= T)[:, None], open_[b])  # [M, T] set closed (< T) or open
         cells, _, overflow = self.lay_out(tokens[b], length[b], decisions)
         regs = self.machine.list_registers(len(b), base=0, length=N)
-        out = self.machine.run_hard(self.entry_lines[e], regs, cells, max_steps)
+        out = self.machine.run_hard(self.entry_lines[e], regs, cells, max_steps, distinct=True)  # equal draws run once
         likeliest = move < 0
         overflow = torch.zeros(B, dtype=torch.bool, device=tokens.device).index_put((b[likeliest],), overflow[likeliest])
         return {**self.answers(out, b, weight, B, out[0]), "dropped": dropped, "overflow": overflow}
@@ -2112,7 +2143,7 @@ class ReasoningLayer(nn.Module):
                 values, weight = values[b, k], weight[b, k]
             regs, memory = self.arg_heads.fill(values)
             entry = self.entry_lines[0].expand(len(b))
-            out = self.machine.run_hard(entry, regs, memory, max_steps)
+            out = self.machine.run_hard(entry, regs, memory, max_steps, distinct=True)  # equal draws run once
             rows = self.answers(out, b, weight, B, out[0] + self.arg_heads.tape_base)
             if self.training:
                 # The likelihood given the neighbourhood: each example's row weights divided by their sum

@@ -8,6 +8,7 @@ file does not depend on the compiler passes; the compiled corpus (tests/corpus.p
 import ast
 import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -826,6 +827,24 @@ def test_cache_runs_each_distinct_state_once(machine, library, monkeypatch):
         for field, x, y in zip(plain._fields, plain, cached):
             assert x == y if field == "steps" else torch.equal(x, y), field
     assert ran == [3] and len(cache) == 3
+    ran.clear()
+    distinct = machine.run_hard(pc, regs, mem, distinct=True)  # the rows run once each, nothing kept
+    for field, x, y in zip(plain._fields, plain, distinct):
+        assert x == y if field == "steps" else torch.equal(x, y), field
+    assert ran == [3]
+
+
+def test_distinct_rows_groups_equal_rows_in_order_of_first_appearance():
+    from reasoning import distinct_rows
+    g = np.random.default_rng(1)
+    state = g.integers(0, 3, size=(500, 4))  # 81 possible rows: many repeats
+    first, inverse = distinct_rows(state)
+    assert (state[first[inverse]] == state).all()
+    assert (np.diff(first) > 0).all() and len(first) == len(np.unique(state, axis=0))
+    seen = {}
+    for b, row in enumerate(map(tuple, state)):
+        seen.setdefault(row, b)
+    assert sorted(seen.values()) == first.tolist()
 
 
 def test_hard_path_at_V_1024_computes_its_ops():
