@@ -2092,7 +2092,11 @@ class ReasoningLayer(nn.Module):
         chars = memory.gather(1, where.clamp(max=N - 1)) * (where < N) * halted[:, None]
         chars = chars * (torch.cumsum(chars == 0, 1) == 0)  # nothing after the first NUL is ever read
         key = torch.cat([b[:, None], halted[:, None].long(), chars], 1)
-        rows, inverse = torch.unique(key, dim=0, return_inverse=True)  # sorted: the rows of an example together
+        first, inverse = (torch.from_numpy(x).to(b.device) for x in distinct_rows(key.cpu().numpy()))
+        by_example = torch.argsort(key[first, 0], stable=True)  # the rows of an example together
+        rank = torch.empty_like(by_example)
+        rank[by_example] = torch.arange(len(by_example), device=b.device)
+        rows, inverse = key[first[by_example]], rank[inverse]
         per_example = lambda x: weight.new_zeros(B).index_add(0, b, x.to(weight.dtype)).detach()  # [B] a mass
         error = getattr(out, "error", torch.full_like(start, -1))  # [M] the `fail` each thread stopped at, or -1
         failed = error >= 0
@@ -2487,33 +2491,36 @@ class AugmentedLlama(nn.Module):
         example, -log sum over its rows of weight * P(answer | the row), the exact mixture over the threads
         (the mean field and the baseline have one row of weight 1: the usual cross-entropy).
         start_pos > 0 only inside `generate`, whose KV cache holds the earlier positions."""
-        if self.layer is None:
-            logits, run = self.llama(tokens[:, start_pos:], start_pos), None
-        else:
-            out = {}
+        out = {"run": None, "late": None}
 
-            def hook(i, h):
-                if i == self.layer_after:
-                    h, out["run"], out["late"] = self.layer(h, tokens, call_pos, self.llama.output.weight, cache,
-                                                            start_pos)
-                if i == self.llama.args.n_layers - 1 and out["late"] is not None:  # the late copy, on the way out
-                    h = h + out["late"]
-                return h
+        def hook(i, h):
+            if i == self.layer_after:
+                h, out["run"], out["late"] = self.layer(h, tokens, call_pos, self.llama.output.weight, cache,
+                                                        start_pos)
+            if i == self.llama.args.n_layers - 1 and out["late"] is not None:  # the late copy, on the way out
+                h = h + out["late"]
+            return h
 
-            logits, run = self.llama(tokens[:, start_pos:], start_pos, block_hook=hook), out["run"]
+        llama = self.llama
+        h = llama.blocks(llama.tok_embeddings(tokens[:, start_pos:]), start_pos,
+                         hook if self.layer is not None else None)  # [U, T', D]: llama.forward up to its head
+        run, late = out["run"], out["late"]
         if targets is None:
-            return logits, run
-        late = out["late"] if self.layer is not None else None
+            return llama.output(llama.norm(h)), run
         rows = torch.arange(len(tokens), device=tokens.device) if run is None else run["rows_b"]
         weight = torch.ones(len(rows), device=tokens.device) if run is None else run["rows_weight"]
+        # The output head at the answer's positions only: the others have no target (about half of sort-8's)
+        u, t = (targets[rows] != -100).nonzero(as_tuple=True)  # [K] each answer token's row and position
+        want = targets[rows][u, t]
 
         def mixture_nll(logits):  # -sum over examples of log sum over its rows of weight * P(answer | row)
-            nll = F.cross_entropy(logits.float().transpose(1, 2), targets[rows], ignore_index=-100, reduction="none")
-            return -segment_logsumexp(torch.log(weight.float()) - nll.sum(1), rows, len(tokens)).sum()
+            nll = F.cross_entropy(logits.float(), want, reduction="none")  # [K]
+            per_row = nll.new_zeros(len(rows)).index_add(0, u, nll)  # [U] -log P(answer | row)
+            return -segment_logsumexp(torch.log(weight.float()) - per_row, rows, len(tokens)).sum()
 
-        loss = mixture_nll(logits)
+        loss = mixture_nll(llama.output(llama.norm(h[u, t])))
         if late is not None:  # the late copy by itself (its logits through the output head) gives the answer too
-            loss = loss + mixture_nll(late.float() @ self.llama.output.weight.float().T)
+            loss = loss + mixture_nll(late[u, t].float() @ llama.output.weight.float().T)
         # The machine's own likelihood of the answer (`ReasoningLayer.machine_nll`): by default weighted 1
         # with the args interface, whose heads cannot learn without it, and 0 with the tape, which learns
         # through the read-back alone (its results were measured so).

@@ -417,6 +417,47 @@ def test_argument_heads_get_gradients_through_the_machine(entry, args_len, grad,
     assert model.llama.layers[0].attention.wq.weight.grad.abs().sum() > 0  # and on into the LLaMA below
 
 
+def test_the_training_loss_is_the_mixture_of_the_rows_likelihoods():
+    """AugmentedLlama's loss with targets (the output head run at the answer's positions only) equals the
+    mixture written out from the whole logits: -sum over examples of log sum over its rows of weight x
+    P(answer | row), plus the machine's own term; and the baseline's, the plain cross-entropy."""
+    import torch.nn.functional as F
+    from model import Tokenizer
+
+    model = tiny_args_model("sort_args", "exact", 4, max_threads=9, reader="runs").train()
+    tokenizer = Tokenizer()
+    prompts, answers = ["sort 3 1 2 0=", "order 9 7 8 5:"], ["0 1 2 3", "5 7 8 9"]
+    seqs = [tokenizer.encode(p, bos=True) + tokenizer.encode(a) + [tokenizer.eos_id] for p, a in zip(prompts, answers)]
+    T = max(map(len, seqs))
+    tokens = torch.tensor([q + [tokenizer.eos_id] * (T - len(q)) for q in seqs])
+    calls = torch.tensor([len(tokenizer.encode(p, bos=True)) - 1 for p in prompts])
+    targets = torch.full_like(tokens, -100)
+    for i, q in enumerate(seqs):
+        targets[i, calls[i]:len(q) - 1] = tokens[i, calls[i] + 1:len(q)]
+    model.layer.seed = 7
+    loss, run = model(tokens, calls, targets=targets)
+    model.layer.seed = 7
+    with torch.no_grad():
+        logits, again = model(tokens, calls)
+    assert torch.equal(run["rows_b"], again["rows_b"]) and len(run["rows_b"]) > 2  # several rows an example
+    log_p = torch.log_softmax(logits.double(), -1)  # [U, T, vocab]
+    weight = run["rows_weight"].detach()
+    want = 0.0
+    for i in range(2):
+        terms = []
+        for r in (run["rows_b"] == i).nonzero()[:, 0].tolist():
+            at = (targets[i] != -100).nonzero()[:, 0]
+            terms.append(float(weight[r]) * float(log_p[r, at, targets[i, at]].sum().exp()))
+        want -= torch.tensor(sum(terms), dtype=torch.double).log()
+    want += float(model.layer.machine_nll(run, targets).sum().detach())  # the machine's own term
+    assert torch.isclose(loss.double(), want, rtol=1e-4), (loss, want)
+    base = tiny_args_model("sort_args", "exact", 4)
+    base.layer = None
+    nll, _ = base(tokens, calls, targets=targets)
+    plain = F.cross_entropy(base.llama(tokens).transpose(1, 2), targets, ignore_index=-100, reduction="sum")  # noqa: E501
+    assert torch.isclose(nll, plain, rtol=1e-5)
+
+
 def test_ordinal_attention_reads_the_marked_positions_in_order():
     """Slot s reads the positions whose marks take the running count from s to s + 1: a whole mark is one
     position, two half marks are one number read in halves, and the slots after it are not shifted;
