@@ -263,6 +263,8 @@ def test_an_unwritable_out_dir_stops_the_run_before_the_first_step(tmp_path, mon
     (["--lr_decay_iters", "0"], "--lr_decay_iters"),
     (["--weight_decay", "nan"], "--weight_decay"),
     (["--grad_clip", "-1"], "--grad_clip -1.0: must be a number >= 0 (0 turns clipping off)"),
+    (["--heads_lr_scale", "0"], "--heads_lr_scale 0.0: must be a number > 0"),
+    (["--heads_lr_scale", "nan"], "--heads_lr_scale nan"),
     (["--max_steps", "0"], "--max_steps"),
     (["--seed", str(2**64)], "--seed"),
     (["--max_steps_train", "0"], "--max_steps"),
@@ -386,7 +388,7 @@ def test_the_defaults_that_depend_on_the_interface():
 
     assert resolved("--task", "sort") == (8, 16, 200, "interface")
     # sort-8 starts from sort4 (--curriculum sort4) and needs fewer iterations than from scratch
-    assert resolved("--task", "sort", "--interface", "args") == (257, 64, 200, "all")
+    assert resolved("--task", "sort", "--interface", "args") == (257, 64, 120, "all")
     assert resolved("--task", "sort", "--interface", "args", "--curriculum", "none") == (257, 64, 300, "all")
     assert resolved("--task", "add", "--interface", "args")[2] == 450  # add's heads, from sort4, are still moving at 300
     assert resolved("--task", "add_mod", "--interface", "args")[2] == 450
@@ -496,3 +498,32 @@ def test_resuming_a_run_of_another_late_copy_says_which_flag_to_give(tmp_path):
     with pytest.raises(SystemExit, match="another --late_copy"):
         train.main([*common, "--iters", "2", "--resume"])
     train.main([*common, "--late_copy", "off", "--iters", "2", "--resume"])
+
+
+def test_the_heads_learn_at_heads_lr_scale_times_the_rate_and_runs_before_it_resume(tmp_path, monkeypatch):
+    """--heads_lr_scale (default 5 with --interface args, 1 elsewhere): the argument heads' parameters, and
+    only they, step at that many times the schedule's learning rate. With 1 the optimizer has the two groups
+    of every run made before the flag, so such a run resumes; resumed with another scale, the error names
+    the flag."""
+    scale = lambda *argv: train.resolve_defaults(a := train.get_args(list(argv))) or a.heads_lr_scale  # noqa: E731
+    assert scale("--task", "sort", "--interface", "args") == 5.0 and scale("--task", "sort") == 1.0
+    assert scale("--task", "fib", "--interface", "args") == 1.0  # the query reader
+    assert scale("--task", "fib", "--interface", "args", "--heads_lr_scale", "2") == 2.0
+    common = ["--task", "fib", "--interface", "args", "--batch_size", "2", "--eval_n", "1", "--warmup", "0",
+              "--out_dir", str(tmp_path / "run")]
+    seen = []
+    step = torch.optim.AdamW.step
+    monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, *a, **k: seen.append(
+        [(g["lr"], {id(p) for p in g["params"]}) for g in self.param_groups]) or step(self, *a, **k))
+    train.main([*common, "--iters", "1", "--lr", "1e-3", "--min_lr", "1e-3", "--heads_lr_scale", "3"])
+    model, _ = train.load_trained(str(tmp_path / "run"))
+    heads = [n for n, _ in model.named_parameters() if n.startswith("layer.arg_heads.")]
+    lrs = sorted({round(lr, 9) for lr, _ in seen[0]})
+    assert lrs == [1e-3, 3e-3] and len(seen[0]) == 4
+    assert sum(len(ids) for lr, ids in seen[0] if round(lr, 9) == 3e-3) == len(heads) > 0
+    with pytest.raises(SystemExit, match="--heads_lr_scale 3.0"):
+        train.main([*common, "--iters", "2", "--resume", "--heads_lr_scale", "1"])
+    train.main([*common, "--iters", "2", "--resume", "--heads_lr_scale", "3"])
+    seen.clear()
+    train.main([*common, "--iters", "1", "--overwrite", "--heads_lr_scale", "1", "--lr", "1e-3", "--min_lr", "1e-3"])
+    assert [round(lr, 9) for lr, _ in seen[0]] == [1e-3, 1e-3]  # the two groups of the runs before the flag
