@@ -372,6 +372,10 @@ def test_curriculum_sort4_trains_sort4_first_and_starts_from_it(tmp_path, monkey
     assert stage()["reasoning_config"]["late_copy"]  # on, as this run's
     run(tmp_path, *argv, "--overwrite", "--seed", "3", "--reader", "ordinal", "--late_copy", "off", name="add")
     assert not stage()["reasoning_config"]["late_copy"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit, match="already holds a run"):  # refused before its sort4 stage, not after
+        run(tmp_path, *argv, "--seed", "5", name="add")
+    assert "sort4" not in capsys.readouterr().out
     with pytest.raises(SystemExit, match="not both"):
         run(tmp_path, *argv, "--curriculum", "sort4", "--warm_start", sort4, name="both")
     with pytest.raises(SystemExit, match="needs --interface args"):
@@ -501,13 +505,14 @@ def test_resuming_a_run_of_another_late_copy_says_which_flag_to_give(tmp_path):
 
 
 def test_the_heads_learn_at_heads_lr_scale_times_the_rate_and_runs_before_it_resume(tmp_path, monkeypatch):
-    """--heads_lr_scale (default 5 with --interface args, 1 elsewhere): the argument heads' parameters, and
+    """--heads_lr_scale (default 5 for sort4 and sort-8 with --interface args, 1 elsewhere): the argument heads' parameters, and
     only they, step at that many times the schedule's learning rate. With 1 the optimizer has the two groups
     of every run made before the flag, so such a run resumes; resumed with another scale, the error names
     the flag."""
     scale = lambda *argv: train.resolve_defaults(a := train.get_args(list(argv))) or a.heads_lr_scale  # noqa: E731
     assert scale("--task", "sort", "--interface", "args") == 5.0 and scale("--task", "sort") == 1.0
     assert scale("--task", "fib", "--interface", "args") == 1.0  # the query reader
+    assert scale("--task", "add", "--interface", "args") == 1.0 and scale("--task", "sort4", "--interface", "args") == 5.0
     assert scale("--task", "fib", "--interface", "args", "--heads_lr_scale", "2") == 2.0
     common = ["--task", "fib", "--interface", "args", "--batch_size", "2", "--eval_n", "1", "--warmup", "0",
               "--out_dir", str(tmp_path / "run")]
