@@ -794,8 +794,10 @@ class Machine(nn.Module):
         run = lambda *state: self._execute(*state, executor)
         if cache is not None:
             out = run_cached(run, pc, registers, memory, max_steps, cache)
+        elif distinct:
+            out = run_distinct(run, pc, registers, memory, max_steps)
         else:
-            out = (run_distinct if distinct else lambda run, *state: run(*state))(run, pc, registers, memory, max_steps)
+            out = run(pc, registers, memory, max_steps)
         return out.hard_run()
 
     def python_source(self):
