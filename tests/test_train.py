@@ -505,10 +505,10 @@ def test_resuming_a_run_of_another_late_copy_says_which_flag_to_give(tmp_path):
 
 
 def test_the_heads_learn_at_heads_lr_scale_times_the_rate_and_runs_before_it_resume(tmp_path, monkeypatch):
-    """--heads_lr_scale (default 5 for sort4 and sort-8 with --interface args, 1 elsewhere): the argument heads' parameters, and
-    only they, step at that many times the schedule's learning rate. With 1 the optimizer has the two groups
-    of every run made before the flag, so such a run resumes; resumed with another scale, the error names
-    the flag."""
+    """--heads_lr_scale (default 5 for sort4 and sort-8 with --interface args, 1 elsewhere): the argument
+    heads' parameters, and only they, step at that many times the schedule's learning rate. With 1 the
+    optimizer has the two groups of every run made before the flag, so such a run resumes; resumed with
+    another scale, the error names the flag."""
     scale = lambda *argv: train.resolve_defaults(a := train.get_args(list(argv))) or a.heads_lr_scale  # noqa: E731
     assert scale("--task", "sort", "--interface", "args") == 5.0 and scale("--task", "sort") == 1.0
     assert scale("--task", "fib", "--interface", "args") == 1.0  # the query reader
