@@ -1341,9 +1341,7 @@ def distinct_rows(state):
     if not (state == state[first[inverse]]).all():
         _, first, inverse = np.unique(state, axis=0, return_index=True, return_inverse=True)
     order = np.argsort(first)  # the groups in order of first appearance
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return first[order], rank[inverse.reshape(-1)]
+    return first[order], np.argsort(order)[inverse.reshape(-1)]  # argsort of a permutation: its inverse
 
 
 def run_distinct(run, pc, registers, memory, max_steps):
@@ -2096,9 +2094,7 @@ class ReasoningLayer(nn.Module):
         key = torch.cat([b[:, None], halted[:, None].long(), chars], 1)
         first, inverse = (torch.from_numpy(x).to(b.device) for x in distinct_rows(key.cpu().numpy()))
         by_example = torch.argsort(key[first, 0], stable=True)  # the rows of an example together
-        rank = torch.empty_like(by_example)
-        rank[by_example] = torch.arange(len(by_example), device=b.device)
-        rows, inverse = key[first[by_example]], rank[inverse]
+        rows, inverse = key[first[by_example]], torch.argsort(by_example)[inverse]
         per_example = lambda x: weight.new_zeros(B).index_add(0, b, x.to(weight.dtype)).detach()  # [B] a mass
         error = getattr(out, "error", torch.full_like(start, -1))  # [M] the `fail` each thread stopped at, or -1
         failed = error >= 0

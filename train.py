@@ -248,9 +248,8 @@ def main(argv=None):
         return train_holes(args, HOLE_TASKS[args.task])
     warm_up_seconds = None
     if args.curriculum == "sort4" and not args.resume:  # a resumed run's checkpoint already holds where it started
-        out_dir = args.out_dir or os.path.join("out", args.task)
-        if os.path.isdir(out_dir):  # a run already there is refused now, not after minutes of sort4
-            refuse_a_run_there(out_dir, args)
+        if os.path.isdir(run_dir(args)):  # a run already there is refused now, not after minutes of sort4
+            refuse_a_run_there(run_dir(args), args)
         args.warm_start, warm_up_seconds = sort4_first(args)
     torch.manual_seed(args.seed)  # the same on every rank: the same initial weights
     s = start_session(args)
@@ -297,9 +296,9 @@ def main(argv=None):
 
 def resolve_defaults(args):
     """The defaults that depend on other flags: --max_threads, --batch_size, --reader, --late_copy,
-    --heads_lr_scale, --curriculum, --iters, --train, --lr, --min_lr. The reader is named here, not left to the reasoning layer's own default (the
-    ordinal reader, which checkpoints made before the runs reader stored as None), so that a run's
-    checkpoint says which one it trained."""
+    --heads_lr_scale, --curriculum, --iters, --train, --lr, --min_lr. The reader is named here, not left to
+    the reasoning layer's own default (the ordinal reader, which checkpoints made before the runs reader
+    stored as None), so that a run's checkpoint says which one it trained."""
     args.max_threads = max_threads(args)
     if args.batch_size is None:  # sort4's heads: none right after 200 steps of 16, 38% after 300 of 64 (README)
         args.batch_size = 64 if args.interface == "args" else 16
@@ -353,10 +352,15 @@ class Session:
             print(*a, **k)
 
 
+def run_dir(args):
+    """Where the run writes: --out_dir, or out/<task>[-baseline | -prompted-<shots>]."""
+    suffix = f"-prompted-{args.prompted}" if args.prompted else "-baseline" if args.baseline else ""
+    return args.out_dir or os.path.join("out", args.task + suffix)
+
+
 def start_session(args):
     """The device (cuda when present), torchrun's process group, the out_dir (prepared and locked)."""
-    suffix = f"-prompted-{args.prompted}" if args.prompted else "-baseline" if args.baseline else ""
-    out_dir = args.out_dir or os.path.join("out", args.task + suffix)
+    out_dir = run_dir(args)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ  # started by torchrun
     rank, world_size = 0, 1
@@ -1254,7 +1258,7 @@ def sort4_first(args):
     few slots. Add's answer names only a sum, so from scratch its two heads sit at the uniform saddle
     (each one's exact gradient is flat while the other is); sort-8's heads from scratch are still blurred
     after 15 minutes. Both start from here by default (README "The paper's interface")."""
-    out = (args.out_dir or os.path.join("out", args.task)).rstrip("/") + "-sort4"
+    out = run_dir(args).rstrip("/") + "-sort4"
     argv = [*SORT4_FIRST, "--out_dir", out, "--overwrite", "--seed", str(args.seed), "--preset", args.preset,
             "--device", args.device, "--dtype", args.dtype]
     argv += ["--init", args.init] if args.init else []
