@@ -175,13 +175,23 @@ class Attention(nn.Module):
         self.cache_k = None
         self.cache_v = None
 
-    def forward(self, x, cos, sin, start_pos: int):
+    def keys_values(self, x, cos, sin):
+        """The keys (rotated) and values of x [B, T, D] at the positions of cos and sin: each [B, KV, T, hd]."""
         B, T, _ = x.shape
-        q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # [B, H, T, hd]
         k = self.wk(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # [B, KV, T, hd]
         v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # [B, KV, T, hd]
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if self.cache_k is not None:
+        return apply_rope(k, cos, sin), v
+
+    def forward(self, x, cos, sin, start_pos: int, prefix=None):
+        """x [B, T, D] at positions start_pos.. -> [B, T, D]. The keys and values of the positions before
+        start_pos come from the KV cache (inside generate) or from `prefix` (k, v), given by the caller
+        (`Llama.blocks_sharing`)."""
+        B, T, _ = x.shape
+        q = apply_rope(self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2), cos, sin)  # [B, H, T, hd]
+        k, v = self.keys_values(x, cos, sin)
+        if prefix is not None:
+            k, v = torch.cat([prefix[0], k], 2), torch.cat([prefix[1], v], 2)  # [B, KV, start_pos + T, hd]
+        elif self.cache_k is not None:
             # Generation: remember this step's keys and values, attend over every position so far.
             self.cache_k[:B, :, start_pos : start_pos + T] = k
             self.cache_v[:B, :, start_pos : start_pos + T] = v
@@ -222,8 +232,8 @@ class TransformerBlock(nn.Module):
         self.ffn_norm = RMSNorm(args.dim, args.norm_eps)
         self.feed_forward = FeedForward(args)
 
-    def forward(self, x, cos, sin, start_pos: int):
-        h = x + self.attention(self.attention_norm(x), cos, sin, start_pos)
+    def forward(self, x, cos, sin, start_pos: int, prefix=None):
+        h = x + self.attention(self.attention_norm(x), cos, sin, start_pos, prefix)
         return h + self.feed_forward(self.ffn_norm(h))
 
 
@@ -263,14 +273,33 @@ class Llama(nn.Module):
         angles = torch.cat((angles, angles), dim=-1)  # [T, hd]: channels i and i + hd/2 share an angle
         return angles.cos().to(dtype), angles.sin().to(dtype)
 
-    def blocks(self, h, start_pos: int = 0, block_hook: Optional[BlockHook] = None):
-        """Run every block on the residual stream h [B, T, D]; block_hook(i, h) replaces h after block i."""
+    def blocks(self, h, start_pos: int = 0, block_hook: Optional[BlockHook] = None, first: int = 0,
+               stop: Optional[int] = None):
+        """Run the blocks first .. stop - 1 (default: every block) on the residual stream h [B, T, D];
+        block_hook(i, h) replaces h after block i."""
         cos, sin = self.rope(start_pos, h.shape[1], h.dtype)
-        for i, layer in enumerate(self.layers):
-            h = layer(h, cos, sin, start_pos)
+        for i in range(first, self.args.n_layers if stop is None else stop):
+            h = self.layers[i](h, cos, sin, start_pos)
             if block_hook is not None:
                 h = block_hook(i, h)
         return h
+
+    def blocks_sharing(self, prefix, suffixes, owner, first: int = 0):
+        """The blocks first.. on sequences that begin alike: prefix [E, P, D] holds their first P positions
+        once per distinct beginning, suffixes [U, T - P, D] the rest of each sequence, and sequence u begins
+        with prefix[owner[u]]. Returns the suffixes' stream after the blocks [U, T - P, D]: what `blocks`
+        gives at those positions of torch.cat([prefix[owner], suffixes], 1), since causal attention never
+        lets the first P positions see the rest; for the work of E sequences of P positions and U of T - P.
+        (AugmentedLlama's rows: an example's answers read back differently after a prompt they share.)"""
+        P, T = prefix.shape[1], prefix.shape[1] + suffixes.shape[1]
+        cos, sin = self.rope(0, T, prefix.dtype)
+        for i in range(first, self.args.n_layers):
+            layer = self.layers[i]
+            k, v = layer.attention.keys_values(layer.attention_norm(prefix), cos[:P], sin[:P])  # [E, KV, P, hd]
+            suffixes = layer(suffixes, cos[P:], sin[P:], P, prefix=(k[owner], v[owner]))
+            if i < self.args.n_layers - 1:  # the next block's keys and values of the shared positions
+                prefix = layer(prefix, cos[:P], sin[:P], 0)
+        return suffixes
 
     def forward(self, tokens, start_pos: int = 0, block_hook: Optional[BlockHook] = None):
         """tokens [B, T] at positions start_pos .. start_pos+T-1 -> logits [B, T, vocab] in the weights' dtype.

@@ -1580,7 +1580,9 @@ class ReasoningConfig:
     query for one, what checkpoints stored before the runs reader; train.py names its default, runs for
     several slots; `ArgumentHeads`); late_copy: the read character's vector is also added after the
     LLaMA's last block, with a gain of its own (`ReasoningLayer.forward`; False: what checkpoints made
-    before it stored; train.py turns it on with --interface args).
+    before it stored; train.py turns it on with --interface args); token_values: the runs reader's values
+    also read the window of the tokens' own vectors (`ArgumentHeads`; False: what checkpoints made before it
+    stored; train.py turns it on with the runs reader).
     """
     entries: list = None
     layer_after: int = None
@@ -1599,6 +1601,7 @@ class ReasoningConfig:
     gate_window: int = 3
     reader: str = None
     late_copy: bool = False
+    token_values: bool = False
 
     def to_dict(self):
         return asdict(self)
@@ -1680,6 +1683,10 @@ class ArgumentHeads(nn.Module):
       vector (`e`: the LLaMA's token vectors, the embedding table when it is tied): a digit is in a number
       wherever it stands, while a space is between two numbers in one place and between two words in
       another, so only "the digits are the number" is a rule that a token's own vector can carry.
+      With `token_values` the values read that way too: a second decoder maps the window of the tokens'
+      own vectors to V logits, added to the states' (zero at first). A number's digits name its value
+      wherever it stands; the states at a phrasing never seen in training carry other context, and
+      sort-8's heads read from them alone misread held-out phrasings by seed (README).
     - "query" (the default for one slot): one learned query per slot attends over the prompt. With one
       slot there is no order to read, and the query finds the number by what it is, also in words:
       fib_words 100% after 200 iterations, 56% with the ordinal reader, whose marks must first learn
@@ -1692,10 +1699,12 @@ class ArgumentHeads(nn.Module):
     address 0, as `Program.run` does), and where m begins.
     """
 
-    def __init__(self, dim, machine, entry, args_len, window=4, reader=None):
+    def __init__(self, dim, machine, entry, args_len, window=4, reader=None, token_values=False):
         super().__init__()
         if reader not in (None, "ordinal", "runs", "query"):
             raise ValueError(f"reader must be 'ordinal', 'runs' or 'query', got {reader!r}")
+        if token_values and reader != "runs":
+            raise ValueError(f"token_values: only the runs reader reads the tokens' own vectors, got reader {reader!r}")
         fn = machine.program.functions[entry]
         *inputs, tape = fn.params
         if not fn.params or not tape.is_list:
@@ -1737,6 +1746,9 @@ class ArgumentHeads(nn.Module):
             if reader == "runs":  # what the token itself says about being in a number (zero: no opinion yet)
                 self.kind = nn.Linear(dim, 1, bias=False)
                 nn.init.zeros_(self.kind.weight)
+            if token_values:  # what the window's tokens themselves say the value is (zero: nothing yet)
+                self.decode_tokens = nn.Linear(dim * window, machine.V, bias=False)
+                nn.init.zeros_(self.decode_tokens.weight)
 
     def forward(self, h, call_pos, e=None):
         """[B, S, V]: each slot's distribution over the values, from the prompt's hidden states h [B, T, D]
@@ -1785,7 +1797,10 @@ class ArgumentHeads(nn.Module):
         else:
             mark = torch.sigmoid(logit + torch.logit(rate)) * prompt  # [B, T + 1]
         attn = ordinal_attention(mark, self.n_slots)  # [B, S, T + 1]
-        values = torch.softmax(self.decode(seen).float(), -1)  # [B, T + 1, V]
+        logits = self.decode(seen).float()  # [B, T + 1, V]
+        if hasattr(self, "decode_tokens"):  # the end state's own vector: zero
+            logits = logits + self.decode_tokens(self._windows(F.pad(e * D ** 0.5, (0, 0, 0, 1)))).float()
+        values = torch.softmax(logits, -1)
         missing = (1 - attn.sum(-1, keepdim=True)).clamp_min(0)  # fewer marks than slots
         return attn @ values + missing / values.shape[-1], mark, values
 
@@ -1881,7 +1896,8 @@ class ReasoningLayer(nn.Module):
         if interface == "args" and len(entries) != 1:
             raise ValueError(f"the args interface runs one entry point (its heads fill its arguments), got {list(entries)}")
         self.interface = interface
-        self.arg_heads = (ArgumentHeads(dim, machine, entries[0], config.args_len, reader=config.reader)
+        self.arg_heads = (ArgumentHeads(dim, machine, entries[0], config.args_len, reader=config.reader,
+                                        token_values=config.token_values)
                           if interface == "args" else None)
         if max_threads < 1:
             raise ValueError(f"max_threads must be at least 1, got {max_threads}")
@@ -2480,6 +2496,8 @@ class AugmentedLlama(nn.Module):
             char_ids = [tokenizer.eos_id] + [_token_of_char(tokenizer, c) for c in range(1, V)]
             self.layer = ReasoningLayer(llama.args.dim, machine, chars, char_ids, config)
 
+    share_prefix = True  # the training loss runs the rows' shared prompt once (False: once a row, as a check)
+
     def forward(self, tokens, call_pos, cache=None, start_pos=0, targets=None):
         """tokens [B, T] -> (logits of positions start_pos.. [U, T - start_pos, vocab], the machine's run).
 
@@ -2489,27 +2507,33 @@ class AugmentedLlama(nn.Module):
         example, -log sum over its rows of weight * P(answer | the row), the exact mixture over the threads
         (the mean field and the baseline have one row of weight 1: the usual cross-entropy).
         start_pos > 0 only inside `generate`, whose KV cache holds the earlier positions."""
-        out = {"run": None, "late": None}
-
-        def hook(i, h):
-            if i == self.layer_after:
-                h, out["run"], out["late"] = self.layer(h, tokens, call_pos, self.llama.output.weight, cache,
-                                                        start_pos)
-            if i == self.llama.args.n_layers - 1 and out["late"] is not None:  # the late copy, on the way out
-                h = h + out["late"]
-            return h
-
         llama = self.llama
-        h = llama.blocks(llama.tok_embeddings(tokens[:, start_pos:]), start_pos,
-                         hook if self.layer is not None else None)  # [U, T', D]: llama.forward up to its head
-        run, late = out["run"], out["late"]
+        h = llama.tok_embeddings(tokens[:, start_pos:])
+        if self.layer is None:
+            h, run, late, P = llama.blocks(h, start_pos), None, None, 0  # llama.forward up to its head
+        else:
+            h = llama.blocks(h, start_pos, stop=self.layer_after + 1)  # [B, T', D] the blocks below the layer
+            below = h
+            h, run, late = self.layer(h, tokens, call_pos, llama.output.weight, cache, start_pos)  # [U, T', D]
+            # In training, the positions before the earliest call are the same in every row of an example (the
+            # read-back starts at the call): the blocks above run them once an example (`blocks_sharing`), and
+            # only the positions from P on, which hold every target, reach the output head.
+            P = 0 if targets is None or cache is not None or not self.share_prefix else \
+                min([int(call_pos.min()), *(targets != -100).any(0).nonzero()[:1, 0].tolist()])
+            if P > 0:
+                h = llama.blocks_sharing(below[:, :P], h[:, P:], run["rows_b"], first=self.layer_after + 1)
+                late = late[:, P:] if late is not None else None
+            else:
+                h = llama.blocks(h, start_pos, first=self.layer_after + 1)
+            if late is not None:  # the late copy, on the way out
+                h = h + late  # [U, T' - P, D]
         if targets is None:
             return llama.output(llama.norm(h)), run
         rows = torch.arange(len(tokens), device=tokens.device) if run is None else run["rows_b"]
         weight = torch.ones(len(rows), device=tokens.device) if run is None else run["rows_weight"]
         # The output head at the answer's positions only: the others have no target (about half of sort-8's)
         u, t = (targets[rows] != -100).nonzero(as_tuple=True)  # [K] each answer token's row and position
-        want = targets[rows][u, t]
+        want, t = targets[rows][u, t], t - P  # h holds the positions from P on
 
         def mixture_nll(logits):  # -sum over examples of log sum over its rows of weight * P(answer | row)
             nll = F.cross_entropy(logits.float(), want, reduction="none")  # [K]

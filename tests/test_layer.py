@@ -374,7 +374,7 @@ def test_the_late_copy_adds_the_read_character_after_the_last_block():
 # The paper's interface (--interface args): argument heads fill the entry point's numbers.
 
 
-def tiny_args_model(entry, grad="exact", args_len=0, max_threads=8, reader="ordinal"):
+def tiny_args_model(entry, grad="exact", args_len=0, max_threads=8, reader="ordinal", **settings):
     from model import Llama, ModelArgs, Tokenizer
     from reasoning import AugmentedLlama
     import tasks
@@ -384,20 +384,21 @@ def tiny_args_model(entry, grad="exact", args_len=0, max_threads=8, reader="ordi
     args.n_layers, args.dim, args.n_heads, args.n_kv_heads, args.ffn_hidden_dim = 2, 32, 2, 1, 64
     model = AugmentedLlama(Llama(args), Tokenizer(), tasks.compile_library(), [entry], grad=grad,
                            n_cells=tasks.N_CELLS, interface="args", args_len=args_len, max_threads=max_threads,
-                           max_steps=2_000, max_steps_train=2_000, reader=reader)
+                           max_steps=2_000, max_steps_train=2_000, reader=reader, **settings)
     model.layer.gain.data.fill_(1.0)  # the read-back reaches the logits from the first step
     return model
 
 
 @pytest.mark.parametrize("entry,args_len,grad,reader", [
     ("add_mod_args", 0, "exact", "ordinal"), ("sort_args", 4, "exact", "ordinal"), ("fib_args", 0, "exact", "ordinal"),
-    ("add_mod_args", 0, "mean_field", "ordinal"), ("sort_args", 4, "exact", "query"), ("sort_args", 4, "exact", "runs")])
+    ("add_mod_args", 0, "mean_field", "ordinal"), ("sort_args", 4, "exact", "query"), ("sort_args", 4, "exact", "runs"),
+    ("sort_args", 4, "exact", "runs+tokens")])
 def test_argument_heads_get_gradients_through_the_machine(entry, args_len, grad, reader):
     """The loss of the answer text reaches the argument heads only through the machine's run (exact
     threads weighted by the heads, or the mean field's soft registers and cells): nonzero, finite."""
     from model import Tokenizer
 
-    model = tiny_args_model(entry, grad, args_len, reader=reader)
+    model = tiny_args_model(entry, grad, args_len, reader=reader.split("+")[0], token_values=reader.endswith("+tokens"))
     tokenizer = Tokenizer()
     prompt, answer = {"add_mod_args": ("3+4 mod 128 =", "7"), "sort_args": ("sort 3 1 2 0=", "0 1 2 3"),
                       "fib_args": ("fib(5)=", "5")}[entry]
@@ -410,7 +411,8 @@ def test_argument_heads_get_gradients_through_the_machine(entry, args_len, grad,
     nll.backward()
     heads = model.layer.arg_heads
     assert run["args"].shape[1] == {"add_mod_args": 2, "sort_args": 4, "fib_args": 1}[entry]
-    names = {"query": ("query", "decode.weight"), "runs": ("mark.weight", "kind.weight", "end", "decode.weight")}
+    names = {"query": ("query", "decode.weight"), "runs": ("mark.weight", "kind.weight", "end", "decode.weight"),
+             "runs+tokens": ("mark.weight", "kind.weight", "end", "decode.weight", "decode_tokens.weight")}
     for name in names.get(reader, ("mark.weight", "end", "decode.weight")):
         g = heads.get_parameter(name).grad
         assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0, name
@@ -456,6 +458,55 @@ def test_the_training_loss_is_the_mixture_of_the_rows_likelihoods():
     nll, _ = base(tokens, calls, targets=targets)
     plain = F.cross_entropy(base.llama(tokens).transpose(1, 2), targets, ignore_index=-100, reduction="sum")  # noqa: E501
     assert torch.isclose(nll, plain, rtol=1e-5)
+
+
+@pytest.mark.parametrize("interface", ["args", "tape"])
+def test_the_training_loss_runs_the_shared_prompt_once_with_the_same_loss_and_gradients(interface):
+    """AugmentedLlama's training loss runs the blocks above the layer on each example's positions before
+    its earliest call once (`Llama.blocks_sharing`), not once a row: the loss and every parameter's
+    gradient equal those of the rows run whole (share_prefix False), with prompts of other lengths in one
+    batch, the late copy on (args) and the tape's rows."""
+    from model import Llama, ModelArgs, Tokenizer
+    from reasoning import AugmentedLlama
+    import tasks
+
+    if interface == "args":
+        model = tiny_args_model("sort_args", "exact", 4, max_threads=9, reader="runs", token_values=True,
+                                late_copy=True)
+        model.layer.late_gain.data.fill_(0.05)
+        prompts, answers = ["sort 3 1 2 0=", "order 9 7 8 5:", "Sort: 5 4 12 3?"], ["0 1 2 3", "5 7 8 9", "3 4 5 12"]
+    else:
+        torch.manual_seed(0)
+        args = ModelArgs.preset("tiny")
+        args.n_layers, args.dim, args.n_heads, args.n_kv_heads, args.ffn_hidden_dim = 2, 32, 2, 1, 64
+        model = AugmentedLlama(Llama(args), Tokenizer(), tasks.compile_library(), ["sort_task", "fib_task"],
+                               n_cells=tasks.N_CELLS, max_threads=4)
+        model.layer.gain.data.fill_(1.0)
+        prompts, answers = ["sort 3 1 2=", "fib(5)=", "sort the list 9,1:"], ["1 2 3", "5", "1 9"]
+    model.train()
+    tokenizer = Tokenizer()
+    seqs = [tokenizer.encode(p, bos=True) + tokenizer.encode(a) + [tokenizer.eos_id] for p, a in zip(prompts, answers)]
+    T = max(map(len, seqs))
+    tokens = torch.tensor([q + [tokenizer.eos_id] * (T - len(q)) for q in seqs])
+    calls = torch.tensor([len(tokenizer.encode(p, bos=True)) - 1 for p in prompts])
+    targets = torch.full_like(tokens, -100)
+    for i, q in enumerate(seqs):
+        targets[i, calls[i]:len(q) - 1] = tokens[i, calls[i] + 1:len(q)]
+    results = []
+    for share in (True, False):
+        model.share_prefix = share
+        model.layer.seed = 7
+        model.zero_grad()
+        loss, run = model(tokens, calls, targets=targets)
+        loss.backward()
+        results.append((loss.detach(), run["rows_b"], {n: p.grad.clone() for n, p in model.named_parameters()
+                                                       if p.grad is not None}))
+    (shared, rows, grads), (whole, rows_whole, grads_whole) = results
+    assert len(rows) > len(prompts) and torch.equal(rows, rows_whole)  # several rows an example, the same ones
+    assert torch.allclose(shared, whole, rtol=1e-5), (shared, whole)
+    assert grads.keys() == grads_whole.keys() and any(k.startswith("llama.layers.1.") for k in grads)
+    for name in grads:
+        assert torch.allclose(grads[name], grads_whole[name], rtol=1e-4, atol=1e-6), name
 
 
 def test_ordinal_attention_reads_the_marked_positions_in_order():
@@ -710,6 +761,36 @@ def test_the_runs_reader_marks_where_a_run_of_number_positions_ends():
         heads.mark.bias.data.fill_(bias)
         _, marks, _ = heads.explain(h, call_pos, e)
         assert torch.allclose(marks, torch.tensor(want, dtype=marks.dtype), atol=1e-6), (bias, marks)
+
+
+def test_token_values_read_the_value_from_the_tokens_own_vectors():
+    """token_values: a second decoder maps the window of the tokens' own vectors e to the values' logits. It
+    starts at zero (the heads give what they gave without it); with the states' decoder zeroed and this
+    one set, each position's value follows the tokens in its window and not the states. Only the runs
+    reader reads e: with another reader it is an error."""
+    import torch.nn.functional as F
+
+    plain = tiny_args_model("sort_args", args_len=4, reader="runs").layer.arg_heads
+    heads = tiny_args_model("sort_args", args_len=4, reader="runs", token_values=True).layer.arg_heads
+    heads.load_state_dict(plain.state_dict(), strict=False)  # every tensor but decode_tokens
+    h, call_pos = F.normalize(torch.randn(2, 9, 32), dim=-1), torch.tensor([8, 5])
+    e = F.normalize(torch.randn(2, 9, 32), dim=-1)
+    assert torch.equal(heads.explain(h, call_pos, e)[2], plain.explain(h, call_pos, e)[2])
+    with torch.no_grad():
+        heads.decode.weight.zero_()
+        heads.decode.bias.zero_()
+        heads.decode_tokens.weight.normal_()
+    _, _, values = heads.explain(h, call_pos, e)
+    _, _, other_states = heads.explain(F.normalize(torch.randn(2, 9, 32), dim=-1), call_pos, e)
+    assert torch.allclose(values, other_states)  # the states do not matter
+    e2 = e.clone()
+    e2[0, 3] = F.normalize(torch.randn(32), dim=-1)  # one token: the windows that hold it (positions 3 to 6)
+    _, _, changed = heads.explain(h, call_pos, e2)
+    moved = (changed - values).abs().amax(-1)[0] > 1e-4
+    assert moved[3:7].all() and not moved[:3].any() and not moved[7:].any(), moved
+    for reader in ("ordinal", "query"):
+        with pytest.raises(ValueError, match="only the runs reader"):
+            tiny_args_model("sort_args", args_len=4, reader=reader, token_values=True)
 
 
 def test_by_phrasing_reports_every_phrasing_and_shows_the_marks(tmp_path):

@@ -174,6 +174,26 @@ def test_hidden_states_match_hf(tmp_path):
     assert (ours.norm(mine[3]) - theirs[3]).abs().max() <= 1e-4
 
 
+def test_blocks_sharing_a_prefix_equal_the_blocks_on_the_whole_sequences():
+    """Llama.blocks_sharing runs each distinct prefix once and the sequences' own positions after it: the
+    stream equals that of `blocks` on the whole sequences (each prefix copied in front of its suffix) at
+    those positions, from the first block or from a later one, and the gradients reach the prefix."""
+    torch.manual_seed(0)
+    args = ModelArgs(dim=32, n_layers=3, n_heads=4, n_kv_heads=2, ffn_hidden_dim=64, vocab_size=64, max_seq_len=64,
+                     rope_scaling=None)
+    model = Llama(args)
+    prefix = torch.randn(2, 5, 32, requires_grad=True)
+    suffixes, owner = torch.randn(3, 4, 32), torch.tensor([1, 0, 1])
+    for first in (0, 1):
+        whole = model.blocks(torch.cat([prefix[owner], suffixes], 1), first=first)[:, 5:]
+        shared = model.blocks_sharing(prefix, suffixes, owner, first=first)
+        assert torch.allclose(shared, whole, atol=1e-5), first
+        g_whole, = torch.autograd.grad(whole.square().sum(), prefix)
+        g_shared, = torch.autograd.grad(shared.square().sum(), prefix)
+        assert g_shared.abs().sum() > 0 and torch.allclose(g_shared, g_whole, atol=1e-5), first
+    assert not torch.allclose(shared[0], model.blocks_sharing(prefix, suffixes, torch.tensor([0, 0, 1]), first=1)[0])  # owner matters
+
+
 # -----------------------------------------------------------------------------
 # RoPE frequencies
 

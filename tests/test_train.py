@@ -367,8 +367,10 @@ def test_curriculum_sort4_trains_sort4_first_and_starts_from_it(tmp_path, monkey
     assert "training sort4 first" in capsys.readouterr().out
     stage = lambda: torch.load(os.path.join(sort4, "ckpt-2", "state.pt"), weights_only=False)  # noqa: E731
     assert stage()["reasoning_config"]["reader"] == "runs"  # the default reader, named
+    assert stage()["reasoning_config"]["token_values"]  # on with the runs reader, as this run's
     run(tmp_path, *argv, "--overwrite", "--seed", "3", "--reader", "ordinal", name="add")  # heads read alike
     assert "training sort4 first" in capsys.readouterr().out and stage()["reasoning_config"]["reader"] == "ordinal"
+    assert not stage()["reasoning_config"]["token_values"]  # off with the ordinal reader
     assert stage()["reasoning_config"]["late_copy"]  # on, as this run's
     run(tmp_path, *argv, "--overwrite", "--seed", "3", "--reader", "ordinal", "--late_copy", "off", name="add")
     assert not stage()["reasoning_config"]["late_copy"]
@@ -418,6 +420,11 @@ def test_the_defaults_that_depend_on_the_interface():
     assert late("--task", "sort", "--interface", "args") == late("--task", "fib", "--interface", "args") == "on"
     assert late("--task", "sort") == "off"  # the tape's rows were measured without it
     assert late("--task", "sort", "--interface", "args", "--late_copy", "off") == "off"
+    tokens = lambda *argv: train.resolve_defaults(a := train.get_args(list(argv))) or a.token_values  # noqa: E731
+    assert tokens("--task", "sort", "--interface", "args") == tokens("--task", "add", "--interface", "args") == "on"
+    assert tokens("--task", "fib", "--interface", "args") == "off"  # the query reader reads no token vectors
+    assert tokens("--task", "sort", "--interface", "args", "--reader", "ordinal") == tokens("--task", "sort") == "off"
+    assert tokens("--task", "sort", "--interface", "args", "--token_values", "off") == "off"
     assert {chosen("--task", "sort", "--interface", "args", "--reader", "query")[0],
             chosen("--task", "add", "--interface", "args", "--grad", "mean_field")[0],
             chosen("--task", "add", "--interface", "args", "--baseline")[0],
@@ -502,6 +509,19 @@ def test_resuming_a_run_of_another_late_copy_says_which_flag_to_give(tmp_path):
     with pytest.raises(SystemExit, match="another --late_copy"):
         train.main([*common, "--iters", "2", "--resume"])
     train.main([*common, "--late_copy", "off", "--iters", "2", "--resume"])
+
+
+def test_resuming_a_run_of_another_token_values_says_which_flag_to_give(tmp_path):
+    """A runs-reader run made without the tokens' values decoder (as every run before it) resumed with the
+    default (on) lacks that decoder: the error names --token_values; and only the runs reader takes it."""
+    common = ["--task", "sort4", "--interface", "args", "--batch_size", "2", "--max_threads", "9", "--eval_n", "1",
+              "--out_dir", str(tmp_path / "run")]
+    train.main([*common, "--token_values", "off", "--iters", "1"])
+    with pytest.raises(SystemExit, match="another --token_values"):
+        train.main([*common, "--iters", "2", "--resume"])
+    train.main([*common, "--token_values", "off", "--iters", "2", "--resume"])
+    with pytest.raises(SystemExit, match="only the runs reader"):
+        train.main([*common, "--reader", "query", "--token_values", "on", "--overwrite"])
 
 
 def test_the_heads_learn_at_heads_lr_scale_times_the_rate_and_runs_before_it_resume(tmp_path, monkeypatch):
