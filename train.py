@@ -109,7 +109,7 @@ def get_args(argv=None):
                    "heads learned too slowly at 1; else 1: add and fib's query reader did worse at 5; README)")
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--iters", type=int, default=None, help="optimizer steps in all (0: only evaluate the model); "
-                   "default 200; with --interface args 300, 450 for add and 120 for sort-8 after its sort4 stage "
+                   "default 200; with --interface args 300, 450 for add and 150 for sort-8 after its sort4 stage "
                    "(README \"The paper's interface\")")
     p.add_argument("--lr_decay_iters", type=int, default=None, help="length of the cosine decay (default: "
                    "--iters); give it when a run will be resumed to more iterations than it first ran")
@@ -301,9 +301,9 @@ def main(argv=None):
 
 def resolve_defaults(args):
     """The defaults that depend on other flags: --max_threads, --batch_size, --reader, --late_copy,
-    --token_values, --heads_lr_scale, --curriculum, --iters, --train, --lr, --min_lr. The reader is named here, not left to
-    the reasoning layer's own default (the ordinal reader, which checkpoints made before the runs reader
-    stored as None), so that a run's checkpoint says which one it trained."""
+    --token_values, --heads_lr_scale, --curriculum, --iters, --train, --lr, --min_lr. The reader is named
+    here, not left to the reasoning layer's own default (the ordinal reader, which checkpoints made before
+    the runs reader stored as None), so that a run's checkpoint says which one it trained."""
     args.max_threads = max_threads(args)
     if args.batch_size is None:  # sort4's heads: none right after 200 steps of 16, 38% after 300 of 64 (README)
         args.batch_size = 64 if args.interface == "args" else 16
@@ -321,8 +321,8 @@ def resolve_defaults(args):
     if args.curriculum is None:  # add's heads from scratch: the uniform saddle; sort-8's blurred (README)
         args.curriculum = "sort4" if (form in ("add_mod", "sort8") and args.grad == "exact" and not args.baseline
                                       and args.reader != "query" and not args.warm_start) else "none"
-    if args.iters is None:  # args: sort-8 from sort4 sharp by 40 (heads at 5x the rate); add (from sort4) moving at 300
-        args.iters = (450 if form == "add_mod" else 120 if form == "sort8" and args.curriculum == "sort4"
+    if args.iters is None:  # args: sort-8 from sort4: a slow seed's heads still sharpening at 120; add moving at 300
+        args.iters = (450 if form == "add_mod" else 150 if form == "sort8" and args.curriculum == "sort4"
                       else 300 if args.interface == "args" else 200)
     if args.task in HOLE_TASKS:  # only the holes' logits train, at a constant rate
         args.lr = 0.1 if args.lr is None else args.lr
@@ -1067,7 +1067,8 @@ def load_checkpoint(out_dir, model, optimizer, args):
         if missing or unexpected:
             keys = [*missing, *unexpected]
             hint = ("; a run made with another reader (before the runs reader, the default with several slots "
-                    "was ordinal): give its --reader" if any("arg_heads" in k and "decode_tokens" not in k for k in keys)
+                    "was ordinal): give its --reader"
+                    if any("arg_heads" in k and "decode_tokens" not in k for k in keys)
                     else "; a run made with another --token_values (before it, off): give it"
                     if any("decode_tokens" in k for k in keys)
                     else "; a run made with another --late_copy (before it, off): give it"

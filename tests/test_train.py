@@ -394,7 +394,7 @@ def test_the_defaults_that_depend_on_the_interface():
 
     assert resolved("--task", "sort") == (8, 16, 200, "interface")
     # sort-8 starts from sort4 (--curriculum sort4) and needs fewer iterations than from scratch
-    assert resolved("--task", "sort", "--interface", "args") == (257, 64, 120, "all")
+    assert resolved("--task", "sort", "--interface", "args") == (257, 64, 150, "all")
     assert resolved("--task", "sort", "--interface", "args", "--curriculum", "none") == (257, 64, 300, "all")
     assert resolved("--task", "add", "--interface", "args")[2] == 450  # add's heads, from sort4, are still moving at 300
     assert resolved("--task", "add_mod", "--interface", "args")[2] == 450
