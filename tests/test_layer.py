@@ -425,17 +425,12 @@ def test_the_training_loss_is_the_mixture_of_the_rows_likelihoods():
     P(answer | row), plus the machine's own term; and the baseline's, the plain cross-entropy."""
     import torch.nn.functional as F
     from model import Tokenizer
+    import train
 
     model = tiny_args_model("sort_args", "exact", 4, max_threads=9, reader="runs").train()
     tokenizer = Tokenizer()
     prompts, answers = ["sort 3 1 2 0=", "order 9 7 8 5:"], ["0 1 2 3", "5 7 8 9"]
-    seqs = [tokenizer.encode(p, bos=True) + tokenizer.encode(a) + [tokenizer.eos_id] for p, a in zip(prompts, answers)]
-    T = max(map(len, seqs))
-    tokens = torch.tensor([q + [tokenizer.eos_id] * (T - len(q)) for q in seqs])
-    calls = torch.tensor([len(tokenizer.encode(p, bos=True)) - 1 for p in prompts])
-    targets = torch.full_like(tokens, -100)
-    for i, q in enumerate(seqs):
-        targets[i, calls[i]:len(q) - 1] = tokens[i, calls[i] + 1:len(q)]
+    tokens, targets, calls = train.encode_batch(tokenizer, list(zip(prompts, answers)), "cpu")
     model.layer.seed = 7
     loss, run = model(tokens, calls, targets=targets)
     model.layer.seed = 7
@@ -469,6 +464,7 @@ def test_the_training_loss_runs_the_shared_prompt_once_with_the_same_loss_and_gr
     from model import Llama, ModelArgs, Tokenizer
     from reasoning import AugmentedLlama
     import tasks
+    import train
 
     if interface == "args":
         model = tiny_args_model("sort_args", "exact", 4, max_threads=9, reader="runs", token_values=True,
@@ -485,13 +481,7 @@ def test_the_training_loss_runs_the_shared_prompt_once_with_the_same_loss_and_gr
         prompts, answers = ["sort 3 1 2=", "fib(5)=", "sort the list 9,1:"], ["1 2 3", "5", "1 9"]
     model.train()
     tokenizer = Tokenizer()
-    seqs = [tokenizer.encode(p, bos=True) + tokenizer.encode(a) + [tokenizer.eos_id] for p, a in zip(prompts, answers)]
-    T = max(map(len, seqs))
-    tokens = torch.tensor([q + [tokenizer.eos_id] * (T - len(q)) for q in seqs])
-    calls = torch.tensor([len(tokenizer.encode(p, bos=True)) - 1 for p in prompts])
-    targets = torch.full_like(tokens, -100)
-    for i, q in enumerate(seqs):
-        targets[i, calls[i]:len(q) - 1] = tokens[i, calls[i] + 1:len(q)]
+    tokens, targets, calls = train.encode_batch(tokenizer, list(zip(prompts, answers)), "cpu")
     results = []
     for share in (True, False):
         model.share_prefix = share
