@@ -151,7 +151,8 @@ def get_args(argv=None):
                         "(default: on with --interface args, off with the tape; reasoning.ReasoningLayer.forward)")
     p.add_argument("--token_values", default=None, choices=["on", "off"],
                    help="with the runs reader: the heads' values also read the window of the tokens' own vectors, "
-                        "not only the LLaMA's states (default: on with the runs reader; reasoning.ArgumentHeads)")
+                        "not only the LLaMA's states (default: on for sort4 and sort-8 with the runs reader, where "
+                        "it was measured to help, off elsewhere: add did worse; reasoning.ArgumentHeads)")
     p.add_argument("--machine_loss", type=float, default=None, help="weight of the machine's own likelihood "
                    "of the answer (before the LLaMA reads it back: exact, or per word over a sample) in the "
                    "loss; default 1 with --interface args, 0 with the tape (reasoning.ReasoningLayer.machine_nll)")
@@ -312,8 +313,8 @@ def resolve_defaults(args):
         args.reader = "runs" if argument_slots(get_task(form)) > 1 else "query"
     if args.late_copy is None:  # args: held-out phrasings garbled the copy of right answers (README); the
         args.late_copy = "on" if args.interface == "args" else "off"  # tape's rows were measured without it
-    if args.token_values is None:  # sort-8's heads misread held-out phrasings from the states alone (README)
-        args.token_values = "on" if args.reader == "runs" else "off"
+    if args.token_values is None:  # sort-8's heads misread held-out phrasings from the states alone; add did
+        args.token_values = "on" if args.reader == "runs" and form in ("sort4", "sort8") else "off"  # worse (README)
     if args.heads_lr_scale is None:  # sort4's stage at 1: 76-94% by seed and thread count, its heads blurred; at
         # 5 add ended at 98.5% (100.0% at 1) and the query reader on fib at 56% (100% at 1) (README)
         args.heads_lr_scale = 5.0 if (form in ("sort4", "sort8") and args.reader in ("runs", "ordinal")

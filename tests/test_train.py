@@ -367,10 +367,12 @@ def test_curriculum_sort4_trains_sort4_first_and_starts_from_it(tmp_path, monkey
     assert "training sort4 first" in capsys.readouterr().out
     stage = lambda: torch.load(os.path.join(sort4, "ckpt-2", "state.pt"), weights_only=False)  # noqa: E731
     assert stage()["reasoning_config"]["reader"] == "runs"  # the default reader, named
-    assert stage()["reasoning_config"]["token_values"]  # on with the runs reader, as this run's
+    assert not stage()["reasoning_config"]["token_values"]  # off, as this add run's
+    run(tmp_path, *argv, "--overwrite", "--seed", "3", "--token_values", "on", name="add")
+    assert "training sort4 first" in capsys.readouterr().out and stage()["reasoning_config"]["token_values"]
     run(tmp_path, *argv, "--overwrite", "--seed", "3", "--reader", "ordinal", name="add")  # heads read alike
     assert "training sort4 first" in capsys.readouterr().out and stage()["reasoning_config"]["reader"] == "ordinal"
-    assert not stage()["reasoning_config"]["token_values"]  # off with the ordinal reader
+    assert not stage()["reasoning_config"]["token_values"]  # off with the ordinal reader too
     assert stage()["reasoning_config"]["late_copy"]  # on, as this run's
     run(tmp_path, *argv, "--overwrite", "--seed", "3", "--reader", "ordinal", "--late_copy", "off", name="add")
     assert not stage()["reasoning_config"]["late_copy"]
@@ -421,7 +423,8 @@ def test_the_defaults_that_depend_on_the_interface():
     assert late("--task", "sort") == "off"  # the tape's rows were measured without it
     assert late("--task", "sort", "--interface", "args", "--late_copy", "off") == "off"
     tokens = lambda *argv: train.resolve_defaults(a := train.get_args(list(argv))) or a.token_values  # noqa: E731
-    assert tokens("--task", "sort", "--interface", "args") == tokens("--task", "add", "--interface", "args") == "on"
+    assert tokens("--task", "sort", "--interface", "args") == tokens("--task", "sort4", "--interface", "args") == "on"
+    assert tokens("--task", "add", "--interface", "args") == "off"  # add did worse with it (README)
     assert tokens("--task", "fib", "--interface", "args") == "off"  # the query reader reads no token vectors
     assert tokens("--task", "sort", "--interface", "args", "--reader", "ordinal") == tokens("--task", "sort") == "off"
     assert tokens("--task", "sort", "--interface", "args", "--token_values", "off") == "off"
