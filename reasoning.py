@@ -1582,7 +1582,7 @@ class ReasoningConfig:
     LLaMA's last block, with a gain of its own (`ReasoningLayer.forward`; False: what checkpoints made
     before it stored; train.py turns it on with --interface args); token_values: the runs reader's values
     also read the window of the tokens' own vectors (`ArgumentHeads`; False: what checkpoints made before it
-    stored; train.py turns it on with the runs reader).
+    stored; train.py turns it on for sort4 and sort-8 with the runs reader).
     """
     entries: list = None
     layer_after: int = None
