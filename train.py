@@ -246,11 +246,13 @@ def main(argv=None):
     """Run the command line `argv` (train, --ask, --prompted); returns the results (an answer list for --ask).
 
     On the CPU a run is reproducible: the same command gives the same losses and results twice, because it
-    runs with torch's deterministic algorithms (`start_session`). Without them, two runs of one command drew
-    apart after a few dozen steps: on the CPU, the backward of indexing (index_put with accumulate) adds a
-    row's gradients in the order its threads happen to finish, and training amplifies the last-bit
-    differences. They cost nothing measurable here: a sort-8 training step 3.07 s against 3.13 s without
-    (`python tests/scripts/bench_step.py out/sort-d150-seed0 --nondeterministic`: 0.98x). Not on a GPU, where the deterministic kernels are slower or missing. The
+    runs with torch's deterministic algorithms (`start_session`, `ask_command`). Without them, two runs of
+    one command drew apart after a few dozen steps: on the CPU, index_put with accumulate (the backward of
+    indexing) adds a row's terms in the order its threads happen to finish (10 calls on 200,000 rows gave
+    10 different sums, 1 with the setting), and training amplifies the last-bit differences. It costs
+    nothing measurable here: a sort-8 training step 3.07 s against 3.13 s without (`python
+    tests/scripts/bench_step.py out/sort-d150-seed0 --nondeterministic`: 0.98x). Not on a GPU, where the
+    deterministic kernels are slower or missing. Another thread count still adds in another order. The
     setting is put back as it was when main returns (tests call main many times in one process).
     """
     deterministic = torch.are_deterministic_algorithms_enabled()
