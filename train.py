@@ -246,11 +246,11 @@ def main(argv=None):
     """Run the command line `argv` (train, --ask, --prompted); returns the results (an answer list for --ask).
 
     On the CPU a run is reproducible: the same command gives the same losses and results twice, because it
-    runs with torch's deterministic algorithms (`start_session`, `ask_command`). Without them, two runs of
-    one command drew apart after a few dozen steps: on the CPU, index_put with accumulate (the backward of
-    indexing) adds a row's terms in the order its threads happen to finish (10 calls on 200,000 rows gave
-    10 different sums, 1 with the setting), and training amplifies the last-bit differences. It costs
-    nothing measurable here: a sort-8 training step 3.07 s against 3.13 s without (`python
+    runs with torch's deterministic algorithms (`choose_device`). Without them, two runs of one command
+    drew apart after a few dozen steps: on the CPU, index_put with accumulate (the backward of indexing)
+    adds a row's terms in the order its threads happen to finish (10 calls on 200,000 rows gave 10
+    different sums, 1 with the setting), and training amplifies the last-bit differences. It costs nothing
+    measurable here: a sort-8 training step 3.07 s against 3.13 s without (`python
     tests/scripts/bench_step.py out/sort-d150-seed0 --nondeterministic`: 0.98x). Not on a GPU, where the
     deterministic kernels are slower or missing. Another thread count still adds in another order. The
     setting is put back as it was when main returns (tests call main many times in one process).
@@ -386,12 +386,19 @@ def run_dir(args):
     return args.out_dir or os.path.join("out", args.task + suffix)
 
 
+def choose_device(name):
+    """--device: cuda when present for "auto". On the CPU it also turns on torch's deterministic algorithms
+    (reproducible runs: main's docstring; main puts the setting back)."""
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+    if device == "cpu":
+        torch.use_deterministic_algorithms(True)
+    return device
+
+
 def start_session(args):
     """The device (cuda when present), torchrun's process group, the out_dir (prepared and locked)."""
     out_dir = run_dir(args)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    if device == "cpu":
-        torch.use_deterministic_algorithms(True)  # reproducible runs (main's docstring); main puts it back
+    device = choose_device(args.device)
     ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ  # started by torchrun
     rank, world_size = 0, 1
     if ddp:
@@ -1209,9 +1216,7 @@ def ask_command(args):
     problem = device_problem(args.device)
     if problem:
         sys.exit(f"error: {problem}")
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    if device == "cpu":
-        torch.use_deterministic_algorithms(True)  # reproducible runs (main's docstring); main puts it back
+    device = choose_device(args.device)
     try:
         model, tokenizer = load_trained(path, device)
         answers = ask(model, tokenizer, args.ask)
@@ -1286,7 +1291,7 @@ def sort4_first(args):
     """--curriculum sort4: (the directory of a finished sort4 run to start from, its seconds of training).
 
     The run is README's sort4 row (100 iterations of batch 64 with every one-slot change; with sort-8's
-    defaults 98.0%, 94.0% and 72.0% for seeds 0-2, evaluated here on 50 examples a split), with this run's
+    defaults 92.0%, 90.0% and 50.0% for seeds 0-2, evaluated here on 50 examples a split), with this run's
     model settings (preset, init, layer, seed, device, dtype, reader, late copy, tokens' values, the heads'
     rate), into `<out_dir>-sort4`; one that
     finished there with the same settings (its curriculum.json) is reused, anything else is replaced (one
