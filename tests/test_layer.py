@@ -697,8 +697,8 @@ def test_a_trained_tiny_args_run_beats_its_baseline(tmp_path):
 
     The ordinal reader must read every prompt of the training phrasings right after 120 steps, without the
     late copy (56 of 56 for seeds 0-5). Its held-out phrasings are not asserted: whether its marks carry over
-    to "fib 4 ->" after so few steps is a draw (0.69-1.0 over seeds 0-5 here; 0.5 on a CI machine whose
-    float summation order differed)."""
+    to "fib 4 ->" after so few steps is a draw (0.69-1.0 over seeds 0-5 here; 0.5 on a CI run before the
+    runs were deterministic, train.main)."""
     import train
     import tasks
 
