@@ -280,6 +280,9 @@ def test_an_unwritable_out_dir_stops_the_run_before_the_first_step(tmp_path, mon
     (["--grad_clip", "-1"], "--grad_clip -1.0: must be a number >= 0 (0 turns clipping off)"),
     (["--heads_lr_scale", "0"], "--heads_lr_scale 0.0: must be a number > 0"),
     (["--heads_lr_scale", "nan"], "--heads_lr_scale nan"),
+    (["--ema", "1"], "--ema 1.0: the decay must be at least 0 and below 1"),
+    (["--ema", "-0.5"], "--ema -0.5"),
+    (["--task", "isort_holes", "--ema", "0.9"], "--ema: isort_holes trains only its holes' logits"),
     (["--max_steps", "0"], "--max_steps"),
     (["--seed", str(2**64)], "--seed"),
     (["--max_steps_train", "0"], "--max_steps"),
@@ -570,3 +573,47 @@ def test_the_heads_learn_at_heads_lr_scale_times_the_rate_and_runs_before_it_res
     seen.clear()
     train.main([*common, "--iters", "1", "--overwrite", "--heads_lr_scale", "1", "--lr", "1e-3", "--min_lr", "1e-3"])
     assert [round(lr, 9) for lr, _ in seen[0]] == [1e-3, 1e-3]  # the two groups of the runs before the flag
+
+
+def test_a_run_ends_with_the_weight_average_and_resumes_from_the_weights_as_trained(tmp_path, monkeypatch):
+    """--ema d (default 0.95 with --interface args, 0 elsewhere): after the n-th optimizer step (n from 0)
+    average = c average + (1 - c) weights, c = min(d, (1 + n) / (10 + n)). Computed here by hand from the
+    weights as trained after 1, 2 and 3 steps (runs of 1, 2 and 3 iterations on one schedule train
+    alike), it must be the 3-step run's model.safetensors, what load_trained gives and what the run
+    evaluated. A run stopped at 2 and resumed to 3 ends with the same average and the same losses."""
+    default = lambda *argv: train.resolve_defaults(a := train.get_args(list(argv))) or a.ema  # noqa: E731
+    assert default("--task", "sort", "--interface", "args") == 0.95 and default("--task", "sort") == 0.0
+    assert default("--task", "fib", "--interface", "args", "--ema", "0") == 0.0
+    args = [*TINY, "--lr_decay_iters", "3", "--warmup", "0", "--lr", "1e-2", "--ema", "0.5"]
+    trained, evaluated = [], []
+    evaluate = train.evaluate
+    monkeypatch.setattr(train, "evaluate", lambda model, *a, **k: evaluated.append(
+        {n: p.detach().clone() for n, p in model.named_parameters()}) or evaluate(model, *a, **k))
+    for n in (1, 2, 3):
+        results, out = run(tmp_path, *args, "--iters", str(n), name=f"n{n}")
+        state = torch.load(os.path.join(out, f"ckpt-{n}", "state.pt"), weights_only=False)
+        trained.append(state["trained_weights"])
+        assert state["average_count"] == n
+    settings = train.get_args([*args, "--iters", "3"])
+    train.resolve_defaults(settings)
+    torch.manual_seed(settings.seed)  # as main does before it builds: the initial weights
+    _, _, initial = train.build(settings, "cpu")
+    average = {k: p.detach().clone() for k, p in initial.named_parameters() if k in trained[0]}
+    for n, weights in enumerate(trained):
+        c = min(0.5, (1 + n) / (10 + n))
+        average = {k: c * average[k] + (1 - c) * weights[k] for k in average}
+    model, _ = train.load_trained(str(tmp_path / "n3"))
+    got = dict(model.named_parameters())
+    assert len(average) == len(trained[0]) > 0
+    for k in average:
+        assert torch.allclose(got[k], average[k], atol=1e-6), k
+        assert torch.equal(evaluated[-1][k], got[k]), k  # what the run evaluated
+    assert any(not torch.allclose(got[k], trained[-1][k]) for k in average)  # the average is not the weights
+    straight = results
+    run(tmp_path, *args, "--iters", "2", name="split")
+    resumed, out = run(tmp_path, *args, "--iters", "3", "--resume", name="split")
+    model, _ = train.load_trained(out)
+    for k, p in model.named_parameters():
+        assert torch.allclose(p, got[k], atol=1e-6), k
+    assert resumed["_run"]["losses"][2] == pytest.approx(straight["_run"]["losses"][2], rel=1e-5)
+    assert resumed["test"] == straight["test"]

@@ -4,6 +4,7 @@
     python tests/scripts/by_phrasing.py out/sort4-args-ordinal-400 --n 100
     python tests/scripts/by_phrasing.py out/sort4-args-ordinal-400 --show "ascending order [62,88,30,9]:"
     python tests/scripts/by_phrasing.py out/add-args-scratch --truth
+    python tests/scripts/by_phrasing.py out/sort-ema-seed0 --misses
 
 A diagnostic for README "The paper's interface": a split mixes its phrasings, and a reader that
 generalises to one held-out phrasing and not to the other shows only as their average. Loads the run
@@ -15,6 +16,9 @@ likeliest value, then each slot's three likeliest values. With --truth (an args 
 what the heads give the true arguments, V x P(the true value) averaged over slots and prompts (1 is what
 uniform heads give, V a sure right one, below 1 heads that avoid the true value), the heads' entropy in
 nats, and with the ordinal reader the marks' sum (the numbers the reader counts; the entry takes S).
+With --misses (an args run): every prompt of the test split (the one results.json's `test` counts)
+answered wrong, with what the heads read (each slot's likeliest value), and how many of the misses were
+read whole (lost in the copy of the machine's answer) or misread.
 """
 import argparse
 import os
@@ -24,7 +28,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 import torch  # noqa: E402
 
-from tasks import ARGS_FORMS, get_task  # noqa: E402
+from tasks import ARGS_FORMS, Task, get_task  # noqa: E402
 from reasoning import unit  # noqa: E402
 from train import ask, checkpoint_candidates, load_trained  # noqa: E402
 
@@ -36,11 +40,14 @@ def main():
     p.add_argument("--seed", type=int, default=5)
     p.add_argument("--show", default=None, help="a prompt whose marks and values to print instead")
     p.add_argument("--truth", action="store_true", help="print what the heads give the true arguments instead")
+    p.add_argument("--misses", action="store_true", help="list the test split's wrong answers instead")
     a = p.parse_args()
     model, tokenizer = load_trained(a.run)
     if a.show is not None:
         return show(model, tokenizer, a.show)
     task = get_task(model_task(a.run))
+    if a.misses:
+        return misses(model, tokenizer, task)
     rng = random.Random(a.seed)
     draws = [task.sample(rng, "test") for _ in range(a.n)]
     args_run = model.layer is not None and model.layer.arg_heads is not None
@@ -105,6 +112,35 @@ def truth(model, tokenizer, prompts, args):
         marks.append(mark.sum() if mark is not None else float("nan"))
     mean = lambda xs: sum(float(x) for x in xs) / len(xs)  # noqa: E731
     return f"{mean(scaled):9.3f}  {mean(entropy):7.3f}  {mean(marks):5.2f}"
+
+
+@torch.no_grad()
+def misses(model, tokenizer, task):
+    """Each wrong answer of the test split: the prompt, the answer wanted and given, the values read."""
+    heads = arg_heads(model, ordinal=False)
+    examples = test_examples(task)
+    answers = ask(model, tokenizer, [p for p, _, _ in examples])
+    read_whole = wrong = 0
+    for (prompt, want, args), got in zip(examples, answers):
+        if got.text == want:
+            continue
+        wrong += 1
+        read = heads(*states(model, tokenizer, prompt))[0].argmax(-1).tolist()
+        truth = slot_values(args)
+        read_whole += read == truth
+        print(f"{prompt!r}: wanted {want!r}, answered {got.text!r}; read {read}"
+              + ("" if read == truth else f", not {truth}"))
+    print(f"{wrong} of {len(examples)} answered wrong: {read_whole} read whole (lost in the copy), "
+          f"{wrong - read_whole} misread")
+
+
+def test_examples(task):
+    """The test split as results.json's `test` counts it, with each prompt's arguments: (prompt, answer,
+    args) drawn as `Task.examples` draws them (the same seed, the same order)."""
+    if type(task).examples is not Task.examples:
+        sys.exit(f"error: --misses: {task.name}'s test split is not drawn by Task.examples")
+    rng = random.Random(f"{task.name}/test/0")
+    return [task.example_with_args(rng, "test") for _ in range(task.eval_n.get("test", 200))]
 
 
 @torch.no_grad()
