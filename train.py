@@ -8,9 +8,9 @@ Train a LLaMA 3.2 with the neurally compiled library on an algorithmic task, end
     torchrun --standalone --nproc_per_node=2 train.py --task fib      # data parallel (DDP), one GPU each
 
 Read top to bottom, like nanoGPT's train.py: settings, model, data, one plain loop (AdamW, warmup and
-cosine decay, gradient clipping, periodic evaluation, checkpoints), then the results. The loss is the
-next-token cross-entropy on the answer tokens only; gradients flow from it through the read-back, the
-machine and the tape back into the transformer.
+cosine decay, gradient clipping, a running average of the weights, periodic evaluation, checkpoints), then
+the results. The loss is the next-token cross-entropy on the answer tokens only; gradients flow from it
+through the read-back, the machine and the tape back into the transformer.
 
 A checkpoint is a directory `out_dir/ckpt-<iter>/` with `model.safetensors` (every trainable tensor: with
 `--ema`, their average over the last steps, the run's model) and `state.pt` (settings, iteration, optimizer
@@ -116,9 +116,9 @@ def get_args(argv=None):
                    "--iters); give it when a run will be resumed to more iterations than it first ran")
     p.add_argument("--weight_decay", type=float, default=0.1)
     p.add_argument("--grad_clip", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
-    p.add_argument("--ema", type=float, default=None, help="evaluate, save and export an exponential moving "
-                   "average of the weights with this decay per step (0: the weights as trained; default: "
-                   f"{EMA_DECAY} with --interface args, else 0)")
+    p.add_argument("--ema", type=float, default=0.0, help="evaluate, save and export an exponential moving "
+                   "average of the weights with this decay per step, e.g. 0.95 (0, the default: the weights as "
+                   "trained)")
     p.add_argument("--eval_interval", type=int, default=100)
     p.add_argument("--eval_n", type=int, default=None, help="examples per split (default: the task's own)")
     p.add_argument("--log_interval", type=int, default=10)
@@ -333,7 +333,7 @@ def run_command(argv):
 
 def resolve_defaults(args):
     """The defaults that depend on other flags: --max_threads, --batch_size, --reader, --late_copy,
-    --token_values, --heads_lr_scale, --curriculum, --iters, --ema, --train, --lr, --min_lr. The reader is named
+    --token_values, --heads_lr_scale, --curriculum, --iters, --train, --lr, --min_lr. The reader is named
     here, not left to the reasoning layer's own default (the ordinal reader, which checkpoints made before
     the runs reader stored as None), so that a run's checkpoint says which one it trained."""
     args.max_threads = max_threads(args)
@@ -356,8 +356,6 @@ def resolve_defaults(args):
     if args.iters is None:  # args: sort-8 from sort4: a slow seed's heads still sharpening at 120; add moving at 300
         args.iters = (450 if form == "add_mod" else 150 if form == "sort8" and args.curriculum == "sort4"
                       else 300 if args.interface == "args" else 200)
-    if args.ema is None:  # args: the end of a run moved by points from one step to the next (WeightAverage)
-        args.ema = EMA_DECAY if args.interface == "args" and args.task not in HOLE_TASKS else 0.0
     if args.task in HOLE_TASKS:  # only the holes' logits train, at a constant rate
         args.lr = 0.1 if args.lr is None else args.lr
         args.min_lr = args.lr if args.min_lr is None else args.min_lr  # (unused)
@@ -532,9 +530,6 @@ def gradients(args, s, model, optimizer, tokens, targets, call_pos):
     return loss, run, n_tokens
 
 
-EMA_DECAY = 0.95  # --ema's default with --interface args: an average over the last ~20 steps (measured: README)
-
-
 class WeightAverage:
     """--ema: an exponential moving average of the trainable weights, the weights a run ends with.
 
@@ -548,7 +543,12 @@ class WeightAverage:
     The optimizer goes on from the weights as trained; the average is what is evaluated (the quick
     evaluations as well), saved as the checkpoint's model.safetensors (so `load_trained`, `--ask`,
     `--warm_start` and `--export` all use it) and, at the end, the model the run leaves. A checkpoint keeps
-    the weights as trained in its state.pt (`trained_weights`), so `--resume` continues exactly."""
+    the weights as trained in its state.pt (`trained_weights`), so `--resume` continues exactly.
+
+    Not the default: with 0.95 sort-8's default command ended at 99.0%, 90.0% and 89.0% for seeds 0-2,
+    against 98.5%, 89.0% and 92.5% without. Seed 2's loss jumps at the peak rate and recovers late, and
+    an average of the last ~20 steps carries the weights from before the recovery: at iteration 100 it
+    answered 29 of 50, the weights as trained 43 (README "The paper's interface")."""
 
     def __init__(self, model, decay, weights=None, count=0):
         """The average starts at the model's weights, or at `weights` after `count` updates (a resumed run)."""

@@ -692,14 +692,13 @@ def test_a_trained_tiny_args_run_beats_its_baseline(tmp_path):
     """fib through the argument heads (one slot, every value run: exact) against the plain LLaMA, the
     same tiny model, data and number of steps: the heads learn which n the prompt names, the baseline
     has not learned to answer in so few steps (the plain LLaMA learns fib's 8 inputs by heart after ~80
-    steps). One slot: the query reader, the default. Measured over `--seed` 0-6: the args run 0.81-1.0 on
-    the held-out phrasings after 60 steps (it evaluates the weight average, `--ema`'s default with args;
-    0.875-1.0 before it), the baseline 0.44-0.81.
+    steps). One slot: the query reader, the default. Measured over `--seed` 0-6: the args run 0.875-1.0 on
+    the held-out phrasings after 60 steps, the baseline 0.44-0.81.
 
     The ordinal reader must read every prompt of the training phrasings right after 120 steps, without the
-    late copy (56 of 56 for seeds 0-6 with the weight average, 0-5 before it). Its held-out phrasings are
-    not asserted: whether its marks carry over to "fib 4 ->" after so few steps is a draw (0.69-1.0 over
-    seeds 0-5 before the weight average; 0.5 on a CI run before the runs were deterministic, train.main)."""
+    late copy (56 of 56 for seeds 0-5). Its held-out phrasings are not asserted: whether its marks carry over
+    to "fib 4 ->" after so few steps is a draw (0.69-1.0 over seeds 0-5 here; 0.5 on a CI run before the
+    runs were deterministic, train.main)."""
     import train
     import tasks
 
