@@ -665,8 +665,6 @@ def train_holes(args, task):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if ema is not None:
-            ema.update(raw_model)
         losses[it] = loss.item()
         if it % args.log_interval == 0 or it == args.iters - 1:
             p = machine.hole_probs().detach()
@@ -1373,7 +1371,7 @@ def load_trained(path, device="cpu"):
 
 
 SORT4_FIRST = ["--task", "sort4", "--interface", "args", "--grad", "exact", "--batch_size", "64", "--max_threads",
-               "512", "--iters", "100", "--eval_interval", "50", "--eval_n", "50", "--curriculum", "none", "--ema", "0"]
+               "512", "--iters", "100", "--eval_interval", "50", "--eval_n", "50", "--curriculum", "none"]
 
 
 def sort4_first(args):
@@ -1382,11 +1380,11 @@ def sort4_first(args):
     The run is README's sort4 row (100 iterations of batch 64 with every one-slot change; with sort-8's
     defaults 92.0%, 90.0% and 50.0% for seeds 0-2, evaluated here on 50 examples a split), with this run's
     model settings (preset, init, layer, seed, device, dtype, reader, late copy, tokens' values, the heads'
-    rate), into `<out_dir>-sort4`, without the weight average (`--ema 0`: a stage hands on the weights as
-    trained, from which the next phase trains on; its figures above were measured so); one that finished there with the same settings (its curriculum.json) is reused, anything else is replaced (one
-    stopped by Ctrl-C has no curriculum.json: it is trained again, not resumed). Its heads have learned
-    what a number's value and end look like from sort's answers, which name every value one by one over
-    few slots. Add's answer names only a sum, so from scratch its two heads sit at the uniform saddle
+    rate; not --ema: a stage hands on its weights as trained, from which the next phase trains on), into
+    `<out_dir>-sort4`; one that finished there with the same settings (its curriculum.json) is reused,
+    anything else is replaced (one stopped by Ctrl-C has no curriculum.json: it is trained again, not
+    resumed). Its heads have learned what a number's value and end look like from sort's answers, which
+    name every value one by one over few slots. Add's answer names only a sum, so from scratch its two heads sit at the uniform saddle
     (each one's exact gradient is flat while the other is); sort-8's heads from scratch are still blurred
     after 15 minutes. Both start from here by default (README "The paper's interface")."""
     out = run_dir(args).rstrip("/") + "-sort4"
