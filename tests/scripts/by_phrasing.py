@@ -118,7 +118,7 @@ def truth(model, tokenizer, prompts, args):
 def misses(model, tokenizer, task):
     """Each wrong answer of the test split: the prompt, the answer wanted and given, the values read."""
     heads = arg_heads(model, ordinal=False)
-    examples = test_examples(task)
+    examples = graded_examples(task)
     answers = ask(model, tokenizer, [p for p, _, _ in examples])
     read_whole = wrong = 0
     for (prompt, want, args), got in zip(examples, answers):
@@ -134,7 +134,7 @@ def misses(model, tokenizer, task):
           f"{wrong - read_whole} misread")
 
 
-def test_examples(task):
+def graded_examples(task):
     """The test split as results.json's `test` counts it, with each prompt's arguments: (prompt, answer,
     args) drawn as `Task.examples` draws them (the same seed, the same order)."""
     if type(task).examples is not Task.examples:
