@@ -317,7 +317,7 @@ def run_command(argv):
     if args.iters > start_iter and s.master:
         save_checkpoint(s.out_dir, model, optimizer, args, args.iters, losses, train_time, ema)
     if ema is not None:  # from here on the run's model is the average: evaluated, exported
-        ema.copy_to(model)
+        put_weights(model, ema.weights)
     results = evaluate(model, tokenizer, task, args, s.device, s.autocast)
     results["_run"] = {"task": args.task, "baseline": args.baseline, "iters": args.iters,
                        "train_seconds": round(train_time, 1), "device": s.device, "world_size": s.world_size,
@@ -567,21 +567,25 @@ class WeightAverage:
     @contextmanager
     def applied(self, model):
         """Inside the block the model holds the average; after it, its weights as trained again."""
-        trained = {k: p.detach().clone() for k, p in model.named_parameters() if k in self.weights}
-        self.copy_to(model)
+        trained = weights_of(model, self.weights)
+        put_weights(model, self.weights)
         try:
             yield
         finally:
-            with torch.no_grad():
-                for k, p in model.named_parameters():
-                    if k in trained:
-                        p.copy_(trained[k])
+            put_weights(model, trained)
 
-    @torch.no_grad()
-    def copy_to(self, model):
-        for k, p in model.named_parameters():
-            if k in self.weights:
-                p.copy_(self.weights[k])
+
+def weights_of(model, names):
+    """A copy of the model's parameters named in `names`: {name: tensor}."""
+    return {k: p.detach().clone() for k, p in model.named_parameters() if k in names}
+
+
+@torch.no_grad()
+def put_weights(model, weights):
+    """Copy `weights` ({name: tensor}) into the model's parameters of those names."""
+    for k, p in model.named_parameters():
+        if k in weights:
+            p.copy_(weights[k])
 
 
 def stop_interrupted(args, s, model, optimizer, it, losses, train_seconds, argv, ema):
@@ -1125,8 +1129,7 @@ def save_checkpoint(out_dir, model, optimizer, args, it, losses, train_seconds, 
     os.makedirs(tmp)
     extra = {}
     if ema is not None:
-        extra = {"trained_weights": {k: p.detach().clone() for k, p in model.named_parameters() if k in ema.weights},
-                 "average_count": ema.count}
+        extra = {"trained_weights": weights_of(model, ema.weights), "average_count": ema.count}
     with ema.applied(model) if ema is not None else nullcontext():
         save_model(model, os.path.join(tmp, "model.safetensors"))  # stores tied weights once
     set_default_mode(os.path.join(tmp, "model.safetensors"))
@@ -1190,12 +1193,8 @@ def load_checkpoint(out_dir, model, optimizer, args):
                      f"{saved.get('heads_lr_scale', 1.0)} (before the flag: 1); give it to resume")
         optimizer.load_state_dict(state["optimizer"])
         if "trained_weights" in state:  # model.safetensors held the average (WeightAverage): train on from these
-            state["average"] = {k: p.detach().clone() for k, p in model.named_parameters()
-                                if k in state["trained_weights"]}
-            with torch.no_grad():
-                for k, p in model.named_parameters():
-                    if k in state["trained_weights"]:
-                        p.copy_(state["trained_weights"][k])
+            state["average"] = weights_of(model, state["trained_weights"])
+            put_weights(model, state["trained_weights"])
         if failed:
             print(f"warning: resuming from the previous checkpoint, {path}", file=sys.stderr)
         return state
