@@ -1582,7 +1582,9 @@ class ReasoningConfig:
     LLaMA's last block, with a gain of its own (`ReasoningLayer.forward`; False: what checkpoints made
     before it stored; train.py turns it on with --interface args); token_values: the runs reader's values
     also read the window of the tokens' own vectors (`ArgumentHeads`; False: what checkpoints made before it
-    stored; train.py turns it on for sort4 and sort-8 with the runs reader).
+    stored; train.py turns it on for sort4 and sort-8 with the runs reader); vector_grad: the layer's own
+    uses of the token vectors train them (`AugmentedLlama.forward`; True: what checkpoints made before it
+    stored; train.py turns it off with --interface args).
     """
     entries: list = None
     layer_after: int = None
@@ -1602,6 +1604,7 @@ class ReasoningConfig:
     reader: str = None
     late_copy: bool = False
     token_values: bool = False
+    vector_grad: bool = True
 
     def to_dict(self):
         return asdict(self)
@@ -2498,6 +2501,20 @@ class AugmentedLlama(nn.Module):
 
     share_prefix = True  # the training loss runs the rows' shared prompt once (False: once a row, as a check)
 
+    def token_codes(self):
+        """The token vectors as the reasoning layer uses them [vocab, D]: the output head (the embedding table,
+        when tied), the code of a character read back or copied, and the runs reader's view of each token.
+
+        With `config.vector_grad` off (train.py's default with --interface args) these uses do not train the
+        vectors: the LLaMA trains them as its input and output alone. When they do, a row that reads 7 where
+        the answer says 8 asks the copy to turn the code of 7 into an 8, and pulls the two vectors together;
+        read and copied through the same vectors, the pair then blurs in both. Measured on sort-8 (README
+        "The paper's interface"): seed 2's vectors of 7 and 8 ended at cosine 0.60 (the other pairs of digits
+        0.21-0.59) and 13 of its 15 misses were a 7 for an 8 or an 8 for a 7; seed 1's 2 and 5 at 0.50, and 6
+        of its 7 misses read whole answered a 5 as a 2."""
+        vectors = self.llama.output.weight
+        return vectors if self.config.vector_grad else vectors.detach()
+
     def forward(self, tokens, call_pos, cache=None, start_pos=0, targets=None):
         """tokens [B, T] -> (logits of positions start_pos.. [U, T - start_pos, vocab], the machine's run).
 
@@ -2514,7 +2531,7 @@ class AugmentedLlama(nn.Module):
         else:
             h = llama.blocks(h, start_pos, stop=self.layer_after + 1)  # [B, T', D] the blocks below the layer
             below = h
-            h, run, late = self.layer(h, tokens, call_pos, llama.output.weight, cache, start_pos)  # [U, T', D]
+            h, run, late = self.layer(h, tokens, call_pos, self.token_codes(), cache, start_pos)  # [U, T', D]
             # In training, the positions before the earliest call are the same in every row of an example (the
             # read-back starts at the call): the blocks above run them once an example (`blocks_sharing`), and
             # only the positions from P on, which hold every target, reach the output head.
@@ -2542,7 +2559,7 @@ class AugmentedLlama(nn.Module):
 
         loss = mixture_nll(llama.output(llama.norm(h[u, t])))
         if late is not None:  # the late copy by itself (its logits through the output head) gives the answer too
-            loss = loss + mixture_nll(late[u, t].float() @ llama.output.weight.float().T)
+            loss = loss + mixture_nll(late[u, t].float() @ self.token_codes().float().T)
         # The machine's own likelihood of the answer (`ReasoningLayer.machine_nll`): by default weighted 1
         # with the args interface, whose heads cannot learn without it, and 0 with the tape, which learns
         # through the read-back alone (its results were measured so).

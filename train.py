@@ -157,6 +157,11 @@ def get_args(argv=None):
                    help="with the runs reader: the heads' values also read the window of the tokens' own vectors, "
                         "not only the LLaMA's states (default: on for sort4 and sort-8 with the runs reader, where "
                         "it was measured to help, off elsewhere: add did worse; reasoning.ArgumentHeads)")
+    p.add_argument("--vector_grad", default=None, choices=["on", "off"],
+                   help="the reasoning layer's own uses of the token vectors (the code of a character read back or "
+                        "copied, the runs reader's view of each token) train them (default: off with --interface "
+                        "args, where they pulled the vectors of digits the heads confused together; on with the "
+                        "tape, as its rows were measured; reasoning.AugmentedLlama.token_codes)")
     p.add_argument("--machine_loss", type=float, default=None, help="weight of the machine's own likelihood "
                    "of the answer (before the LLaMA reads it back: exact, or per word over a sample) in the "
                    "loss; default 1 with --interface args, 0 with the tape (reasoning.ReasoningLayer.machine_nll)")
@@ -333,7 +338,7 @@ def run_command(argv):
 
 def resolve_defaults(args):
     """The defaults that depend on other flags: --max_threads, --batch_size, --reader, --late_copy,
-    --token_values, --heads_lr_scale, --curriculum, --iters, --train, --lr, --min_lr. The reader is named
+    --vector_grad, --token_values, --heads_lr_scale, --curriculum, --iters, --train, --lr, --min_lr. The reader is named
     here, not left to the reasoning layer's own default (the ordinal reader, which checkpoints made before
     the runs reader stored as None), so that a run's checkpoint says which one it trained."""
     args.max_threads = max_threads(args)
@@ -344,6 +349,8 @@ def resolve_defaults(args):
         args.reader = "runs" if argument_slots(get_task(form)) > 1 else "query"
     if args.late_copy is None:  # args: held-out phrasings garbled the copy of right answers (README); the
         args.late_copy = "on" if args.interface == "args" else "off"  # tape's rows were measured without it
+    if args.vector_grad is None:  # args: the copies pulled the vectors of digits the heads confused together
+        args.vector_grad = "off" if args.interface == "args" else "on"  # (README); the tape's rows: measured on
     if args.token_values is None:  # sort-8's heads misread held-out phrasings from the states alone; add did
         args.token_values = "on" if args.reader == "runs" and form in ("sort4", "sort8") else "off"  # worse (README)
     if args.heads_lr_scale is None:  # sort4's stage at 1: 76-94% by seed and thread count, its heads blurred; at
@@ -774,7 +781,7 @@ def reasoning_config(args, task):
                            max_steps_train=args.max_steps_train, n_cells=N_CELLS,
                            trainable_library=args.library == "trainable", args_len=getattr(task, "args_len", 0),
                            machine_loss=args.machine_loss, reader=args.reader, late_copy=args.late_copy == "on",
-                           token_values=args.token_values == "on")
+                           token_values=args.token_values == "on", vector_grad=args.vector_grad != "off")
 
 
 def library_program(stored=None):
@@ -1021,7 +1028,7 @@ def prompted_baseline(llama, tokenizer, task, args, device, autocast, out_dir, m
 CHECKPOINT_KEYS = ("task", "preset", "init", "baseline", "library", "layer_after", "grad", "train", "seed", "interface")
 # Settings a resumed run may change; it then is no longer the run the checkpoint began, so it says so.
 RESUME_NOTE_KEYS = ("lr", "min_lr", "warmup", "weight_decay", "grad_clip", "batch_size", "grad_accum",
-                    "max_steps_train", "heads_lr_scale", "ema")
+                    "max_steps_train", "heads_lr_scale", "ema", "vector_grad")
 
 
 def prepare_out_dir(out_dir, args):
@@ -1378,8 +1385,8 @@ def sort4_first(args):
 
     The run is README's sort4 row (100 iterations of batch 64 with every one-slot change; with sort-8's
     defaults 92.0%, 90.0% and 50.0% for seeds 0-2, evaluated here on 50 examples a split), with this run's
-    model settings (preset, init, layer, seed, device, dtype, reader, late copy, tokens' values, the heads'
-    rate; not --ema: a stage hands on its weights as trained, from which the next phase trains on), into
+    model settings (preset, init, layer, seed, device, dtype, reader, late copy, vector gradient, tokens'
+    values, the heads' rate; not --ema: a stage hands on its weights as trained, from which the next phase trains on), into
     `<out_dir>-sort4`; one that finished there with the same settings (its curriculum.json) is reused,
     anything else is replaced (one stopped by Ctrl-C has no curriculum.json: it is trained again, not
     resumed). Its heads have learned what a number's value and end look like from sort's answers, which
@@ -1393,6 +1400,7 @@ def sort4_first(args):
     argv += ["--layer_after", str(args.layer_after)] if args.layer_after is not None else []
     argv += ["--reader", args.reader] if args.reader else []  # the heads it hands on read as this run's do
     argv += ["--late_copy", args.late_copy] if args.late_copy else []
+    argv += ["--vector_grad", args.vector_grad] if args.vector_grad else []
     argv += ["--token_values", args.token_values] if args.token_values else []
     argv += ["--heads_lr_scale", str(args.heads_lr_scale)] if args.heads_lr_scale is not None else []
     made = os.path.join(out, "curriculum.json")  # the settings it was trained with, written once it finished

@@ -793,6 +793,45 @@ def test_token_values_read_the_value_from_the_tokens_own_vectors():
             tiny_args_model("sort_args", args_len=4, reader=reader, token_values=True)
 
 
+def test_vector_grad_off_leaves_the_token_vectors_to_the_llama(monkeypatch):
+    """vector_grad: the token vectors (one table, tied) are used by the LLaMA (its input and output) and by
+    the reasoning layer (the codes of what is read back and copied, the runs reader's view of each token).
+    Given the layer's uses a leaf of their own, the loss's gradient splits into the LLaMA's part and the
+    layer's; with vector_grad on the table gets both, with it off the LLaMA's alone. The loss and every
+    other gradient are the same either way."""
+    from model import Tokenizer
+    import train
+
+    tokenizer = Tokenizer()
+    batch = train.encode_batch(tokenizer, [("sort 3 1 2 0=", "0 1 2 3"), ("order 9 7 8 5:", "5 7 8 9")], "cpu")
+
+    def grads(vector_grad, codes=None):
+        model = tiny_args_model("sort_args", args_len=4, max_threads=9, reader="runs", token_values=True,
+                                late_copy=True, vector_grad=vector_grad).train()
+        with torch.no_grad():
+            model.layer.late_gain.fill_(0.05)  # the copy's codes reach the loss
+        if codes is not None:
+            leaf = model.llama.output.weight.detach().clone().requires_grad_()
+            monkeypatch.setattr(model, "token_codes", lambda: leaf)
+        model.layer.seed = 3
+        tokens, targets, calls = batch
+        loss, _ = model(tokens, calls, targets=targets)
+        loss.backward()
+        named = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return loss.detach(), named, (leaf.grad if codes is not None else None)
+
+    table = "llama.tok_embeddings.weight"
+    loss_on, on, _ = grads(True)
+    loss_off, off, _ = grads(False)
+    loss_split, llama_part, layer_part = grads(True, codes="leaf")
+    assert torch.equal(loss_on, loss_off) and torch.equal(loss_on, loss_split)
+    assert layer_part.abs().sum() > 0  # the layer's uses do send gradient to the vectors ...
+    assert torch.allclose(on[table], llama_part[table] + layer_part, atol=1e-6)  # ... and on, the table gets it
+    assert torch.allclose(off[table], llama_part[table], atol=1e-7)  # off: only the LLaMA's part
+    assert not torch.allclose(on[table], off[table], atol=1e-6)
+    assert all(torch.equal(on[n], off[n]) for n in on if n != table)
+
+
 def test_by_phrasing_reports_every_phrasing_and_shows_the_marks(tmp_path):
     """tests/scripts/by_phrasing.py on a short ordinal run: one line per training and held-out phrasing,
     each a share in [0, 1]; --show prints every position's mark and the slot; a query run has no marks."""
@@ -859,6 +898,21 @@ def test_by_phrasing_lists_the_test_splits_misses_with_what_the_heads_read(tmp_p
         if truth is not None:  # misread: the true values are the prompt's numbers, in order
             assert eval(truth) == [int(x) for x in re.findall(r"\d+", prompt)] != eval(read), line
     assert misread == sum(", not [" in line for line in out[:-1])
+    # tests/scripts/token_vectors.py on the same run: the digits' cosines, from the checkpoint's own table
+    from safetensors.torch import load_file
+    from model import Tokenizer
+
+    line = subprocess.run([sys.executable, os.path.join(repo, "tests", "scripts", "token_vectors.py"),
+                           str(tmp_path / "run")], capture_output=True, text=True, check=True).stdout.strip()
+    mean, i, j, closest = re.fullmatch(r".*: digits' cosine mean (-?[0-9.]+), closest (\d) and (\d) at (-?[0-9.]+)",
+                                       line).groups()
+    table = load_file(os.path.join(tmp_path / "run", "ckpt-2", "model.safetensors"))["llama.output.weight"]  # tied
+    digits = table[[Tokenizer().encode(str(d))[0] for d in range(10)]]
+    cos = [[float(torch.nn.functional.cosine_similarity(digits[a], digits[b], dim=0)) for b in range(10)]
+           for a in range(10)]
+    pairs = [(cos[a][b], a, b) for a in range(10) for b in range(a + 1, 10)]
+    assert abs(float(mean) - sum(c for c, _, _ in pairs) / 45) < 0.006
+    assert max(pairs)[1:] == (int(i), int(j)) and abs(max(pairs)[0] - float(closest)) < 0.006, line
 
 
 def test_fewer_numbers_than_the_entry_takes_is_a_warning():

@@ -394,6 +394,10 @@ def test_curriculum_sort4_trains_sort4_first_and_starts_from_it(tmp_path, monkey
     assert stage()["reasoning_config"]["late_copy"]  # on, as this run's
     run(tmp_path, *argv, "--overwrite", "--seed", "3", "--reader", "ordinal", "--late_copy", "off", name="add")
     assert not stage()["reasoning_config"]["late_copy"]
+    assert not stage()["reasoning_config"]["vector_grad"]  # off, as this run's
+    run(tmp_path, *argv, "--overwrite", "--seed", "3", "--reader", "ordinal", "--late_copy", "off", "--vector_grad",
+        "on", name="add")
+    assert "training sort4 first" in capsys.readouterr().out and stage()["reasoning_config"]["vector_grad"]
     capsys.readouterr()
     with pytest.raises(SystemExit, match="already holds a run"):  # refused before its sort4 stage, not after
         run(tmp_path, *argv, "--seed", "5", name="add")
@@ -446,6 +450,10 @@ def test_the_defaults_that_depend_on_the_interface():
     assert tokens("--task", "fib", "--interface", "args") == "off"  # the query reader reads no token vectors
     assert tokens("--task", "sort", "--interface", "args", "--reader", "ordinal") == tokens("--task", "sort") == "off"
     assert tokens("--task", "sort", "--interface", "args", "--token_values", "off") == "off"
+    vectors = lambda *argv: train.resolve_defaults(a := train.get_args(list(argv))) or a.vector_grad  # noqa: E731
+    assert vectors("--task", "sort", "--interface", "args") == vectors("--task", "fib", "--interface", "args") == "off"
+    assert vectors("--task", "sort") == "on"  # the tape's rows were measured with it
+    assert vectors("--task", "sort", "--interface", "args", "--vector_grad", "on") == "on"
     assert {chosen("--task", "sort", "--interface", "args", "--reader", "query")[0],
             chosen("--task", "add", "--interface", "args", "--grad", "mean_field")[0],
             chosen("--task", "add", "--interface", "args", "--baseline")[0],
