@@ -1583,7 +1583,7 @@ class ReasoningConfig:
     before it stored; train.py turns it on with --interface args); token_values: the runs reader's values
     also read the window of the tokens' own vectors (`ArgumentHeads`; False: what checkpoints made before it
     stored; train.py turns it on for sort4 and sort-8 with the runs reader); vector_grad: the layer's own
-    uses of the token vectors train them (`AugmentedLlama.forward`; True: what checkpoints made before it
+    uses of the token vectors train them (`AugmentedLlama.token_codes`; True: what checkpoints made before it
     stored; train.py turns it off with --interface args).
     """
     entries: list = None

@@ -338,9 +338,10 @@ def run_command(argv):
 
 def resolve_defaults(args):
     """The defaults that depend on other flags: --max_threads, --batch_size, --reader, --late_copy,
-    --vector_grad, --token_values, --heads_lr_scale, --curriculum, --iters, --train, --lr, --min_lr. The reader is named
-    here, not left to the reasoning layer's own default (the ordinal reader, which checkpoints made before
-    the runs reader stored as None), so that a run's checkpoint says which one it trained."""
+    --vector_grad, --token_values, --heads_lr_scale, --curriculum, --iters, --train, --lr, --min_lr. The
+    reader is named here, not left to the reasoning layer's own default (the ordinal reader, which
+    checkpoints made before the runs reader stored as None), so that a run's checkpoint says which one it
+    trained."""
     args.max_threads = max_threads(args)
     if args.batch_size is None:  # sort4's heads: none right after 200 steps of 16, 38% after 300 of 64 (README)
         args.batch_size = 64 if args.interface == "args" else 16
@@ -1384,15 +1385,16 @@ def sort4_first(args):
     """--curriculum sort4: (the directory of a finished sort4 run to start from, its seconds of training).
 
     The run is README's sort4 row (100 iterations of batch 64 with every one-slot change; with sort-8's
-    defaults 92.0%, 90.0% and 50.0% for seeds 0-2, evaluated here on 50 examples a split), with this run's
-    model settings (preset, init, layer, seed, device, dtype, reader, late copy, vector gradient, tokens'
-    values, the heads' rate; not --ema: a stage hands on its weights as trained, from which the next phase trains on), into
-    `<out_dir>-sort4`; one that finished there with the same settings (its curriculum.json) is reused,
-    anything else is replaced (one stopped by Ctrl-C has no curriculum.json: it is trained again, not
-    resumed). Its heads have learned what a number's value and end look like from sort's answers, which
-    name every value one by one over few slots. Add's answer names only a sum, so from scratch its two heads sit at the uniform saddle
-    (each one's exact gradient is flat while the other is); sort-8's heads from scratch are still blurred
-    after 15 minutes. Both start from here by default (README "The paper's interface")."""
+    defaults 100.0%, STAGE1 and STAGE2 for seeds 0-2, evaluated here on 50 examples a split), with this
+    run's model settings (preset, init, layer, seed, device, dtype, reader, late copy, vector gradient,
+    tokens' values, the heads' rate; not --ema: a stage hands on its weights as trained, from which the
+    next phase trains on), into `<out_dir>-sort4`; one that finished there with the same settings (its
+    curriculum.json) is reused, anything else is replaced (one stopped by Ctrl-C has no curriculum.json: it
+    is trained again, not resumed). Its heads have learned what a number's value and end look like from
+    sort's answers, which name every value one by one over few slots. Add's answer names only a sum, so
+    from scratch its two heads sit at the uniform saddle (each one's exact gradient is flat while the other
+    is); sort-8's heads from scratch are still blurred after 15 minutes. Both start from here by default
+    (README "The paper's interface")."""
     out = run_dir(args).rstrip("/") + "-sort4"
     argv = [*SORT4_FIRST, "--out_dir", out, "--overwrite", "--seed", str(args.seed), "--preset", args.preset,
             "--device", args.device, "--dtype", args.dtype]
