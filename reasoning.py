@@ -1582,9 +1582,9 @@ class ReasoningConfig:
     LLaMA's last block, with a gain of its own (`ReasoningLayer.forward`; False: what checkpoints made
     before it stored; train.py turns it on with --interface args); token_values: the runs reader's values
     also read the window of the tokens' own vectors (`ArgumentHeads`; False: what checkpoints made before it
-    stored; train.py turns it on for sort4 and sort-8 with the runs reader); vector_grad: the layer's own
-    uses of the token vectors train them (`AugmentedLlama.token_codes`; True: what checkpoints made before it
-    stored; train.py turns it off with --interface args).
+    stored; train.py turns it on for sort4 and sort-8 with the runs reader); vector_grad: the codes of what
+    is read back and copied train the token vectors (`ReasoningLayer.codes`; True: what checkpoints made
+    before it stored; train.py turns it off with --interface args).
     """
     entries: list = None
     layer_after: int = None
@@ -1931,7 +1931,7 @@ class ReasoningLayer(nn.Module):
         self.out_proj = nn.Linear(self.window * dim, dim, bias=False)
         nn.init.zeros_(self.out_proj.weight)
         self.gain = nn.Parameter(torch.zeros(()))
-        self.late_copy = config.late_copy
+        self.late_copy, self.vector_grad = config.late_copy, config.vector_grad
         if config.late_copy:  # and, past the blocks above, once more on the way out (see forward)
             self.late_gain = nn.Parameter(torch.zeros(()))
 
@@ -2348,6 +2348,20 @@ class ReasoningLayer(nn.Module):
         emitted = torch.cumsum(self.token_len[tokens] * (pos[None] > call_pos[:, None]), 1)  # [B, T]
         return emitted[..., None] + torch.arange(self.window, device=tokens.device)
 
+    def codes(self, token_vectors):
+        """The token vectors [vocab, D] (the output head: the embedding table, when tied) as the codes of what
+        is read back and copied (`read_back`, the late copy and its own term in `AugmentedLlama.forward`).
+
+        With `vector_grad` off (train.py's default with --interface args) the copies do not train the vectors:
+        a row that reads 7 where the answer says 8 asks the copy to turn the code of 7 into an 8, which pulls
+        the two vectors together, and two close digits are then confused by the copy and by the heads, which
+        read the tokens' vectors too. Measured on sort-8 with the copies training them (README "The paper's
+        interface"): seed 2's 7 and 8 ended at cosine 0.60 (the other pairs of digits 0.21-0.59) and 13 of its
+        15 misses were a 7 for an 8 or an 8 for a 7; seed 1's 2 and 5 at 0.50, and 6 of its 7 misses read whole
+        answered a 5 as a 2. The heads' own view of each token (the runs reader's) still trains the vectors:
+        reading tells digits apart, and with that view cut too the heads counted one-digit numbers worse."""
+        return token_vectors if self.vector_grad else token_vectors.detach()
+
     def read_back(self, run, tokens, call_pos, token_vectors):
         """The embedding of what each row's positions read, [U, T, window, D] (tokens, call_pos per row).
 
@@ -2400,11 +2414,12 @@ class ReasoningLayer(nn.Module):
             run = self.run(unit(h), tokens, call_pos, max_steps, token_vectors)
             rows = run["rows_b"]
             h, tokens, call_pos = h[rows], tokens[rows], call_pos[rows]
-        emb = self.read_back(run, tokens, call_pos, token_vectors)[:, start_pos:].to(h.dtype)  # [U, T', window, D]
+        codes = self.codes(token_vectors)
+        emb = self.read_back(run, tokens, call_pos, codes)[:, start_pos:].to(h.dtype)  # [U, T', window, D]
         # The gain path adds the read character's vector at the residual stream's scale (RMS 1); the gain
         # is stored divided by GAIN_SCALE so that Adam, which moves a parameter by about lr per step,
         # can move this single number far enough within a short run.
-        char = emb[:, :, 0] * torch.rsqrt(token_vectors.float().pow(2).mean().to(h.dtype))
+        char = emb[:, :, 0] * torch.rsqrt(codes.float().pow(2).mean().to(h.dtype))
         delta = self.out_proj(emb.flatten(2)) + GAIN_SCALE * self.gain * char  # [U, T', D]
         after = torch.arange(start_pos, tokens.shape[1], device=h.device)[None] >= call_pos[:, None]  # [U, T']
         late = GAIN_SCALE * self.late_gain * char * after[..., None] if self.late_copy else None
@@ -2501,20 +2516,6 @@ class AugmentedLlama(nn.Module):
 
     share_prefix = True  # the training loss runs the rows' shared prompt once (False: once a row, as a check)
 
-    def token_codes(self):
-        """The token vectors as the reasoning layer uses them [vocab, D]: the output head (the embedding table,
-        when tied), the code of a character read back or copied, and the runs reader's view of each token.
-
-        With `config.vector_grad` off (train.py's default with --interface args) these uses do not train the
-        vectors: the LLaMA trains them as its input and output alone. When they do, a row that reads 7 where
-        the answer says 8 asks the copy to turn the code of 7 into an 8, and pulls the two vectors together;
-        read and copied through the same vectors, the pair then blurs in both. Measured on sort-8 (README
-        "The paper's interface"): seed 2's vectors of 7 and 8 ended at cosine 0.60 (the other pairs of digits
-        0.21-0.59) and 13 of its 15 misses were a 7 for an 8 or an 8 for a 7; seed 1's 2 and 5 at 0.50, and 6
-        of its 7 misses read whole answered a 5 as a 2."""
-        vectors = self.llama.output.weight
-        return vectors if self.config.vector_grad else vectors.detach()
-
     def forward(self, tokens, call_pos, cache=None, start_pos=0, targets=None):
         """tokens [B, T] -> (logits of positions start_pos.. [U, T - start_pos, vocab], the machine's run).
 
@@ -2531,7 +2532,7 @@ class AugmentedLlama(nn.Module):
         else:
             h = llama.blocks(h, start_pos, stop=self.layer_after + 1)  # [B, T', D] the blocks below the layer
             below = h
-            h, run, late = self.layer(h, tokens, call_pos, self.token_codes(), cache, start_pos)  # [U, T', D]
+            h, run, late = self.layer(h, tokens, call_pos, llama.output.weight, cache, start_pos)  # [U, T', D]
             # In training, the positions before the earliest call are the same in every row of an example (the
             # read-back starts at the call): the blocks above run them once an example (`blocks_sharing`), and
             # only the positions from P on, which hold every target, reach the output head.
@@ -2559,7 +2560,7 @@ class AugmentedLlama(nn.Module):
 
         loss = mixture_nll(llama.output(llama.norm(h[u, t])))
         if late is not None:  # the late copy by itself (its logits through the output head) gives the answer too
-            loss = loss + mixture_nll(late[u, t].float() @ self.token_codes().float().T)
+            loss = loss + mixture_nll(late[u, t].float() @ self.layer.codes(llama.output.weight).float().T)
         # The machine's own likelihood of the answer (`ReasoningLayer.machine_nll`): by default weighted 1
         # with the args interface, whose heads cannot learn without it, and 0 with the tape, which learns
         # through the read-back alone (its results were measured so).

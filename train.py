@@ -158,10 +158,10 @@ def get_args(argv=None):
                         "not only the LLaMA's states (default: on for sort4 and sort-8 with the runs reader, where "
                         "it was measured to help, off elsewhere: add did worse; reasoning.ArgumentHeads)")
     p.add_argument("--vector_grad", default=None, choices=["on", "off"],
-                   help="the reasoning layer's own uses of the token vectors (the code of a character read back or "
-                        "copied, the runs reader's view of each token) train them (default: off with --interface "
-                        "args, where they pulled the vectors of digits the heads confused together; on with the "
-                        "tape, as its rows were measured; reasoning.AugmentedLlama.token_codes)")
+                   help="the token vectors as the codes of the characters read back and copied train them "
+                        "(default: off with --interface args, where the copies pulled the vectors of digits the "
+                        "heads confused together; on with the tape, as its rows were measured; "
+                        "reasoning.ReasoningLayer.codes)")
     p.add_argument("--machine_loss", type=float, default=None, help="weight of the machine's own likelihood "
                    "of the answer (before the LLaMA reads it back: exact, or per word over a sample) in the "
                    "loss; default 1 with --interface args, 0 with the tape (reasoning.ReasoningLayer.machine_nll)")
@@ -1385,7 +1385,7 @@ def sort4_first(args):
     """--curriculum sort4: (the directory of a finished sort4 run to start from, its seconds of training).
 
     The run is README's sort4 row (100 iterations of batch 64 with every one-slot change; with sort-8's
-    defaults 100.0%, 96.0% and 74.0% for seeds 0-2, evaluated here on 50 examples a split), with this
+    defaults 100.0%, STAGE1B and 78.0% for seeds 0-2, evaluated here on 50 examples a split), with this
     run's model settings (preset, init, layer, seed, device, dtype, reader, late copy, vector gradient,
     tokens' values, the heads' rate; not --ema: a stage hands on its weights as trained, from which the
     next phase trains on), into `<out_dir>-sort4`; one that finished there with the same settings (its

@@ -794,43 +794,52 @@ def test_token_values_read_the_value_from_the_tokens_own_vectors():
             tiny_args_model("sort_args", args_len=4, reader=reader, token_values=True)
 
 
-def test_vector_grad_off_leaves_the_token_vectors_to_the_llama(monkeypatch):
-    """vector_grad: the token vectors (one table, tied) are used by the LLaMA (its input and output) and by
-    the reasoning layer (the codes of what is read back and copied, the runs reader's view of each token).
-    Given the layer's uses a leaf of their own, the loss's gradient splits into the LLaMA's part and the
-    layer's; with vector_grad on the table gets both, with it off the LLaMA's alone. The loss and every
-    other gradient are the same either way."""
+def test_vector_grad_off_keeps_the_copies_from_training_the_token_vectors(monkeypatch):
+    """vector_grad: the token vectors (one table, tied) are used by the LLaMA (its input and output), by the
+    runs reader (each token's own vector) and as the codes of what is read back and copied
+    (`ReasoningLayer.codes`). Given the codes a leaf of their own, the loss's gradient splits into the
+    copies' part and the rest; with vector_grad on the table gets both, with it off the rest alone, of
+    which the reader's view is a part (cut too, the table's gradient changes). The loss and every other
+    gradient are the same either way."""
     from model import Tokenizer
     import train
 
     tokenizer = Tokenizer()
     batch = train.encode_batch(tokenizer, [("sort 3 1 2 0=", "0 1 2 3"), ("order 9 7 8 5:", "5 7 8 9")], "cpu")
 
-    def grads(vector_grad, codes=None):
+    def grads(vector_grad, split=False, reader_cut=False):
         model = tiny_args_model("sort_args", args_len=4, max_threads=9, reader="runs", token_values=True,
                                 late_copy=True, vector_grad=vector_grad).train()
         with torch.no_grad():
             model.layer.late_gain.fill_(0.05)  # the copy's codes reach the loss
-        if codes is not None:
-            leaf = model.llama.output.weight.detach().clone().requires_grad_()
-            monkeypatch.setattr(model, "token_codes", lambda: leaf)
+            heads, g = model.layer.arg_heads, torch.Generator().manual_seed(0)
+            for w in (heads.kind.weight, heads.decode_tokens.weight):  # and the tokens' own (zero at first)
+                w.copy_(0.1 * torch.randn(w.shape, generator=g))
+        leaf = model.llama.output.weight.detach().clone().requires_grad_()
+        if split:
+            monkeypatch.setattr(model.layer, "codes", lambda vectors: leaf)
+        if reader_cut:
+            run = model.layer.run
+            monkeypatch.setattr(model.layer, "run", lambda *a: run(*a[:-1], a[-1].detach()))
         model.layer.seed = 3
         tokens, targets, calls = batch
         loss, _ = model(tokens, calls, targets=targets)
         loss.backward()
         named = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-        return loss.detach(), named, (leaf.grad if codes is not None else None)
+        return loss.detach(), named, leaf.grad
 
     table = "llama.tok_embeddings.weight"
     loss_on, on, _ = grads(True)
     loss_off, off, _ = grads(False)
-    loss_split, llama_part, layer_part = grads(True, codes="leaf")
+    loss_split, rest, copies = grads(True, split=True)
     assert torch.equal(loss_on, loss_off) and torch.equal(loss_on, loss_split)
-    assert layer_part.abs().sum() > 0  # the layer's uses do send gradient to the vectors ...
-    assert torch.allclose(on[table], llama_part[table] + layer_part, atol=1e-6)  # ... and on, the table gets it
-    assert torch.allclose(off[table], llama_part[table], atol=1e-7)  # off: only the LLaMA's part
+    assert copies.abs().sum() > 0  # the copies do send gradient to their codes ...
+    assert torch.allclose(on[table], rest[table] + copies, atol=1e-6)  # ... and on, the table gets it
+    assert torch.allclose(off[table], rest[table], atol=1e-7)  # off: the rest alone
     assert not torch.allclose(on[table], off[table], atol=1e-6)
     assert all(torch.equal(on[n], off[n]) for n in on if n != table)
+    _, cut, _ = grads(False, reader_cut=True)  # the reader's own view is part of the rest
+    assert not torch.allclose(cut[table], off[table], atol=1e-6)
 
 
 def test_by_phrasing_reports_every_phrasing_and_shows_the_marks(tmp_path):
