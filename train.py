@@ -1385,7 +1385,7 @@ def sort4_first(args):
     """--curriculum sort4: (the directory of a finished sort4 run to start from, its seconds of training).
 
     The run is README's sort4 row (100 iterations of batch 64 with every one-slot change; with sort-8's
-    defaults 100.0%, STAGE1B and 78.0% for seeds 0-2, evaluated here on 50 examples a split), with this
+    defaults 100.0% and 78.0% for seeds 0 and 2, evaluated here on 50 examples a split), with this
     run's model settings (preset, init, layer, seed, device, dtype, reader, late copy, vector gradient,
     tokens' values, the heads' rate; not --ema: a stage hands on its weights as trained, from which the
     next phase trains on), into `<out_dir>-sort4`; one that finished there with the same settings (its
