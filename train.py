@@ -1030,6 +1030,8 @@ CHECKPOINT_KEYS = ("task", "preset", "init", "baseline", "library", "layer_after
 # Settings a resumed run may change; it then is no longer the run the checkpoint began, so it says so.
 RESUME_NOTE_KEYS = ("lr", "min_lr", "warmup", "weight_decay", "grad_clip", "batch_size", "grad_accum",
                     "max_steps_train", "heads_lr_scale", "ema", "vector_grad")
+# What a checkpoint made before a flag existed ran with (its saved settings lack the flag).
+BEFORE_THE_FLAG = {"ema": 0.0, "vector_grad": "on"}
 
 
 def prepare_out_dir(out_dir, args):
@@ -1256,6 +1258,7 @@ def program_mismatch(path, model, library, file="model.safetensors", prefix="lay
 
 def resume_notes(saved, args):
     """What a resumed run changes against the checkpoint's settings: one line each, for the log."""
+    saved = {**BEFORE_THE_FLAG, **saved}
     notes = [f"--{k} {getattr(args, k)} differs from the checkpoint's {saved[k]}; the run goes on with it, so it is "
              f"not the run an uninterrupted one would have been" for k in RESUME_NOTE_KEYS
              if k in saved and saved[k] != getattr(args, k)]

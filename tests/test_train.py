@@ -478,6 +478,10 @@ def test_resuming_with_other_settings_says_so():
         assert what in notes, what
     pinned = train.get_args(["--lr", "0.01", "--iters", "400", "--lr_decay_iters", "400"])
     assert train.resume_notes({**saved, "lr_decay_iters": 400}, pinned) == []  # the README's exact resume
+    # a checkpoint made before --vector_grad ran with it on: an args run resumed with today's default (off) says so
+    old = {k: v for k, v in saved.items() if k != "vector_grad"}
+    assert "--vector_grad off differs from the checkpoint's on" in "\n".join(
+        train.resume_notes(old, train.get_args(["--lr", "0.01", "--iters", "200", "--vector_grad", "off"])))
 
 
 def test_help_lists_the_tasks_of_the_task_table(monkeypatch, capsys):
