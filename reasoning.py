@@ -1578,10 +1578,9 @@ class ReasoningConfig:
     reads back; gate_bias: the write gate's starting logit (open); gate_window: positions the gate reads;
     reader: where the argument heads look, "runs", "ordinal" or "query" (None: ordinal for several slots,
     query for one, what checkpoints stored before the runs reader; train.py names its default, runs for
-    several slots; `ArgumentHeads`); late_copy: the read character's vector is also added on the way out,
-    with a gain of its own (`ReasoningLayer.forward`): "off", "stream" (after the LLaMA's last block, before
-    its final norm) or "logits" (after the final norm: its logits add to the output head's; train.py's
-    default with --interface args); checkpoints stored False for off and True for stream; token_values: the runs reader's values
+    several slots; `ArgumentHeads`); late_copy: the read character's vector is also added after the
+    LLaMA's last block, with a gain of its own (`ReasoningLayer.forward`; False: what checkpoints made
+    before it stored; train.py turns it on with --interface args); token_values: the runs reader's values
     also read the window of the tokens' own vectors (`ArgumentHeads`; False: what checkpoints made before it
     stored; train.py turns it on for sort4 and sort-8 with the runs reader); vector_grad: the codes of what
     is read back and copied train the token vectors (`ReasoningLayer.codes`; True: what checkpoints made
@@ -1603,7 +1602,7 @@ class ReasoningConfig:
     gate_bias: float = 6.0
     gate_window: int = 3
     reader: str = None
-    late_copy: str = "off"
+    late_copy: bool = False
     token_values: bool = False
     vector_grad: bool = True
 
@@ -1617,10 +1616,7 @@ class ReasoningConfig:
         if unknown:
             raise ValueError(f"unknown reasoning settings {sorted(unknown)}: stored by another version of "
                              "reasoning.py")
-        d = {"reader": "query", **d}  # stored before there was a choice: the query reader
-        if isinstance(d.get("late_copy"), bool):  # stored before the copy had two places: the stream or none
-            d["late_copy"] = "stream" if d["late_copy"] else "off"
-        return cls(**d)
+        return cls(**{"reader": "query", **d})  # stored before there was a choice: the query reader
 
     @property
     def machine_loss_weight(self):
@@ -1935,10 +1931,8 @@ class ReasoningLayer(nn.Module):
         self.out_proj = nn.Linear(self.window * dim, dim, bias=False)
         nn.init.zeros_(self.out_proj.weight)
         self.gain = nn.Parameter(torch.zeros(()))
-        if config.late_copy not in ("off", "stream", "logits"):
-            raise ValueError(f"late_copy={config.late_copy!r}: 'off', 'stream' or 'logits'")
-        self.late_copy, self.vector_grad = config.late_copy != "off", config.vector_grad
-        if self.late_copy:  # and, past the blocks above, once more on the way out (see forward)
+        self.late_copy, self.vector_grad = config.late_copy, config.vector_grad
+        if config.late_copy:  # and, past the blocks above, once more on the way out (see forward)
             self.late_gain = nn.Parameter(torch.zeros(()))
 
     # -- the heads -------------------------------------------------------------
@@ -2402,12 +2396,7 @@ class ReasoningLayer(nn.Module):
         loss also asks the copy alone (its logits through the output head) for the answer: without that
         term seed 2 still garbled that phrasing (0.500 answered, 0.967 read whole), with it every phrasing
         was answered at least as often as read. The gain itself ended at 1.3-1.8 either way, so the term
-        works through the vectors it copies with too (README "The paper's interface"). In the stream
-        (late_copy "stream", train.py's default) the final norm divides the copy by the stream's size;
-        after the norm ("logits") its logits add to the output's: sort-8 seeds 0 / 1 / 2 end at 100.0% /
-        45.0% / 90.5% (in the stream 98.0% / 48.5% / 97.5%): seed 0's garbled copies went, but the blocks
-        above can write logits larger than the copy's (seed 1's heads read 0.967 of its prompts whole and it
-        garbled most of them), so it is an option, not the default.
+        works through the vectors it copies with too (README "The paper's interface").
 
         Without `cache` the machine runs on the prompts and h, tokens [B, T] and call_pos [B] are per
         example; each example's hidden states are copied to its rows (`run["rows_b"]`). With `cache` (the
@@ -2554,13 +2543,10 @@ class AugmentedLlama(nn.Module):
                 late = late[:, P:] if late is not None else None
             else:
                 h = llama.blocks(h, start_pos, first=self.layer_after + 1)
-        after_norm = None  # the late copy, on the way out: before the final norm ("stream") or after it ("logits")
-        if late is not None and self.config.late_copy == "stream":
-            h = h + late  # [U, T' - P, D]
-        elif late is not None:
-            after_norm = late
+            if late is not None:  # the late copy, on the way out
+                h = h + late  # [U, T' - P, D]
         if targets is None:
-            return self.head(h, after_norm), run
+            return llama.output(llama.norm(h)), run
         rows = torch.arange(len(tokens), device=tokens.device) if run is None else run["rows_b"]
         weight = torch.ones(len(rows), device=tokens.device) if run is None else run["rows_weight"]
         # The output head at the answer's positions only: the others have no target (about half of sort-8's)
@@ -2572,7 +2558,7 @@ class AugmentedLlama(nn.Module):
             per_row = nll.new_zeros(len(rows)).index_add(0, u, nll)  # [U] -log P(answer | row)
             return -segment_logsumexp(torch.log(weight.float()) - per_row, rows, len(tokens)).sum()
 
-        loss = mixture_nll(self.head(h[u, t], None if after_norm is None else after_norm[u, t]))
+        loss = mixture_nll(llama.output(llama.norm(h[u, t])))
         if late is not None:  # the late copy by itself (its logits through the output head) gives the answer too
             loss = loss + mixture_nll(late[u, t].float() @ self.layer.codes(llama.output.weight).float().T)
         # The machine's own likelihood of the answer (`ReasoningLayer.machine_nll`): by default weighted 1
@@ -2581,12 +2567,6 @@ class AugmentedLlama(nn.Module):
         if self.layer is not None and self.config.machine_loss_weight > 0:
             loss = loss + self.config.machine_loss_weight * self.layer.machine_nll(run, targets).sum()
         return loss, run
-
-    def head(self, h, late=None):
-        """The LLaMA's final norm and output head, with the late copy `late` added after the norm (late_copy
-        "logits": its logits then add to the output's, however large the stream the blocks above wrote)."""
-        h = self.llama.norm(h)
-        return self.llama.output(h if late is None else h + late)
 
     @torch.no_grad()
     def generate(self, prompts, max_new_tokens, eos_id):

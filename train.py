@@ -150,11 +150,9 @@ def get_args(argv=None):
                         "where a run of positions the heads say are in a number ends (runs; the default with "
                         "several slots) or at the (s+1)-th of their free marks (ordinal), or where its learned "
                         "query attends (query; the default with one); see reasoning.ArgumentHeads")
-    p.add_argument("--late_copy", default=None, choices=["on", "off", "logits"],
-                   help="also add the read-back character on the way out, with a learned gain: after the LLaMA's "
-                        "last block, in the residual stream (on: the default with --interface args), or after "
-                        "its final norm, so that its logits add to the output's (logits); off: the default with "
-                        "the tape (reasoning.ReasoningLayer.forward)")
+    p.add_argument("--late_copy", default=None, choices=["on", "off"],
+                   help="also add the read-back character after the LLaMA's last block, with a learned gain "
+                        "(default: on with --interface args, off with the tape; reasoning.ReasoningLayer.forward)")
     p.add_argument("--token_values", default=None, choices=["on", "off"],
                    help="with the runs reader: the heads' values also read the window of the tokens' own vectors, "
                         "not only the LLaMA's states (default: on for sort4 and sort-8 with the runs reader, where "
@@ -783,8 +781,7 @@ def reasoning_config(args, task):
                            max_threads=max_threads(args), max_steps=args.max_steps,
                            max_steps_train=args.max_steps_train, n_cells=N_CELLS,
                            trainable_library=args.library == "trainable", args_len=getattr(task, "args_len", 0),
-                           machine_loss=args.machine_loss, reader=args.reader,
-                           late_copy={"on": "stream"}.get(args.late_copy, args.late_copy),  # on: in the stream
+                           machine_loss=args.machine_loss, reader=args.reader, late_copy=args.late_copy == "on",
                            token_values=args.token_values == "on", vector_grad=args.vector_grad != "off")
 
 
@@ -1032,9 +1029,9 @@ def prompted_baseline(llama, tokenizer, task, args, device, autocast, out_dir, m
 CHECKPOINT_KEYS = ("task", "preset", "init", "baseline", "library", "layer_after", "grad", "train", "seed", "interface")
 # Settings a resumed run may change; it then is no longer the run the checkpoint began, so it says so.
 RESUME_NOTE_KEYS = ("lr", "min_lr", "warmup", "weight_decay", "grad_clip", "batch_size", "grad_accum",
-                    "max_steps_train", "heads_lr_scale", "ema", "vector_grad", "late_copy")
+                    "max_steps_train", "heads_lr_scale", "ema", "vector_grad")
 # What a checkpoint made before a flag existed ran with (its saved settings lack the flag).
-BEFORE_THE_FLAG = {"ema": 0.0, "vector_grad": "on", "late_copy": "off"}
+BEFORE_THE_FLAG = {"ema": 0.0, "vector_grad": "on"}
 
 
 def prepare_out_dir(out_dir, args):
