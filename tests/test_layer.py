@@ -693,8 +693,8 @@ def test_a_trained_tiny_args_run_beats_its_baseline(tmp_path):
     same tiny model, data and number of steps: the heads learn which n the prompt names, the baseline
     has not learned to answer in so few steps (the plain LLaMA learns fib's 8 inputs by heart after ~80
     steps). One slot: the query reader, the default. Measured over `--seed` 0-6: the args run 0.875-1.0 on
-    the held-out phrasings after 60 steps, the baseline 0.44-0.81 (before --vector_grad off, the default
-    with args since; with it, seed 0: 1.0 and 0.81).
+    the held-out phrasings after 60 steps, the baseline 0.44-0.81 (with --vector_grad off, seed 0: 1.0 and
+    0.81).
 
     The ordinal reader must read every prompt of the training phrasings right after 120 steps, without the
     late copy (56 of 56 for seeds 0-5). Its held-out phrasings are not asserted: whether its marks carry over

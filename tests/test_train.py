@@ -394,10 +394,10 @@ def test_curriculum_sort4_trains_sort4_first_and_starts_from_it(tmp_path, monkey
     assert stage()["reasoning_config"]["late_copy"]  # on, as this run's
     run(tmp_path, *argv, "--overwrite", "--seed", "3", "--reader", "ordinal", "--late_copy", "off", name="add")
     assert not stage()["reasoning_config"]["late_copy"]
-    assert not stage()["reasoning_config"]["vector_grad"]  # off, as this run's
+    assert stage()["reasoning_config"]["vector_grad"]  # on, as this run's
     run(tmp_path, *argv, "--overwrite", "--seed", "3", "--reader", "ordinal", "--late_copy", "off", "--vector_grad",
-        "on", name="add")
-    assert "training sort4 first" in capsys.readouterr().out and stage()["reasoning_config"]["vector_grad"]
+        "off", name="add")
+    assert "training sort4 first" in capsys.readouterr().out and not stage()["reasoning_config"]["vector_grad"]
     capsys.readouterr()
     with pytest.raises(SystemExit, match="already holds a run"):  # refused before its sort4 stage, not after
         run(tmp_path, *argv, "--seed", "5", name="add")
@@ -451,9 +451,8 @@ def test_the_defaults_that_depend_on_the_interface():
     assert tokens("--task", "sort", "--interface", "args", "--reader", "ordinal") == tokens("--task", "sort") == "off"
     assert tokens("--task", "sort", "--interface", "args", "--token_values", "off") == "off"
     vectors = lambda *argv: train.resolve_defaults(a := train.get_args(list(argv))) or a.vector_grad  # noqa: E731
-    assert vectors("--task", "sort", "--interface", "args") == vectors("--task", "fib", "--interface", "args") == "off"
-    assert vectors("--task", "sort") == "on"  # the tape's rows were measured with it
-    assert vectors("--task", "sort", "--interface", "args", "--vector_grad", "on") == "on"
+    assert vectors("--task", "sort", "--interface", "args") == vectors("--task", "sort") == "on"
+    assert vectors("--task", "sort", "--interface", "args", "--vector_grad", "off") == "off"
     assert {chosen("--task", "sort", "--interface", "args", "--reader", "query")[0],
             chosen("--task", "add", "--interface", "args", "--grad", "mean_field")[0],
             chosen("--task", "add", "--interface", "args", "--baseline")[0],
@@ -478,7 +477,7 @@ def test_resuming_with_other_settings_says_so():
         assert what in notes, what
     pinned = train.get_args(["--lr", "0.01", "--iters", "400", "--lr_decay_iters", "400"])
     assert train.resume_notes({**saved, "lr_decay_iters": 400}, pinned) == []  # the README's exact resume
-    # a checkpoint made before --vector_grad ran with it on: an args run resumed with today's default (off) says so
+    # a checkpoint made before --vector_grad ran with it on: resumed with it off, the run says so
     old = {k: v for k, v in saved.items() if k != "vector_grad"}
     assert "--vector_grad off differs from the checkpoint's on" in "\n".join(
         train.resume_notes(old, train.get_args(["--lr", "0.01", "--iters", "200", "--vector_grad", "off"])))
